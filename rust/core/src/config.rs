@@ -1,0 +1,159 @@
+//! What a server is told when it starts listening: address, subprotocols, headers, timeouts and
+//! per-connection limits. Validated once, on the game thread, before any socket exists.
+
+use std::fmt;
+use std::net::IpAddr;
+use std::time::Duration;
+
+/// Per-connection limits. The defaults are Godot 4's `WebSocketPeer` defaults.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Limits {
+    /// Largest incoming message, in bytes; a larger one closes the connection with 1009. It is
+    /// also the number of received bytes a peer may have waiting for the game before the server
+    /// stops reading that socket.
+    pub inbound_buffer_size: usize,
+    /// Bytes a peer may have queued for sending (handed to `put_packet` but not yet written to the
+    /// socket). A `put_packet` past it fails with `ERR_OUT_OF_MEMORY`.
+    pub outbound_buffer_size: usize,
+    /// Messages a peer may have waiting in each direction.
+    pub max_queued_packets: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits { inbound_buffer_size: 65535, outbound_buffer_size: 65535, max_queued_packets: 4096 }
+    }
+}
+
+/// Where to listen: every interface (Godot's `"*"`) or one address.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BindIp {
+    Any,
+    Ip(IpAddr),
+}
+
+impl BindIp {
+    /// Parses Godot's `bind_ip` syntax: `"*"` or a literal IPv4/IPv6 address.
+    pub fn parse(text: &str) -> Result<BindIp, ConfigError> {
+        if text == "*" {
+            return Ok(BindIp::Any);
+        }
+        text.parse::<IpAddr>()
+            .map(BindIp::Ip)
+            .map_err(|_| ConfigError(format!("bind_ip must be \"*\" or an IP address, not {text:?}")))
+    }
+}
+
+/// A configuration value that was refused, with the reason in words for `push_error`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConfigError(pub String);
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// Everything `Server::listen` needs.
+#[derive(Clone, Debug)]
+pub struct ServerConfig {
+    pub bind_ip: BindIp,
+    pub port: u16,
+    /// Subprotocols the server accepts, in no particular order (the client's order decides).
+    pub protocols: Vec<String>,
+    /// Header lines (`Name: value`) added to every `101 Switching Protocols` response.
+    pub extra_headers: Vec<String>,
+    /// From TCP accept to a complete upgrade; a connection that takes longer is dropped silently.
+    pub handshake_timeout: Duration,
+    /// How long we wait for the client's answer to our Close frame before dropping it.
+    pub close_timeout: Duration,
+    pub limits: Limits,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            bind_ip: BindIp::Any,
+            port: 0,
+            protocols: Vec::new(),
+            extra_headers: Vec::new(),
+            handshake_timeout: Duration::from_secs(3),
+            close_timeout: Duration::from_secs(3),
+            limits: Limits::default(),
+        }
+    }
+}
+
+/// Checks one extra header line: `Name: value`, a valid token name, no line breaks.
+pub fn validate_header_line(line: &str) -> Result<(), ConfigError> {
+    let bad = |why: &str| Err(ConfigError(format!("extra header {line:?} {why}")));
+    let Some((name, value)) = line.split_once(':') else {
+        return bad("is not of the form \"Name: value\"");
+    };
+    let is_tchar = |c: char| c.is_ascii_alphanumeric() || "!#$%&'*+-.^_`|~".contains(c);
+    if name.is_empty() || !name.chars().all(is_tchar) {
+        return bad("has an invalid header name");
+    }
+    if value.chars().any(|c| c == '\r' || c == '\n' || c == '\0') {
+        return bad("contains a line break");
+    }
+    Ok(())
+}
+
+/// Checks a timeout given in seconds by GDScript: finite, positive, at most a day.
+pub fn seconds(name: &str, value: f64) -> Result<Duration, ConfigError> {
+    if value.is_finite() && value > 0.0 && value <= 86_400.0 {
+        Ok(Duration::from_secs_f64(value))
+    } else {
+        Err(ConfigError(format!("{name} must be a number of seconds in (0, 86400], not {value}")))
+    }
+}
+
+/// Checks a size limit given by GDScript: at least 1, at most 1 GiB.
+pub fn size_limit(name: &str, value: i64) -> Result<usize, ConfigError> {
+    if (1..=1 << 30).contains(&value) {
+        Ok(value as usize)
+    } else {
+        Err(ConfigError(format!("{name} must be between 1 and 1073741824, not {value}")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bind_ip_accepts_star_and_addresses_only() {
+        assert_eq!(BindIp::parse("*"), Ok(BindIp::Any));
+        assert!(matches!(BindIp::parse("127.0.0.1"), Ok(BindIp::Ip(_))));
+        assert!(matches!(BindIp::parse("::1"), Ok(BindIp::Ip(_))));
+        assert!(BindIp::parse("localhost").is_err());
+        assert!(BindIp::parse("300.1.1.1").is_err());
+        assert!(BindIp::parse("").is_err());
+    }
+
+    #[test]
+    fn header_lines_are_checked() {
+        assert!(validate_header_line("X-Server: godot").is_ok());
+        assert!(validate_header_line("X-Empty:").is_ok());
+        assert!(validate_header_line("no colon").is_err());
+        assert!(validate_header_line(": value").is_err());
+        assert!(validate_header_line("Bad Name: v").is_err());
+        assert!(validate_header_line("X: a\r\nInjected: yes").is_err());
+    }
+
+    #[test]
+    fn numbers_are_checked() {
+        assert!(seconds("t", 0.5).is_ok());
+        assert!(seconds("t", 0.0).is_err());
+        assert!(seconds("t", -1.0).is_err());
+        assert!(seconds("t", f64::NAN).is_err());
+        assert!(seconds("t", f64::INFINITY).is_err());
+        assert_eq!(size_limit("s", 1), Ok(1));
+        assert!(size_limit("s", 0).is_err());
+        assert!(size_limit("s", -5).is_err());
+        assert!(size_limit("s", 1 << 31).is_err());
+    }
+}

@@ -1,0 +1,272 @@
+//! The I/O thread: one mio event loop owning the listener and every connection's socket.
+//!
+//! Each turn: wait for readiness, a wake from the game thread, or the nearest deadline; accept
+//! every pending connection; let each ready connection read and write; apply the game's commands;
+//! fire expired deadlines; write out what the turn queued; publish the turn's events at once.
+//! Readiness is edge-triggered, so every read and write goes on until it would block.
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
+use std::io::ErrorKind;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use mio::net::{TcpListener, TcpStream};
+use mio::{Events, Interest, Poll, Token};
+use slab::Slab;
+
+use crate::connection::{Connection, Cx, Settings, Status};
+use crate::ids::IdAllocator;
+use crate::shared::{Command, Event, Link, PeerId};
+
+pub(crate) const WAKER: Token = Token(0);
+pub(crate) const LISTENER: Token = Token(1);
+const FIRST_CONNECTION: usize = 2;
+/// After `accept` fails for lack of resources (EMFILE and the like), try again after this long.
+const ACCEPT_RETRY: Duration = Duration::from_millis(100);
+
+struct Slot {
+    stream: TcpStream,
+    conn: Connection,
+    /// Already in `Driver::dirty`.
+    queued: bool,
+}
+
+pub(crate) struct Driver {
+    poll: Poll,
+    listener: TcpListener,
+    link: Arc<Link>,
+    settings: Settings,
+    ids: IdAllocator,
+    conns: Slab<Slot>,
+    by_id: HashMap<PeerId, usize>,
+    timers: BinaryHeap<Reverse<(Instant, usize)>>,
+    accept_retry: Option<Instant>,
+    /// Connections with writes queued this turn.
+    dirty: Vec<usize>,
+    events: Vec<Event>,
+    commands: Vec<Command>,
+}
+
+impl Driver {
+    pub(crate) fn new(poll: Poll, listener: TcpListener, link: Arc<Link>, settings: Settings) -> Driver {
+        Driver {
+            poll,
+            listener,
+            link,
+            settings,
+            ids: IdAllocator::new(),
+            conns: Slab::new(),
+            by_id: HashMap::new(),
+            timers: BinaryHeap::new(),
+            accept_retry: None,
+            dirty: Vec::new(),
+            events: Vec::new(),
+            commands: Vec::new(),
+        }
+    }
+
+    /// Runs until the game thread stops the server. A panic is caught and reported to the game
+    /// thread (its next `poll` stops the server with an error) instead of taking the process down.
+    pub(crate) fn run_guarded(self) {
+        let link = self.link.clone();
+        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || self.run()));
+        let failure = match result {
+            Ok(Ok(())) => return,
+            Ok(Err(e)) => format!("the I/O thread stopped: {e}"),
+            Err(panic) => {
+                let what = panic
+                    .downcast_ref::<&str>()
+                    .map(|s| s.to_string())
+                    .or_else(|| panic.downcast_ref::<String>().cloned())
+                    .unwrap_or_else(|| "unknown panic".into());
+                format!("the I/O thread panicked: {what}")
+            }
+        };
+        link.set_failure(failure);
+    }
+
+    fn run(mut self) -> std::io::Result<()> {
+        let mut events = Events::with_capacity(1024);
+        loop {
+            if self.link.is_stopping() {
+                return Ok(());
+            }
+            let timeout = self.next_timeout(Instant::now());
+            if let Err(e) = self.poll.poll(&mut events, timeout) {
+                if e.kind() == ErrorKind::Interrupted {
+                    continue;
+                }
+                return Err(e);
+            }
+            if self.link.is_stopping() {
+                return Ok(());
+            }
+            let now = Instant::now();
+            for event in events.iter() {
+                match event.token() {
+                    WAKER => {}
+                    LISTENER => self.accept(now),
+                    Token(t) => {
+                        let key = t - FIRST_CONNECTION;
+                        if event.is_readable() || event.is_read_closed() || event.is_error() {
+                            self.with_conn(key, now, |c, s, cx| c.on_readable(s, cx));
+                        }
+                        if event.is_writable() {
+                            self.with_conn(key, now, |c, s, cx| c.on_writable(s, cx));
+                        }
+                    }
+                }
+            }
+            if self.accept_retry.is_some_and(|t| t <= now) {
+                self.accept_retry = None;
+                self.accept(now);
+            }
+            self.apply_commands(now);
+            self.fire_timers(now);
+            self.flush_dirty(now);
+            self.link.publish(&mut self.events);
+        }
+    }
+
+    fn next_timeout(&self, now: Instant) -> Option<Duration> {
+        let timer = self.timers.peek().map(|Reverse((t, _))| *t);
+        let next = match (timer, self.accept_retry) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        next.map(|t| t.saturating_duration_since(now))
+    }
+
+    fn accept(&mut self, now: Instant) {
+        loop {
+            match self.listener.accept() {
+                Ok((mut stream, addr)) => {
+                    let entry = self.conns.vacant_entry();
+                    let key = entry.key();
+                    let token = Token(key + FIRST_CONNECTION);
+                    if self.poll.registry().register(&mut stream, token, Interest::READABLE | Interest::WRITABLE).is_err() {
+                        continue; // dropping the stream closes it
+                    }
+                    // Godot's WebSocketPeer disables Nagle by default; so do we.
+                    let _ = stream.set_nodelay(true);
+                    let addr = SocketAddr::new(addr.ip().to_canonical(), addr.port());
+                    let conn = Connection::new(addr, now, &self.settings);
+                    if let Some(deadline) = conn.deadline() {
+                        self.timers.push(Reverse((deadline, key)));
+                    }
+                    entry.insert(Slot { stream, conn, queued: false });
+                    // Registration reports data that is already waiting, so no read is due here.
+                }
+                Err(e) if e.kind() == ErrorKind::WouldBlock => return,
+                Err(e) if matches!(e.kind(), ErrorKind::Interrupted | ErrorKind::ConnectionAborted) => {}
+                Err(_) => {
+                    // Out of file descriptors or memory: the listener's readiness will not be
+                    // reported again while connections wait, so come back on a timer.
+                    self.accept_retry = Some(now + ACCEPT_RETRY);
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Runs one input on a connection and does the bookkeeping: deadlines, the id table, the
+    /// flush list, and removal when it is gone.
+    fn with_conn(
+        &mut self,
+        key: usize,
+        now: Instant,
+        input: impl FnOnce(&mut Connection, &mut TcpStream, &mut Cx) -> Status,
+    ) {
+        let Some(slot) = self.conns.get_mut(key) else { return };
+        let deadline = slot.conn.deadline();
+        let had_peer = slot.conn.peer().is_some();
+        let mut cx = Cx { now, settings: &self.settings, ids: &mut self.ids, events: &mut self.events };
+        let status = input(&mut slot.conn, &mut slot.stream, &mut cx);
+        if !had_peer {
+            if let Some(peer) = slot.conn.peer() {
+                self.by_id.insert(peer.id, key);
+            }
+        }
+        match status {
+            Status::Gone => self.remove(key),
+            Status::Alive => {
+                if let Some(d) = slot.conn.deadline().filter(|d| Some(*d) != deadline) {
+                    self.timers.push(Reverse((d, key)));
+                }
+                if slot.conn.wants_flush() && !slot.queued {
+                    slot.queued = true;
+                    self.dirty.push(key);
+                }
+            }
+        }
+    }
+
+    fn remove(&mut self, key: usize) {
+        let mut slot = self.conns.remove(key);
+        let _ = self.poll.registry().deregister(&mut slot.stream);
+        if let Some(peer) = slot.conn.peer() {
+            self.by_id.remove(&peer.id);
+            // The id stays taken until the game has seen `Disconnected` (Command::Release).
+        }
+    }
+
+    fn apply_commands(&mut self, now: Instant) {
+        let mut commands = std::mem::take(&mut self.commands);
+        self.link.take_commands(&mut commands);
+        for command in commands.drain(..) {
+            let key = |by_id: &HashMap<PeerId, usize>, id| by_id.get(&id).copied();
+            match command {
+                Command::Send { id, packet } => {
+                    if let Some(k) = key(&self.by_id, id) {
+                        self.with_conn(k, now, |c, s, cx| c.send(s, packet, cx));
+                    }
+                }
+                Command::Close { id, code, reason } => {
+                    if let Some(k) = key(&self.by_id, id) {
+                        self.with_conn(k, now, |c, s, cx| c.close(s, code, &reason, cx));
+                    }
+                }
+                Command::Resume { id } => {
+                    if let Some(k) = key(&self.by_id, id) {
+                        self.with_conn(k, now, |c, s, cx| c.resume(s, cx));
+                    }
+                }
+                Command::SetNoDelay { id, enabled } => {
+                    if let Some(slot) = key(&self.by_id, id).and_then(|k| self.conns.get(k)) {
+                        let _ = slot.stream.set_nodelay(enabled);
+                    }
+                }
+                Command::Release { id } => self.ids.release(id),
+            }
+        }
+        self.commands = commands;
+    }
+
+    fn fire_timers(&mut self, now: Instant) {
+        while let Some(&Reverse((deadline, key))) = self.timers.peek() {
+            if deadline > now {
+                return;
+            }
+            self.timers.pop();
+            // An entry may be stale (the connection moved on, or the key was reused);
+            // `on_timeout` only acts on the connection's own, expired deadline.
+            self.with_conn(key, now, |c, _, cx| c.on_timeout(cx));
+        }
+    }
+
+    fn flush_dirty(&mut self, now: Instant) {
+        let mut dirty = std::mem::take(&mut self.dirty);
+        for key in dirty.drain(..) {
+            if let Some(slot) = self.conns.get_mut(key) {
+                slot.queued = false;
+                self.with_conn(key, now, |c, s, cx| c.flush(s, cx));
+            }
+        }
+        // A connection whose socket was full is queued again and retried next turn.
+        if self.dirty.is_empty() {
+            self.dirty = dirty;
+        }
+    }
+}

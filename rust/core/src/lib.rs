@@ -1,0 +1,21 @@
+//! The Godot-free core of the `WebSocketServer` addon.
+//!
+//! - [`handshake`] and [`connection`]: one connection's protocol state (HTTP upgrade, frames via
+//!   tungstenite's `WebSocketContext`, limits, close handshake, timeouts), driven by inputs that
+//!   carry the stream and the time, so tests feed it bytes and a made-up clock.
+//! - [`driver`] (private): the mio event loop on its own thread that owns every socket.
+//! - [`server`]: the game thread's side: `Server::listen`, `poll`/`next_signal` in Godot's
+//!   order, and `PeerHandle` for sending, reading and closing.
+//! - [`shared`]: the events, commands and per-peer counters that cross between the threads.
+
+pub mod config;
+pub mod connection;
+mod driver;
+pub mod handshake;
+pub mod ids;
+pub mod server;
+pub mod shared;
+
+pub use config::{BindIp, ConfigError, Limits, ServerConfig};
+pub use server::{CloseError, ListenError, PeerHandle, SendError, Server, Signal};
+pub use shared::{Packet, PeerId, PeerState};

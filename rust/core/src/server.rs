@@ -1,0 +1,299 @@
+//! The game thread's side of a running server: start and stop the I/O thread, take its events in
+//! Godot's order, and the table of peers the game knows.
+//!
+//! `poll()` costs O(events since the last poll): idle connections cost nothing here.
+
+use std::collections::{HashMap, VecDeque};
+use std::io;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+
+use mio::net::TcpListener;
+use mio::{Interest, Poll, Waker};
+use tungstenite::Bytes;
+
+use crate::config::{BindIp, ServerConfig};
+use crate::connection::Settings;
+use crate::driver::{Driver, LISTENER, WAKER};
+use crate::shared::{Command, Event, Link, Packet, PeerId, PeerShared, PeerState};
+
+/// Why `listen` failed; each maps to one Godot `Error`.
+#[derive(Debug)]
+pub enum ListenError {
+    /// The port is taken (`ERR_ALREADY_IN_USE`).
+    InUse(String),
+    /// The address cannot be bound here (`ERR_INVALID_PARAMETER`).
+    BadAddress(String),
+    /// Sockets, the poller or the thread could not be made (`ERR_CANT_CREATE`).
+    CantCreate(String),
+}
+
+impl std::fmt::Display for ListenError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ListenError::InUse(s) | ListenError::BadAddress(s) | ListenError::CantCreate(s) => f.write_str(s),
+        }
+    }
+}
+
+/// What the game should be told, one at a time, from `Server::next_signal`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Signal {
+    Connected { id: PeerId, protocol: String, resource: String },
+    /// One message is now in the peer's queue.
+    DataReceived { id: PeerId },
+    CloseRequest { id: PeerId, code: u16, reason: String },
+    Disconnected { id: PeerId, clean: bool },
+}
+
+pub struct Server {
+    link: Arc<Link>,
+    thread: Option<JoinHandle<()>>,
+    local_addr: SocketAddr,
+    peers: HashMap<PeerId, PeerHandle>,
+    /// Events taken from the I/O thread and not yet turned into signals, in emission order.
+    pending: VecDeque<Event>,
+    incoming: Vec<Event>,
+    later: Vec<Event>,
+}
+
+impl Server {
+    /// Binds the port on the calling thread (so errors come back at once) and starts the I/O thread.
+    pub fn listen(config: &ServerConfig) -> Result<Server, ListenError> {
+        let mut listener = bind(config.bind_ip, config.port)?;
+        let local_addr = listener.local_addr().map_err(cant_create)?;
+        let poll = Poll::new().map_err(cant_create)?;
+        let waker = Waker::new(poll.registry(), WAKER).map_err(cant_create)?;
+        poll.registry().register(&mut listener, LISTENER, Interest::READABLE).map_err(cant_create)?;
+        let link = Arc::new(Link::new(waker));
+        let driver = Driver::new(poll, listener, link.clone(), Settings::new(config));
+        let thread = std::thread::Builder::new()
+            .name("websocket-server-io".into())
+            .spawn(move || driver.run_guarded())
+            .map_err(cant_create)?;
+        Ok(Server {
+            link,
+            thread: Some(thread),
+            local_addr,
+            peers: HashMap::new(),
+            pending: VecDeque::new(),
+            incoming: Vec::new(),
+            later: Vec::new(),
+        })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// Takes what the I/O thread reported since the last call, ordered as Godot orders a poll:
+    /// first everything about peers the game already knows, then the new connections (each
+    /// followed by whatever else that peer did). Returns the I/O thread's failure, if it died.
+    pub fn poll(&mut self) -> Result<(), String> {
+        if let Some(failure) = self.link.take_failure() {
+            self.stop();
+            return Err(failure);
+        }
+        self.link.take_events(&mut self.incoming);
+        for event in self.incoming.drain(..) {
+            if self.peers.contains_key(&event.id()) {
+                self.pending.push_back(event);
+            } else {
+                self.later.push(event);
+            }
+        }
+        self.pending.extend(self.later.drain(..));
+        Ok(())
+    }
+
+    /// The next signal to emit, with the peer table already updated for it: a `DataReceived`
+    /// message is in the peer's queue, a `Disconnected` peer is out of the table.
+    pub fn next_signal(&mut self) -> Option<Signal> {
+        loop {
+            let signal = match self.pending.pop_front()? {
+                Event::Connected { peer, protocol, resource } => {
+                    let id = peer.id;
+                    self.peers.insert(id, PeerHandle { shared: peer, link: self.link.clone() });
+                    Signal::Connected { id, protocol, resource }
+                }
+                Event::Message { id, packet } => match self.peers.get(&id) {
+                    Some(p) => {
+                        p.shared.inbox.lock().push_back(packet);
+                        Signal::DataReceived { id }
+                    }
+                    None => continue,
+                },
+                Event::CloseRequest { id, code, reason } => Signal::CloseRequest { id, code, reason },
+                Event::Disconnected { id, clean } => {
+                    self.peers.remove(&id);
+                    self.link.command(Command::Release { id });
+                    Signal::Disconnected { id, clean }
+                }
+            };
+            return Some(signal);
+        }
+    }
+
+    pub fn peer(&self, id: PeerId) -> Option<&PeerHandle> {
+        self.peers.get(&id)
+    }
+
+    pub fn peer_ids(&self) -> impl Iterator<Item = PeerId> + '_ {
+        self.peers.keys().copied()
+    }
+
+    pub fn is_running(&self) -> bool {
+        self.thread.is_some()
+    }
+
+    /// Closes the listener and every connection at once (no close handshake, no signals) and
+    /// waits for the I/O thread to end. Peer objects kept by the game report `Closed`.
+    pub fn stop(&mut self) {
+        let Some(thread) = self.thread.take() else { return };
+        self.link.stop();
+        let _ = thread.join();
+        for peer in self.peers.values() {
+            peer.shared.advance(PeerState::Closed);
+        }
+        self.peers.clear();
+        self.pending.clear();
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+fn cant_create(e: io::Error) -> ListenError {
+    ListenError::CantCreate(format!("cannot create the server: {e}"))
+}
+
+fn bind(ip: BindIp, port: u16) -> Result<TcpListener, ListenError> {
+    let classify = |addr: SocketAddr, e: io::Error| match e.kind() {
+        io::ErrorKind::AddrInUse => ListenError::InUse(format!("cannot listen on {addr}: the port is already in use")),
+        io::ErrorKind::AddrNotAvailable => {
+            ListenError::BadAddress(format!("cannot listen on {addr}: no interface has this address"))
+        }
+        _ => ListenError::CantCreate(format!("cannot listen on {addr}: {e}")),
+    };
+    match ip {
+        BindIp::Ip(ip) => {
+            let addr = SocketAddr::new(ip, port);
+            TcpListener::bind(addr).map_err(|e| classify(addr, e))
+        }
+        // "*": one dual-stack IPv6 socket serves IPv4 too; without IPv6, plain IPv4.
+        BindIp::Any => {
+            let v6 = SocketAddr::new(IpAddr::V6(Ipv6Addr::UNSPECIFIED), port);
+            match TcpListener::bind(v6) {
+                Ok(l) => Ok(l),
+                Err(e) if e.kind() == io::ErrorKind::AddrInUse => Err(classify(v6, e)),
+                Err(_) => {
+                    let v4 = SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), port);
+                    TcpListener::bind(v4).map_err(|e| classify(v4, e))
+                }
+            }
+        }
+    }
+}
+
+/// Why a send or close was refused.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SendError {
+    /// The connection is closing or closed.
+    NotOpen,
+    /// The peer's queue is full; the named limit would be exceeded.
+    Full(&'static str),
+}
+
+/// Why a close was refused.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum CloseError {
+    NotOpen,
+    /// RFC 6455 §7.4: only 1000-1003, 1007-1014 and 3000-4999 may be sent.
+    BadCode(u16),
+}
+
+/// The longest close reason (a Close frame's payload is at most 125 bytes, 2 of them the code).
+pub const MAX_CLOSE_REASON: usize = 123;
+
+/// The game's handle on one peer. Cheap to clone; stays valid (and harmless) after the peer or
+/// the whole server is gone: sends then fail with `NotOpen`, queued messages can still be read.
+#[derive(Clone, Debug)]
+pub struct PeerHandle {
+    shared: Arc<PeerShared>,
+    link: Arc<Link>,
+}
+
+impl PeerHandle {
+    pub fn id(&self) -> PeerId {
+        self.shared.id
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.shared.addr
+    }
+
+    pub fn state(&self) -> PeerState {
+        self.shared.state()
+    }
+
+    /// Queues one message. Fails if the connection is closing or the peer's outbound limits
+    /// would be exceeded; never drops it later.
+    pub fn send(&self, data: impl Into<Bytes>, text: bool) -> Result<(), SendError> {
+        if self.shared.state() != PeerState::Open {
+            return Err(SendError::NotOpen);
+        }
+        let data = data.into();
+        self.shared.reserve_outbound(data.len()).map_err(SendError::Full)?;
+        self.link.command(Command::Send { id: self.shared.id, packet: Packet { data, text } });
+        Ok(())
+    }
+
+    /// Starts the close handshake. A reason over 123 bytes is cut at a character boundary;
+    /// returns whether it was.
+    pub fn close(&self, code: u16, reason: &str) -> Result<bool, CloseError> {
+        if !matches!(code, 1000..=1003 | 1007..=1014 | 3000..=4999) {
+            return Err(CloseError::BadCode(code));
+        }
+        if self.shared.state() != PeerState::Open {
+            return Err(CloseError::NotOpen);
+        }
+        let mut end = reason.len().min(MAX_CLOSE_REASON);
+        while !reason.is_char_boundary(end) {
+            end -= 1;
+        }
+        self.shared.advance(PeerState::Closing);
+        self.link.command(Command::Close { id: self.shared.id, code, reason: reason[..end].to_owned() });
+        Ok(end < reason.len())
+    }
+
+    /// Takes the oldest message the game was told about.
+    pub fn pop(&self) -> Option<Packet> {
+        let packet = self.shared.inbox.lock().pop_front()?;
+        if self.shared.sub_inbound(packet.data.len()) && self.shared.state() != PeerState::Closed {
+            self.link.command(Command::Resume { id: self.shared.id });
+        }
+        Some(packet)
+    }
+
+    pub fn available(&self) -> usize {
+        self.shared.inbox.lock().len()
+    }
+
+    pub fn outbound_buffered(&self) -> usize {
+        self.shared.outbound_bytes()
+    }
+
+    pub fn set_no_delay(&self, enabled: bool) {
+        if self.shared.state() != PeerState::Closed {
+            self.link.command(Command::SetNoDelay { id: self.shared.id, enabled });
+        }
+    }
+
+    pub fn max_packet_size(&self) -> usize {
+        self.shared.limits.outbound_buffer_size
+    }
+}

@@ -1,0 +1,304 @@
+//! What the game thread and the I/O thread share: the event and command queues with the waker
+//! (`Link`), and one `PeerShared` per open connection holding its counters and state.
+//!
+//! Both queues are bounded by the per-peer limits rather than by a fixed length: the I/O thread
+//! stops reading a peer once that peer's undrained messages reach its inbound limits, and the game
+//! thread refuses a send past a peer's outbound limits. So no message is ever dropped to make room.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering::*};
+
+use parking_lot::Mutex;
+use tungstenite::Bytes;
+
+use crate::config::Limits;
+
+/// A peer's id as Godot sees it: 2 ..= 2^31-1 (1 is the server, 0 "everyone").
+pub type PeerId = i32;
+
+/// One whole WebSocket message.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Packet {
+    pub data: Bytes,
+    pub text: bool,
+}
+
+/// What the I/O thread reports, in the order it happened.
+#[derive(Debug)]
+pub enum Event {
+    Connected { peer: std::sync::Arc<PeerShared>, protocol: String, resource: String },
+    Message { id: PeerId, packet: Packet },
+    /// The client sent a Close frame first (our reply is on its way).
+    CloseRequest { id: PeerId, code: u16, reason: String },
+    /// The connection is gone; always the last event of an id.
+    Disconnected { id: PeerId, clean: bool },
+}
+
+impl Event {
+    pub fn id(&self) -> PeerId {
+        match self {
+            Event::Connected { peer, .. } => peer.id,
+            Event::Message { id, .. } | Event::CloseRequest { id, .. } | Event::Disconnected { id, .. } => *id,
+        }
+    }
+}
+
+/// What the game thread asks of the I/O thread.
+#[derive(Debug)]
+pub enum Command {
+    Send { id: PeerId, packet: Packet },
+    /// Start the close handshake with this code and reason.
+    Close { id: PeerId, code: u16, reason: String },
+    /// The game drained a paused peer's queue: read its socket again.
+    Resume { id: PeerId },
+    /// The game has seen this id's `Disconnected`: the id may be given out again.
+    Release { id: PeerId },
+    SetNoDelay { id: PeerId, enabled: bool },
+}
+
+/// The two queues between the threads and the means to wake the I/O thread.
+#[derive(Debug)]
+pub struct Link {
+    events: Mutex<Vec<Event>>,
+    commands: Mutex<Vec<Command>>,
+    waker: mio::Waker,
+    wake_pending: AtomicBool,
+    stopping: AtomicBool,
+    /// Set by the I/O thread if it ended on its own (a panic); read by the game thread's poll.
+    failure: Mutex<Option<String>>,
+}
+
+impl Link {
+    pub fn new(waker: mio::Waker) -> Link {
+        Link {
+            events: Mutex::new(Vec::new()),
+            commands: Mutex::new(Vec::new()),
+            waker,
+            wake_pending: AtomicBool::new(false),
+            stopping: AtomicBool::new(false),
+            failure: Mutex::new(None),
+        }
+    }
+
+    /// Game thread: queue a command, waking the I/O thread only if it has not been woken since it
+    /// last took the queue (one wake per batch, not per message).
+    pub fn command(&self, cmd: Command) {
+        self.commands.lock().push(cmd);
+        self.wake();
+    }
+
+    fn wake(&self) {
+        if !self.wake_pending.swap(true, AcqRel) {
+            // Waking only fails if the poll instance is gone, i.e. the I/O thread has ended.
+            let _ = self.waker.wake();
+        }
+    }
+
+    /// I/O thread: take every queued command.
+    pub fn take_commands(&self, into: &mut Vec<Command>) {
+        self.wake_pending.store(false, Release);
+        std::mem::swap(&mut *self.commands.lock(), into);
+    }
+
+    /// I/O thread: publish events.
+    pub fn publish(&self, events: &mut Vec<Event>) {
+        if events.is_empty() {
+            return;
+        }
+        let mut q = self.events.lock();
+        if q.is_empty() {
+            std::mem::swap(&mut *q, events);
+        } else {
+            q.append(events);
+        }
+    }
+
+    /// Game thread: take every published event.
+    pub fn take_events(&self, into: &mut Vec<Event>) {
+        std::mem::swap(&mut *self.events.lock(), into);
+    }
+
+    pub fn stop(&self) {
+        self.stopping.store(true, Release);
+        let _ = self.waker.wake();
+    }
+
+    pub fn is_stopping(&self) -> bool {
+        self.stopping.load(Acquire)
+    }
+
+    pub fn set_failure(&self, why: String) {
+        *self.failure.lock() = Some(why);
+    }
+
+    pub fn take_failure(&self) -> Option<String> {
+        self.failure.lock().take()
+    }
+}
+
+/// A peer's state as both threads see it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+pub enum PeerState {
+    Open = 0,
+    /// A Close frame was sent or received; no more messages may be sent.
+    Closing = 1,
+    Closed = 2,
+}
+
+/// One open connection's counters, shared by the threads.
+#[derive(Debug)]
+pub struct PeerShared {
+    pub id: PeerId,
+    pub addr: SocketAddr,
+    pub limits: Limits,
+    state: AtomicU8,
+    in_bytes: AtomicUsize,
+    in_packets: AtomicUsize,
+    out_bytes: AtomicUsize,
+    out_packets: AtomicUsize,
+    /// Set by the I/O thread when it stopped reading because the inbound queue was full.
+    paused: AtomicBool,
+    /// The messages the game has been told about (`data_received`) and not yet read. Only the game
+    /// thread touches it; it lives here so that a peer object outlives the server's table.
+    pub inbox: Mutex<std::collections::VecDeque<Packet>>,
+}
+
+impl PeerShared {
+    pub fn new(id: PeerId, addr: SocketAddr, limits: Limits) -> PeerShared {
+        PeerShared {
+            id,
+            addr,
+            limits,
+            state: AtomicU8::new(PeerState::Open as u8),
+            in_bytes: AtomicUsize::new(0),
+            in_packets: AtomicUsize::new(0),
+            out_bytes: AtomicUsize::new(0),
+            out_packets: AtomicUsize::new(0),
+            paused: AtomicBool::new(false),
+            inbox: Mutex::new(Default::default()),
+        }
+    }
+
+    pub fn state(&self) -> PeerState {
+        match self.state.load(Acquire) {
+            0 => PeerState::Open,
+            1 => PeerState::Closing,
+            _ => PeerState::Closed,
+        }
+    }
+
+    /// Moves the state forward only (Open → Closing → Closed).
+    pub fn advance(&self, to: PeerState) {
+        self.state.fetch_max(to as u8, AcqRel);
+    }
+
+    // ---- inbound: counted from the moment the I/O thread reads a message until the game reads it.
+
+    pub fn inbound_full(&self) -> bool {
+        self.in_packets.load(Acquire) >= self.limits.max_queued_packets
+            || self.in_bytes.load(Acquire) >= self.limits.inbound_buffer_size
+    }
+
+    /// I/O thread: a message was read.
+    pub fn add_inbound(&self, len: usize) {
+        self.in_bytes.fetch_add(len, AcqRel);
+        self.in_packets.fetch_add(1, AcqRel);
+    }
+
+    /// I/O thread: the queue is full. Returns true if reading must stop; false if the game drained
+    /// the queue meanwhile (then reading goes on and no `Resume` will come).
+    pub fn pause(&self) -> bool {
+        self.paused.store(true, SeqCst);
+        if self.inbound_full() {
+            true
+        } else {
+            !self.paused.swap(false, SeqCst)
+        }
+    }
+
+    /// Game thread: a message was read. Returns true if the I/O thread must be told to resume.
+    pub fn sub_inbound(&self, len: usize) -> bool {
+        self.in_bytes.fetch_sub(len, AcqRel);
+        self.in_packets.fetch_sub(1, AcqRel);
+        self.paused.load(SeqCst) && !self.inbound_full() && self.paused.swap(false, SeqCst)
+    }
+
+    // ---- outbound: counted from `put_packet` until the bytes are written to the socket.
+
+    /// Game thread: reserve room for one message of `len` bytes, or say which limit it breaks.
+    pub fn reserve_outbound(&self, len: usize) -> Result<(), &'static str> {
+        if self.out_packets.load(Acquire) + 1 > self.limits.max_queued_packets {
+            return Err("max_queued_packets");
+        }
+        if self.out_bytes.load(Acquire) + len > self.limits.outbound_buffer_size {
+            return Err("outbound_buffer_size");
+        }
+        self.out_bytes.fetch_add(len, AcqRel);
+        self.out_packets.fetch_add(1, AcqRel);
+        Ok(())
+    }
+
+    /// I/O thread: messages totalling `len` bytes reached the socket (or were discarded because
+    /// the connection closed).
+    pub fn sub_outbound(&self, len: usize, packets: usize) {
+        self.out_bytes.fetch_sub(len, AcqRel);
+        self.out_packets.fetch_sub(packets, AcqRel);
+    }
+
+    pub fn outbound_bytes(&self) -> usize {
+        self.out_bytes.load(Acquire)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn peer(limits: Limits) -> PeerShared {
+        PeerShared::new(2, "127.0.0.1:1".parse().unwrap(), limits)
+    }
+
+    #[test]
+    fn outbound_limits_refuse_and_release() {
+        let p = peer(Limits { inbound_buffer_size: 10, outbound_buffer_size: 10, max_queued_packets: 2 });
+        assert_eq!(p.reserve_outbound(11), Err("outbound_buffer_size"));
+        assert_eq!(p.reserve_outbound(6), Ok(()));
+        assert_eq!(p.reserve_outbound(5), Err("outbound_buffer_size"));
+        assert_eq!(p.reserve_outbound(4), Ok(()));
+        assert_eq!(p.reserve_outbound(0), Err("max_queued_packets"));
+        assert_eq!(p.outbound_bytes(), 10);
+        p.sub_outbound(10, 2);
+        assert_eq!(p.reserve_outbound(10), Ok(()));
+    }
+
+    #[test]
+    fn pause_and_resume_hand_over_exactly_once() {
+        let p = peer(Limits { inbound_buffer_size: 100, outbound_buffer_size: 10, max_queued_packets: 2 });
+        p.add_inbound(1);
+        assert!(!p.inbound_full());
+        p.add_inbound(1);
+        assert!(p.inbound_full());
+        assert!(p.pause(), "full: reading stops");
+        assert!(p.sub_inbound(1), "drained below the limit: resume once");
+        assert!(!p.sub_inbound(1), "already resumed");
+
+        // The game drains between the I/O thread's check and its pause: no Resume is owed.
+        p.add_inbound(1);
+        p.add_inbound(1);
+        assert!(p.inbound_full());
+        p.sub_inbound(1); // not paused yet, so no resume
+        assert!(!p.pause(), "no longer full: keep reading");
+        assert!(!p.sub_inbound(1));
+    }
+
+    #[test]
+    fn state_only_moves_forward() {
+        let p = peer(Limits::default());
+        p.advance(PeerState::Closing);
+        p.advance(PeerState::Open);
+        assert_eq!(p.state(), PeerState::Closing);
+        p.advance(PeerState::Closed);
+        assert_eq!(p.state(), PeerState::Closed);
+    }
+}

@@ -1,0 +1,483 @@
+//! The per-connection state machine fed bytes through an in-memory stream, with a made-up clock.
+//! The client side of each exchange is tungstenite's own `WebSocketContext` in the client role,
+//! so frames are masked and parsed exactly as a real client would.
+
+use std::collections::VecDeque;
+use std::io::{self, Read, Write};
+use std::time::{Duration, Instant};
+
+use tungstenite::protocol::frame::coding::CloseCode;
+use tungstenite::protocol::frame::CloseFrame;
+use tungstenite::protocol::{Role, WebSocketContext};
+use tungstenite::Message;
+use wss_core::connection::{Connection, Cx, Settings, Status};
+use wss_core::ids::IdAllocator;
+use wss_core::shared::{Event, PeerState};
+use wss_core::{Limits, ServerConfig};
+
+/// A socket as the server sees it: `input` is what the client sent, `output` what we wrote.
+#[derive(Default)]
+struct Pipe {
+    input: VecDeque<u8>,
+    output: Vec<u8>,
+    eof: bool,
+    /// Bytes the "kernel" still accepts before writes would block.
+    room: Option<usize>,
+}
+
+impl Read for Pipe {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if self.input.is_empty() {
+            return if self.eof { Ok(0) } else { Err(io::ErrorKind::WouldBlock.into()) };
+        }
+        let n = buf.len().min(self.input.len());
+        for (i, b) in self.input.drain(..n).enumerate() {
+            buf[i] = b;
+        }
+        Ok(n)
+    }
+}
+
+impl Write for Pipe {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = match &mut self.room {
+            Some(0) => return Err(io::ErrorKind::WouldBlock.into()),
+            Some(room) => {
+                let n = buf.len().min(*room);
+                *room -= n;
+                n
+            }
+            None => buf.len(),
+        };
+        self.output.extend_from_slice(&buf[..n]);
+        Ok(n)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Collects what a tungstenite client writes, so it can be handed to the server.
+#[derive(Default)]
+struct Sink(Vec<u8>);
+impl Read for Sink {
+    fn read(&mut self, _: &mut [u8]) -> io::Result<usize> {
+        Err(io::ErrorKind::WouldBlock.into())
+    }
+}
+impl Write for Sink {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.0.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+const REQUEST: &str = "GET /lobby?name=ann HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n";
+
+struct Harness {
+    settings: Settings,
+    ids: IdAllocator,
+    events: Vec<Event>,
+    conn: Connection,
+    pipe: Pipe,
+    now: Instant,
+    client: WebSocketContext,
+    /// Server output not yet parsed by the client.
+    from_server: VecDeque<u8>,
+}
+
+impl Harness {
+    fn new(config: ServerConfig) -> Harness {
+        let settings = Settings::new(&config);
+        let now = Instant::now();
+        let conn = Connection::new("127.0.0.1:4000".parse().unwrap(), now, &settings);
+        Harness {
+            settings,
+            ids: IdAllocator::new(),
+            events: Vec::new(),
+            conn,
+            pipe: Pipe::default(),
+            now,
+            client: WebSocketContext::new(Role::Client, None),
+            from_server: VecDeque::new(),
+        }
+    }
+
+    /// A harness whose upgrade is done and whose `Connected` event has been taken.
+    fn open(config: ServerConfig) -> Harness {
+        let mut h = Harness::new(config);
+        h.pipe.input.extend(REQUEST.as_bytes());
+        assert_eq!(h.readable(), Status::Alive);
+        let out = String::from_utf8(std::mem::take(&mut h.pipe.output)).unwrap();
+        assert!(out.starts_with("HTTP/1.1 101 "), "{out}");
+        assert!(matches!(h.take().as_slice(), [Event::Connected { .. }]));
+        h
+    }
+
+    fn cx(&mut self) -> (&mut Connection, &mut Pipe, Cx<'_>) {
+        let cx = Cx { now: self.now, settings: &self.settings, ids: &mut self.ids, events: &mut self.events };
+        (&mut self.conn, &mut self.pipe, cx)
+    }
+
+    fn readable(&mut self) -> Status {
+        let (c, p, mut cx) = self.cx();
+        c.on_readable(p, &mut cx)
+    }
+
+    fn take(&mut self) -> Vec<Event> {
+        std::mem::take(&mut self.events)
+    }
+
+    /// The client sends one message (masked, as a client must).
+    fn client_sends(&mut self, msg: Message) {
+        let mut sink = Sink::default();
+        match self.client.write(&mut sink, msg) {
+            Ok(()) | Err(tungstenite::Error::ConnectionClosed) => {}
+            Err(e) => panic!("{e}"),
+        }
+        let _ = self.client.flush(&mut sink);
+        self.pipe.input.extend(sink.0);
+    }
+
+    /// Raw bytes from the client (for frames tungstenite would refuse to make).
+    fn client_sends_raw(&mut self, bytes: &[u8]) {
+        self.pipe.input.extend(bytes);
+    }
+
+    /// Everything the server wrote, parsed as messages by the client.
+    fn client_receives(&mut self) -> Vec<Message> {
+        self.from_server.extend(self.pipe.output.drain(..));
+        let mut got = Vec::new();
+        let mut answers = Vec::new();
+        let mut src = ReadFrom(&mut self.from_server, &mut answers);
+        while let Ok(m) = self.client.read(&mut src) {
+            got.push(m);
+        }
+        // Whatever the client wrote meanwhile (pong, close reply) goes to the server.
+        self.pipe.input.extend(answers);
+        got
+    }
+}
+
+struct ReadFrom<'a>(&'a mut VecDeque<u8>, &'a mut Vec<u8>);
+impl Read for ReadFrom<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if self.0.is_empty() {
+            return Err(io::ErrorKind::WouldBlock.into());
+        }
+        let n = buf.len().min(self.0.len());
+        for (i, b) in self.0.drain(..n).enumerate() {
+            buf[i] = b;
+        }
+        Ok(n)
+    }
+}
+impl Write for ReadFrom<'_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.1.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+fn config() -> ServerConfig {
+    ServerConfig::default()
+}
+
+fn masked(opcode: u8, payload: &[u8]) -> Vec<u8> {
+    assert!(payload.len() < 126);
+    let mask = [1u8, 2, 3, 4];
+    let mut f = vec![0x80 | opcode, 0x80 | payload.len() as u8];
+    f.extend_from_slice(&mask);
+    f.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
+    f
+}
+
+#[test]
+fn upgrade_then_messages_both_ways() {
+    let mut h = Harness::new(ServerConfig { protocols: vec!["chat".into()], ..config() });
+    h.pipe.input.extend(REQUEST.replace("\r\n\r\n", "\r\nSec-WebSocket-Protocol: other, chat\r\n\r\n").as_bytes());
+    assert_eq!(h.readable(), Status::Alive);
+    let id = match h.take().as_slice() {
+        [Event::Connected { peer, protocol, resource }] => {
+            assert_eq!(protocol, "chat");
+            assert_eq!(resource, "/lobby?name=ann");
+            assert!(peer.id >= 2);
+            peer.id
+        }
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(h.conn.deadline(), None, "no handshake deadline once open");
+    let response = String::from_utf8(std::mem::take(&mut h.pipe.output)).unwrap();
+    assert!(response.contains("Sec-WebSocket-Protocol: chat\r\n"));
+
+    h.client_sends(Message::text("héllo"));
+    h.client_sends(Message::binary(vec![0u8, 1, 2]));
+    assert_eq!(h.readable(), Status::Alive);
+    let ev = h.take();
+    assert!(matches!(&ev[0], Event::Message { id: i, packet } if *i == id && packet.text && &packet.data[..] == "héllo".as_bytes()));
+    assert!(matches!(&ev[1], Event::Message { packet, .. } if !packet.text && &packet.data[..] == [0, 1, 2]));
+
+    let peer = h.conn.peer().unwrap().clone();
+    peer.reserve_outbound(3).unwrap();
+    let (c, p, mut cx) = h.cx();
+    assert_eq!(c.send(p, wss_core::Packet { data: "abc".into(), text: true }, &mut cx), Status::Alive);
+    assert_eq!(c.flush(p, &mut cx), Status::Alive);
+    assert_eq!(h.client_receives(), vec![Message::text("abc")]);
+    assert_eq!(peer.outbound_bytes(), 0, "written bytes no longer count against the limit");
+}
+
+#[test]
+fn frames_sent_right_after_the_request_are_not_lost() {
+    let mut h = Harness::new(config());
+    h.pipe.input.extend(REQUEST.as_bytes());
+    h.client_sends(Message::text("early"));
+    assert_eq!(h.readable(), Status::Alive);
+    let ev = h.take();
+    assert_eq!(ev.len(), 2, "{ev:?}");
+    assert!(matches!(&ev[1], Event::Message { packet, .. } if &packet.data[..] == b"early"));
+}
+
+#[test]
+fn handshake_arriving_byte_by_byte() {
+    let mut h = Harness::new(config());
+    for b in REQUEST.bytes() {
+        h.pipe.input.push_back(b);
+        assert_eq!(h.readable(), Status::Alive);
+    }
+    assert!(matches!(h.take().as_slice(), [Event::Connected { .. }]));
+}
+
+#[test]
+fn handshake_timeout_drops_silently() {
+    let mut h = Harness::new(config());
+    h.pipe.input.extend(&REQUEST.as_bytes()[..20]);
+    assert_eq!(h.readable(), Status::Alive);
+    let start = h.now;
+    h.now = start + Duration::from_millis(2999);
+    let (c, _, mut cx) = h.cx();
+    assert_eq!(c.on_timeout(&mut cx), Status::Alive);
+    h.now = start + Duration::from_secs(3);
+    let (c, _, mut cx) = h.cx();
+    assert_eq!(c.on_timeout(&mut cx), Status::Gone);
+    assert!(h.take().is_empty(), "a peer that never connected is never reported");
+}
+
+#[test]
+fn refused_upgrade_gets_an_http_error_and_is_closed() {
+    let mut h = Harness::new(ServerConfig { protocols: vec!["chat".into()], ..config() });
+    h.pipe.input.extend(REQUEST.as_bytes()); // offers no subprotocol
+    assert_eq!(h.readable(), Status::Gone);
+    assert!(String::from_utf8_lossy(&h.pipe.output).starts_with("HTTP/1.1 400 Bad Request\r\n"));
+    assert!(h.take().is_empty());
+}
+
+#[test]
+fn refusal_waits_for_a_full_socket() {
+    let mut h = Harness::new(config());
+    h.pipe.room = Some(5);
+    h.pipe.input.extend(b"GET / HTTP/1.0\r\n\r\n");
+    assert_eq!(h.readable(), Status::Alive, "response not written yet");
+    h.pipe.room = None;
+    let (c, p, mut cx) = h.cx();
+    assert_eq!(c.on_writable(p, &mut cx), Status::Gone);
+    assert!(String::from_utf8_lossy(&h.pipe.output).starts_with("HTTP/1.1 400 "));
+}
+
+#[test]
+fn client_initiated_close() {
+    let mut h = Harness::open(config());
+    let peer = h.conn.peer().unwrap().clone();
+    h.client_sends(Message::Close(Some(CloseFrame { code: CloseCode::Away, reason: "bye".into() })));
+    assert_eq!(h.readable(), Status::Gone, "server closes TCP once its reply is written");
+    let ev = h.take();
+    assert!(matches!(&ev[0], Event::CloseRequest { code: 1001, reason, .. } if reason == "bye"), "{ev:?}");
+    assert!(matches!(&ev[1], Event::Disconnected { clean: true, .. }), "{ev:?}");
+    assert_eq!(peer.state(), PeerState::Closed);
+    let reply = h.client_receives();
+    assert!(matches!(&reply[..], [Message::Close(Some(f))] if f.code == CloseCode::Away), "{reply:?}");
+}
+
+#[test]
+fn close_without_a_code_reports_1005() {
+    let mut h = Harness::open(config());
+    h.client_sends_raw(&masked(0x8, b""));
+    assert_eq!(h.readable(), Status::Gone);
+    assert!(matches!(&h.take()[0], Event::CloseRequest { code: 1005, .. }));
+}
+
+#[test]
+fn server_initiated_close_and_the_clients_answer() {
+    let mut h = Harness::open(config());
+    let (c, p, mut cx) = h.cx();
+    assert_eq!(c.close(p, 4000, "kicked", &mut cx), Status::Alive);
+    let got = h.client_receives();
+    assert!(matches!(&got[..], [Message::Close(Some(f))] if u16::from(f.code) == 4000 && f.reason == "kicked"), "{got:?}");
+    assert!(h.conn.deadline().is_some(), "the answer is awaited for close_timeout");
+    assert!(h.take().is_empty(), "no close_request for our own close");
+    // The client's answer to our Close is in the pipe now.
+    assert_eq!(h.readable(), Status::Gone);
+    assert!(matches!(h.take().as_slice(), [Event::Disconnected { clean: true, .. }]));
+}
+
+#[test]
+fn unanswered_close_is_dropped_after_close_timeout() {
+    let mut h = Harness::open(ServerConfig { close_timeout: Duration::from_secs(2), ..config() });
+    let start = h.now;
+    let (c, p, mut cx) = h.cx();
+    assert_eq!(c.close(p, 1000, "", &mut cx), Status::Alive);
+    h.now = start + Duration::from_millis(1999);
+    let (c, _, mut cx) = h.cx();
+    assert_eq!(c.on_timeout(&mut cx), Status::Alive);
+    h.now = start + Duration::from_secs(2);
+    let (c, _, mut cx) = h.cx();
+    assert_eq!(c.on_timeout(&mut cx), Status::Gone);
+    assert!(matches!(h.take().as_slice(), [Event::Disconnected { clean: false, .. }]));
+}
+
+#[test]
+fn abrupt_eof_is_an_unclean_disconnect() {
+    let mut h = Harness::open(config());
+    h.pipe.eof = true;
+    assert_eq!(h.readable(), Status::Gone);
+    assert!(matches!(h.take().as_slice(), [Event::Disconnected { clean: false, .. }]));
+}
+
+/// A violation gets our Close with its code; the connection ends when the client closes.
+fn assert_fails_with(h: &mut Harness, code: u16) {
+    assert_eq!(h.readable(), Status::Alive);
+    let got = h.client_receives();
+    assert!(matches!(&got[..], [Message::Close(Some(f))] if u16::from(f.code) == code), "{got:?}");
+    assert!(h.take().is_empty());
+    assert_eq!(h.conn.peer().unwrap().state(), PeerState::Closing);
+    h.client_sends_raw(&[0x82, 0x85, 1, 2, 3, 4]); // garbage after the failure is ignored
+    assert_eq!(h.readable(), Status::Alive);
+    h.pipe.eof = true;
+    assert_eq!(h.readable(), Status::Gone);
+    assert!(matches!(h.take().as_slice(), [Event::Disconnected { clean: false, .. }]));
+}
+
+#[test]
+fn message_over_the_inbound_limit_closes_with_1009() {
+    let limits = Limits { inbound_buffer_size: 100, ..Limits::default() };
+    let mut h = Harness::open(ServerConfig { limits, ..config() });
+    h.client_sends(Message::binary(vec![7u8; 100]));
+    assert_eq!(h.readable(), Status::Alive);
+    assert_eq!(h.take().len(), 1, "exactly the limit is fine");
+    assert!(h.conn.peer().unwrap().sub_inbound(100), "a full queue paused reading");
+    let (c, p, mut cx) = h.cx();
+    assert_eq!(c.resume(p, &mut cx), Status::Alive);
+    h.client_sends(Message::binary(vec![7u8; 101]));
+    assert_fails_with(&mut h, 1009);
+}
+
+#[test]
+fn fragmented_message_over_the_limit_closes_with_1009() {
+    let limits = Limits { inbound_buffer_size: 10, ..Limits::default() };
+    let mut h = Harness::open(ServerConfig { limits, ..config() });
+    let mut first = masked(0x2, b"123456");
+    first[0] &= 0x7f; // not FIN
+    h.client_sends_raw(&first);
+    h.client_sends_raw(&masked(0x0, b"789012"));
+    assert_fails_with(&mut h, 1009);
+}
+
+#[test]
+fn invalid_utf8_text_closes_with_1007() {
+    let mut h = Harness::open(config());
+    h.client_sends_raw(&masked(0x1, &[0xff, 0xfe]));
+    assert_fails_with(&mut h, 1007);
+}
+
+#[test]
+fn unmasked_frame_closes_with_1002() {
+    let mut h = Harness::open(config());
+    h.client_sends_raw(&[0x82, 0x01, 0x00]);
+    assert_fails_with(&mut h, 1002);
+}
+
+#[test]
+fn reserved_opcode_closes_with_1002() {
+    let mut h = Harness::open(config());
+    h.client_sends_raw(&masked(0x3, b""));
+    assert_fails_with(&mut h, 1002);
+}
+
+#[test]
+fn ping_is_answered() {
+    let mut h = Harness::open(config());
+    h.client_sends(Message::Ping("p".into()));
+    assert_eq!(h.readable(), Status::Alive);
+    assert_eq!(h.client_receives(), vec![Message::Pong("p".into())]);
+    assert!(h.take().is_empty());
+}
+
+#[test]
+fn full_inbound_queue_pauses_reading_until_the_game_drains() {
+    let limits = Limits { max_queued_packets: 2, ..Limits::default() };
+    let mut h = Harness::open(ServerConfig { limits, ..config() });
+    for i in 0..5u8 {
+        h.client_sends(Message::binary(vec![i]));
+    }
+    assert_eq!(h.readable(), Status::Alive);
+    assert_eq!(h.take().len(), 2, "reading stops at max_queued_packets");
+    assert_eq!(h.readable(), Status::Alive);
+    assert!(h.take().is_empty(), "still paused: nothing is read, nothing dropped");
+    let peer = h.conn.peer().unwrap().clone();
+    assert!(peer.sub_inbound(1), "the game read one: resume");
+    let (c, p, mut cx) = h.cx();
+    assert_eq!(c.resume(p, &mut cx), Status::Alive);
+    let ev = h.take();
+    assert!(matches!(ev.as_slice(), [Event::Message { packet, .. }] if &packet.data[..] == [2]), "{ev:?}");
+    assert!(peer.sub_inbound(1));
+    assert!(!peer.sub_inbound(1), "one resume is enough");
+    let (c, p, mut cx) = h.cx();
+    assert_eq!(c.resume(p, &mut cx), Status::Alive);
+    let data: Vec<u8> = h
+        .take()
+        .iter()
+        .map(|e| match e {
+            Event::Message { packet, .. } => packet.data[0],
+            e => panic!("{e:?}"),
+        })
+        .collect();
+    assert_eq!(data, vec![3, 4], "every message arrives, in order");
+}
+
+#[test]
+fn outbound_bytes_count_until_written() {
+    let mut h = Harness::open(config());
+    let peer = h.conn.peer().unwrap().clone();
+    h.pipe.room = Some(0);
+    for _ in 0..3 {
+        peer.reserve_outbound(1000).unwrap();
+        let (c, p, mut cx) = h.cx();
+        assert_eq!(c.send(p, wss_core::Packet { data: vec![1u8; 1000].into(), text: false }, &mut cx), Status::Alive);
+    }
+    let (c, p, mut cx) = h.cx();
+    assert_eq!(c.flush(p, &mut cx), Status::Alive);
+    assert_eq!(peer.outbound_bytes(), 3000, "socket full: still buffered");
+    assert!(h.conn.wants_flush());
+    h.pipe.room = None;
+    let (c, p, mut cx) = h.cx();
+    assert_eq!(c.on_writable(p, &mut cx), Status::Alive);
+    assert_eq!(peer.outbound_bytes(), 0);
+    assert_eq!(h.client_receives().len(), 3);
+}
+
+#[test]
+fn sends_after_close_are_discarded_and_released() {
+    let mut h = Harness::open(config());
+    let peer = h.conn.peer().unwrap().clone();
+    let (c, p, mut cx) = h.cx();
+    assert_eq!(c.close(p, 1000, "", &mut cx), Status::Alive);
+    peer.reserve_outbound(10).unwrap();
+    let (c, p, mut cx) = h.cx();
+    assert_eq!(c.send(p, wss_core::Packet { data: vec![0u8; 10].into(), text: false }, &mut cx), Status::Alive);
+    assert_eq!(peer.outbound_bytes(), 0);
+}

@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# Prints the path of a Godot >= 4.2 executable, installing one if needed.
+#
+# Order: $GODOT, then a `godot` (or `godot4`) >= 4.2 on PATH, then Debian sid's `godot` package
+# unpacked into a private, git-ignored prefix (.godot-sid/) and run through that prefix's own
+# dynamic loader, so nothing on the system is touched. The prefix is cached between runs.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+
+version_ok() { # "4.6.3.stable..." -> ok if >= 4.2
+  local v=$1 major minor
+  major=${v%%.*}; minor=${v#*.}; minor=${minor%%.*}
+  [[ $major =~ ^[0-9]+$ && $minor =~ ^[0-9]+$ ]] || return 1
+  (( major > 4 || (major == 4 && minor >= 2) ))
+}
+
+try() {
+  local g=$1 v
+  [ -x "$g" ] || g=$(command -v "$g" 2>/dev/null) || return 1
+  v=$("$g" --headless --version 2>/dev/null | tail -n 1) || return 1
+  version_ok "$v" || { echo "godot.sh: $g is version $v, need >= 4.2; skipping it" >&2; return 1; }
+  echo "$g"
+}
+
+if [ -n "${GODOT:-}" ]; then
+  try "$GODOT" && exit 0
+  echo "godot.sh: \$GODOT=$GODOT is not a usable Godot >= 4.2" >&2
+  exit 1
+fi
+for g in godot godot4; do try "$g" && exit 0; done
+
+P=$root/.godot-sid
+wrapper=$P/godot
+if [ -x "$wrapper" ] && try "$wrapper"; then exit 0; fi
+
+echo "godot.sh: fetching Debian sid's godot package into $P (once; cached)" >&2
+rm -rf "$P"
+mkdir -p "$P/etc/apt" "$P/var/lib/apt/lists/partial" "$P/var/cache/apt/archives/partial" "$P/var/lib/dpkg"
+touch "$P/var/lib/dpkg/status"
+echo "deb http://deb.debian.org/debian sid main" > "$P/etc/apt/sources.list"
+O=(-o "Dir=$P" -o "Dir::State::status=$P/var/lib/dpkg/status" -o Dir::Etc::trusted=/etc/apt/trusted.gpg
+   -o Dir::Etc::trustedparts=/etc/apt/trusted.gpg.d -o Debug::NoLocking=1)
+apt-get "${O[@]}" update >&2
+apt-get "${O[@]}" install -y --download-only --no-install-recommends godot >&2
+for f in "$P"/var/cache/apt/archives/*.deb; do dpkg -x "$f" "$P/root"; done
+rm -f "$P"/var/cache/apt/archives/*.deb
+cat > "$wrapper" <<'WRAP'
+#!/usr/bin/env bash
+P=$(cd "$(dirname "$0")" && pwd)
+L=$P/root/usr/lib/x86_64-linux-gnu
+exec "$L/ld-linux-x86-64.so.2" --library-path "$L:$L/pulseaudio:$P/root/lib/x86_64-linux-gnu" "$P/root/usr/bin/godot" "$@"
+WRAP
+chmod +x "$wrapper"
+try "$wrapper" || { echo "godot.sh: the unpacked Godot does not run" >&2; exit 1; }
