@@ -21,7 +21,11 @@ pub struct Limits {
 
 impl Default for Limits {
     fn default() -> Self {
-        Limits { inbound_buffer_size: 65535, outbound_buffer_size: 65535, max_queued_packets: 4096 }
+        Limits {
+            inbound_buffer_size: 65535,
+            outbound_buffer_size: 65535,
+            max_queued_packets: 4096,
+        }
     }
 }
 
@@ -38,9 +42,11 @@ impl BindIp {
         if text == "*" {
             return Ok(BindIp::Any);
         }
-        text.parse::<IpAddr>()
-            .map(BindIp::Ip)
-            .map_err(|_| ConfigError(format!("bind_ip must be \"*\" or an IP address, not {text:?}")))
+        text.parse::<IpAddr>().map(BindIp::Ip).map_err(|_| {
+            ConfigError(format!(
+                "bind_ip must be \"*\" or an IP address, not {text:?}"
+            ))
+        })
     }
 }
 
@@ -107,7 +113,9 @@ pub fn seconds(name: &str, value: f64) -> Result<Duration, ConfigError> {
     if value.is_finite() && value > 0.0 && value <= 86_400.0 {
         Ok(Duration::from_secs_f64(value))
     } else {
-        Err(ConfigError(format!("{name} must be a number of seconds in (0, 86400], not {value}")))
+        Err(ConfigError(format!(
+            "{name} must be a number of seconds in (0, 86400], not {value}"
+        )))
     }
 }
 
@@ -116,7 +124,9 @@ pub fn size_limit(name: &str, value: i64) -> Result<usize, ConfigError> {
     if (1..=1 << 30).contains(&value) {
         Ok(value as usize)
     } else {
-        Err(ConfigError(format!("{name} must be between 1 and 1073741824, not {value}")))
+        Err(ConfigError(format!(
+            "{name} must be between 1 and 1073741824, not {value}"
+        )))
     }
 }
 

@@ -58,7 +58,10 @@ impl Settings {
             .max_message_size(Some(limit))
             .max_frame_size(Some(limit));
         Settings {
-            offer: Offer { protocols: config.protocols.clone(), extra_headers: config.extra_headers.clone() },
+            offer: Offer {
+                protocols: config.protocols.clone(),
+                extra_headers: config.extra_headers.clone(),
+            },
             limits: config.limits,
             handshake_timeout: config.handshake_timeout,
             close_timeout: config.close_timeout,
@@ -85,10 +88,19 @@ pub enum Status {
 }
 
 enum Phase {
-    Handshake { buf: Vec<u8> },
+    Handshake {
+        buf: Vec<u8>,
+    },
     Rejecting,
-    Open { ws: Box<WebSocketContext>, peer: Arc<PeerShared>, closing_by_us: bool },
-    Failing { ws: Box<WebSocketContext>, peer: Arc<PeerShared> },
+    Open {
+        ws: Box<WebSocketContext>,
+        peer: Arc<PeerShared>,
+        closing_by_us: bool,
+    },
+    Failing {
+        ws: Box<WebSocketContext>,
+        peer: Arc<PeerShared>,
+    },
     Gone,
 }
 
@@ -172,9 +184,19 @@ impl Connection {
             return Status::Alive;
         };
         let len = packet.data.len();
-        let op = OpCode::Data(if packet.text { OpData::Text } else { OpData::Binary });
+        let op = OpCode::Data(if packet.text {
+            OpData::Text
+        } else {
+            OpData::Binary
+        });
         let frame = Frame::message(packet.data, op, true);
-        match ws.write(&mut Prefixed { pre: &mut self.pre, io }, Message::Frame(frame)) {
+        match ws.write(
+            &mut Prefixed {
+                pre: &mut self.pre,
+                io,
+            },
+            Message::Frame(frame),
+        ) {
             // On WouldBlock the frame is in tungstenite's buffer all the same.
             Ok(()) => {}
             Err(WsError::Io(e)) if e.kind() == ErrorKind::WouldBlock => {}
@@ -194,8 +216,19 @@ impl Connection {
 
     /// Starts the close handshake: our Close frame goes out after any queued messages, and the
     /// client has `close_timeout` to answer before it is dropped (`clean == false`).
-    pub fn close<S: Read + Write>(&mut self, io: &mut S, code: u16, reason: &str, cx: &mut Cx) -> Status {
-        let Phase::Open { ws, peer, closing_by_us } = &mut self.phase else {
+    pub fn close<S: Read + Write>(
+        &mut self,
+        io: &mut S,
+        code: u16,
+        reason: &str,
+        cx: &mut Cx,
+    ) -> Status {
+        let Phase::Open {
+            ws,
+            peer,
+            closing_by_us,
+        } = &mut self.phase
+        else {
             return Status::Alive;
         };
         if !ws.can_write() {
@@ -204,9 +237,18 @@ impl Connection {
         peer.advance(PeerState::Closing);
         *closing_by_us = true;
         self.deadline = Some(cx.now + cx.settings.close_timeout);
-        let frame = CloseFrame { code: CloseCode::from(code), reason: reason.into() };
+        let frame = CloseFrame {
+            code: CloseCode::from(code),
+            reason: reason.into(),
+        };
         // `close` queues the frame and flushes; our flush handles the outcome.
-        let _ = ws.close(&mut Prefixed { pre: &mut self.pre, io }, Some(frame));
+        let _ = ws.close(
+            &mut Prefixed {
+                pre: &mut self.pre,
+                io,
+            },
+            Some(frame),
+        );
         self.flush(io, cx)
     }
 
@@ -220,7 +262,10 @@ impl Connection {
 
     /// Writes everything queued.
     pub fn flush<S: Read + Write>(&mut self, io: &mut S, cx: &mut Cx) -> Status {
-        let mut out = Prefixed { pre: &mut self.pre, io };
+        let mut out = Prefixed {
+            pre: &mut self.pre,
+            io,
+        };
         let result = match &mut self.phase {
             Phase::Rejecting => match out.drain_pre() {
                 Ok(()) => return self.finish(false, cx),
@@ -261,7 +306,9 @@ impl Connection {
     /// Reads the HTTP upgrade. `None` once upgraded, or if it was already (the caller goes on
     /// reading frames).
     fn read_handshake<S: Read + Write>(&mut self, io: &mut S, cx: &mut Cx) -> Option<Status> {
-        let Phase::Handshake { buf } = &mut self.phase else { return None };
+        let Phase::Handshake { buf } = &mut self.phase else {
+            return None;
+        };
         let mut chunk = [0u8; READ_CHUNK];
         loop {
             let n = match io.read(&mut chunk) {
@@ -279,14 +326,35 @@ impl Connection {
                     self.phase = Phase::Rejecting;
                     return Some(self.flush(io, cx));
                 }
-                Decision::Accept { response, protocol, resource, consumed } => {
+                Decision::Accept {
+                    response,
+                    protocol,
+                    resource,
+                    consumed,
+                } => {
                     let leftover = buf.split_off(consumed);
-                    let ws = WebSocketContext::from_partially_read(leftover, Role::Server, Some(cx.settings.ws));
-                    let peer = Arc::new(PeerShared::new(cx.ids.allocate(), self.addr, cx.settings.limits));
-                    cx.events.push(Event::Connected { peer: peer.clone(), protocol, resource });
+                    let ws = WebSocketContext::from_partially_read(
+                        leftover,
+                        Role::Server,
+                        Some(cx.settings.ws),
+                    );
+                    let peer = Arc::new(PeerShared::new(
+                        cx.ids.allocate(),
+                        self.addr,
+                        cx.settings.limits,
+                    ));
+                    cx.events.push(Event::Connected {
+                        peer: peer.clone(),
+                        protocol,
+                        resource,
+                    });
                     self.pre = response;
                     self.deadline = None;
-                    self.phase = Phase::Open { ws: Box::new(ws), peer, closing_by_us: false };
+                    self.phase = Phase::Open {
+                        ws: Box::new(ws),
+                        peer,
+                        closing_by_us: false,
+                    };
                     return None;
                 }
             }
@@ -296,8 +364,18 @@ impl Connection {
     /// Reads frames until the socket would block or the game's queue is full. `Some(clean)` when
     /// the connection has ended.
     fn read_frames<S: Read + Write>(&mut self, io: &mut S, cx: &mut Cx) -> Option<bool> {
-        let Phase::Open { ws, peer, closing_by_us } = &mut self.phase else { return None };
-        let mut out = Prefixed { pre: &mut self.pre, io };
+        let Phase::Open {
+            ws,
+            peer,
+            closing_by_us,
+        } = &mut self.phase
+        else {
+            return None;
+        };
+        let mut out = Prefixed {
+            pre: &mut self.pre,
+            io,
+        };
         let fail_code = loop {
             if peer.inbound_full() && peer.pause() {
                 self.paused = true;
@@ -307,11 +385,17 @@ impl Connection {
                 Ok(Message::Text(text)) => {
                     let data = tungstenite::Bytes::from(text);
                     peer.add_inbound(data.len());
-                    cx.events.push(Event::Message { id: peer.id, packet: Packet { data, text: true } });
+                    cx.events.push(Event::Message {
+                        id: peer.id,
+                        packet: Packet { data, text: true },
+                    });
                 }
                 Ok(Message::Binary(data)) => {
                     peer.add_inbound(data.len());
-                    cx.events.push(Event::Message { id: peer.id, packet: Packet { data, text: false } });
+                    cx.events.push(Event::Message {
+                        id: peer.id,
+                        packet: Packet { data, text: false },
+                    });
                 }
                 Ok(Message::Close(frame)) => {
                     if !*closing_by_us {
@@ -320,7 +404,11 @@ impl Connection {
                             Some(f) => (u16::from(f.code), f.reason.as_str().to_owned()),
                             None => (NO_STATUS_RECEIVED, String::new()),
                         };
-                        cx.events.push(Event::CloseRequest { id: peer.id, code, reason });
+                        cx.events.push(Event::CloseRequest {
+                            id: peer.id,
+                            code,
+                            reason,
+                        });
                         // tungstenite writes our reply on the next read or flush, then reports
                         // ConnectionClosed; this bounds how long that may take.
                         self.deadline = Some(cx.now + cx.settings.close_timeout);
@@ -331,9 +419,13 @@ impl Connection {
                 Err(WsError::Io(e)) if e.kind() == ErrorKind::Interrupted => {}
                 // The close handshake is complete.
                 Err(WsError::ConnectionClosed | WsError::AlreadyClosed) => return Some(true),
-                Err(WsError::Capacity(CapacityError::MessageTooLong { .. })) => break CloseCode::Size,
+                Err(WsError::Capacity(CapacityError::MessageTooLong { .. })) => {
+                    break CloseCode::Size
+                }
                 Err(WsError::Utf8(_)) => break CloseCode::Invalid,
-                Err(WsError::Protocol(ProtocolError::ResetWithoutClosingHandshake)) => return Some(false),
+                Err(WsError::Protocol(ProtocolError::ResetWithoutClosingHandshake)) => {
+                    return Some(false)
+                }
                 Err(WsError::Protocol(_)) => break CloseCode::Protocol,
                 Err(_) => return Some(false),
             }
@@ -344,7 +436,9 @@ impl Connection {
 
     /// Fails the connection (RFC 6455 §7.1.7): sends our Close frame and stops reading frames.
     fn fail<S: Read + Write>(&mut self, io: &mut S, code: CloseCode, cx: &mut Cx) {
-        let Phase::Open { ws, peer, .. } = std::mem::replace(&mut self.phase, Phase::Gone) else { return };
+        let Phase::Open { ws, peer, .. } = std::mem::replace(&mut self.phase, Phase::Gone) else {
+            return;
+        };
         peer.advance(PeerState::Closing);
         let mut ws = ws;
         let reason = match code {
@@ -352,7 +446,16 @@ impl Connection {
             CloseCode::Invalid => "invalid UTF-8",
             _ => "protocol error",
         };
-        let _ = ws.close(&mut Prefixed { pre: &mut self.pre, io }, Some(CloseFrame { code, reason: reason.into() }));
+        let _ = ws.close(
+            &mut Prefixed {
+                pre: &mut self.pre,
+                io,
+            },
+            Some(CloseFrame {
+                code,
+                reason: reason.into(),
+            }),
+        );
         self.phase = Phase::Failing { ws, peer };
         self.deadline = Some(cx.now + cx.settings.close_timeout);
     }

@@ -50,7 +50,12 @@ pub(crate) struct Driver {
 }
 
 impl Driver {
-    pub(crate) fn new(poll: Poll, listener: TcpListener, link: Arc<Link>, settings: Settings) -> Driver {
+    pub(crate) fn new(
+        poll: Poll,
+        listener: TcpListener,
+        link: Arc<Link>,
+        settings: Settings,
+    ) -> Driver {
         Driver {
             poll,
             listener,
@@ -146,7 +151,12 @@ impl Driver {
                     let entry = self.conns.vacant_entry();
                     let key = entry.key();
                     let token = Token(key + FIRST_CONNECTION);
-                    if self.poll.registry().register(&mut stream, token, Interest::READABLE | Interest::WRITABLE).is_err() {
+                    if self
+                        .poll
+                        .registry()
+                        .register(&mut stream, token, Interest::READABLE | Interest::WRITABLE)
+                        .is_err()
+                    {
                         continue; // dropping the stream closes it
                     }
                     // Godot's WebSocketPeer disables Nagle by default; so do we.
@@ -156,11 +166,19 @@ impl Driver {
                     if let Some(deadline) = conn.deadline() {
                         self.timers.push(Reverse((deadline, key)));
                     }
-                    entry.insert(Slot { stream, conn, queued: false });
+                    entry.insert(Slot {
+                        stream,
+                        conn,
+                        queued: false,
+                    });
                     // Registration reports data that is already waiting, so no read is due here.
                 }
                 Err(e) if e.kind() == ErrorKind::WouldBlock => return,
-                Err(e) if matches!(e.kind(), ErrorKind::Interrupted | ErrorKind::ConnectionAborted) => {}
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        ErrorKind::Interrupted | ErrorKind::ConnectionAborted
+                    ) => {}
                 Err(_) => {
                     // Out of file descriptors or memory: the listener's readiness will not be
                     // reported again while connections wait, so come back on a timer.
@@ -179,10 +197,17 @@ impl Driver {
         now: Instant,
         input: impl FnOnce(&mut Connection, &mut TcpStream, &mut Cx) -> Status,
     ) {
-        let Some(slot) = self.conns.get_mut(key) else { return };
+        let Some(slot) = self.conns.get_mut(key) else {
+            return;
+        };
         let deadline = slot.conn.deadline();
         let had_peer = slot.conn.peer().is_some();
-        let mut cx = Cx { now, settings: &self.settings, ids: &mut self.ids, events: &mut self.events };
+        let mut cx = Cx {
+            now,
+            settings: &self.settings,
+            ids: &mut self.ids,
+            events: &mut self.events,
+        };
         let status = input(&mut slot.conn, &mut slot.stream, &mut cx);
         if !had_peer {
             if let Some(peer) = slot.conn.peer() {
@@ -239,6 +264,13 @@ impl Driver {
                     }
                 }
                 Command::Release { id } => self.ids.release(id),
+                Command::Abort { id } => {
+                    if let Some(k) = key(&self.by_id, id) {
+                        self.remove(k);
+                    }
+                    self.ids.release(id);
+                }
+                Command::SetExtraHeaders(headers) => self.settings.offer.extra_headers = headers,
             }
         }
         self.commands = commands;

@@ -17,9 +17,17 @@ pub enum Decision {
     Incomplete,
     /// Upgrade accepted: send `response`, then speak WebSocket. `consumed` is the request's
     /// length; bytes after it are already WebSocket frames.
-    Accept { response: Vec<u8>, protocol: String, resource: String, consumed: usize },
+    Accept {
+        response: Vec<u8>,
+        protocol: String,
+        resource: String,
+        consumed: usize,
+    },
     /// Refused: send `response` and close. `why` is for logs and tests.
-    Reject { response: Vec<u8>, why: &'static str },
+    Reject {
+        response: Vec<u8>,
+        why: &'static str,
+    },
 }
 
 /// What the server offers: its subprotocols and the header lines for every `101` response.
@@ -37,25 +45,49 @@ impl Offer {
         let consumed = match req.parse(buf) {
             Ok(httparse::Status::Complete(n)) => n,
             Ok(httparse::Status::Partial) if buf.len() >= MAX_REQUEST_SIZE => {
-                return reject(431, "Request Header Fields Too Large", "request too large", "")
+                return reject(
+                    431,
+                    "Request Header Fields Too Large",
+                    "request too large",
+                    "",
+                )
             }
             Ok(httparse::Status::Partial) => return Decision::Incomplete,
             Err(httparse::Error::TooManyHeaders) => {
-                return reject(431, "Request Header Fields Too Large", "too many headers", "")
+                return reject(
+                    431,
+                    "Request Header Fields Too Large",
+                    "too many headers",
+                    "",
+                )
             }
             Err(_) => return reject(400, "Bad Request", "malformed HTTP request", ""),
         };
         if consumed > MAX_REQUEST_SIZE {
-            return reject(431, "Request Header Fields Too Large", "request too large", "");
+            return reject(
+                431,
+                "Request Header Fields Too Large",
+                "request too large",
+                "",
+            );
         }
         if req.method != Some("GET") {
-            return reject(405, "Method Not Allowed", "method is not GET", "Allow: GET\r\n");
+            return reject(
+                405,
+                "Method Not Allowed",
+                "method is not GET",
+                "Allow: GET\r\n",
+            );
         }
         if req.version != Some(1) {
             return reject(400, "Bad Request", "HTTP version is not 1.1", "");
         }
         let headers: &[httparse::Header] = req.headers;
-        let header = |name: &'static str| headers.iter().filter(move |h| h.name.eq_ignore_ascii_case(name));
+        let header = |name: &'static str| {
+            headers
+                .iter()
+                .filter(move |h| h.name.eq_ignore_ascii_case(name))
+        };
         let tokens = |name: &'static str| {
             header(name)
                 .filter_map(|h| std::str::from_utf8(h.value).ok())
@@ -64,25 +96,46 @@ impl Offer {
                 .filter(|t| !t.is_empty())
                 .collect::<Vec<_>>()
         };
-        if !tokens("Upgrade").iter().any(|t| t.eq_ignore_ascii_case("websocket")) {
+        if !tokens("Upgrade")
+            .iter()
+            .any(|t| t.eq_ignore_ascii_case("websocket"))
+        {
             return reject(400, "Bad Request", "no Upgrade: websocket", "");
         }
-        if !tokens("Connection").iter().any(|t| t.eq_ignore_ascii_case("upgrade")) {
+        if !tokens("Connection")
+            .iter()
+            .any(|t| t.eq_ignore_ascii_case("upgrade"))
+        {
             return reject(400, "Bad Request", "no Connection: Upgrade", "");
         }
         if tokens("Sec-WebSocket-Version") != ["13"] {
-            return reject(426, "Upgrade Required", "unsupported version", "Sec-WebSocket-Version: 13\r\n");
+            return reject(
+                426,
+                "Upgrade Required",
+                "unsupported version",
+                "Sec-WebSocket-Version: 13\r\n",
+            );
         }
         let mut keys = header("Sec-WebSocket-Key");
         let key = match (keys.next(), keys.next()) {
             (Some(k), None) if is_valid_key(k.value) => k.value,
-            _ => return reject(400, "Bad Request", "missing or invalid Sec-WebSocket-Key", ""),
+            _ => {
+                return reject(
+                    400,
+                    "Bad Request",
+                    "missing or invalid Sec-WebSocket-Key",
+                    "",
+                )
+            }
         };
         let offered = tokens("Sec-WebSocket-Protocol");
         let protocol = match (offered.is_empty(), self.protocols.is_empty()) {
             (true, true) => String::new(),
             (true, false) => return reject(400, "Bad Request", "client offers no subprotocol", ""),
-            (false, _) => match offered.iter().find(|p| self.protocols.iter().any(|s| s == *p)) {
+            (false, _) => match offered
+                .iter()
+                .find(|p| self.protocols.iter().any(|s| s == *p))
+            {
                 Some(p) => p.to_string(),
                 None => return reject(400, "Bad Request", "no common subprotocol", ""),
             },
@@ -104,7 +157,12 @@ impl Offer {
             response.push_str("\r\n");
         }
         response.push_str("\r\n");
-        Decision::Accept { response: response.into_bytes(), protocol, resource, consumed }
+        Decision::Accept {
+            response: response.into_bytes(),
+            protocol,
+            resource,
+            consumed,
+        }
     }
 }
 
@@ -112,12 +170,16 @@ impl Offer {
 fn is_valid_key(key: &[u8]) -> bool {
     key.len() == 24
         && key.ends_with(b"==")
-        && key[..22].iter().all(|b| b.is_ascii_alphanumeric() || *b == b'+' || *b == b'/')
+        && key[..22]
+            .iter()
+            .all(|b| b.is_ascii_alphanumeric() || *b == b'+' || *b == b'/')
 }
 
 fn reject(status: u16, text: &str, why: &'static str, extra: &str) -> Decision {
-    let response =
-        format!("HTTP/1.1 {status} {text}\r\n{extra}Connection: close\r\nContent-Length: 0\r\n\r\n").into_bytes();
+    let response = format!(
+        "HTTP/1.1 {status} {text}\r\n{extra}Connection: close\r\nContent-Length: 0\r\n\r\n"
+    )
+    .into_bytes();
     Decision::Reject { response, why }
 }
 
@@ -134,14 +196,25 @@ mod tests {
     }
 
     fn offer(protocols: &[&str]) -> Offer {
-        Offer { protocols: protocols.iter().map(|s| s.to_string()).collect(), extra_headers: vec![] }
+        Offer {
+            protocols: protocols.iter().map(|s| s.to_string()).collect(),
+            extra_headers: vec![],
+        }
     }
 
     fn accepted(d: Decision) -> (String, String, String, usize) {
         match d {
-            Decision::Accept { response, protocol, resource, consumed } => {
-                (String::from_utf8(response).unwrap(), protocol, resource, consumed)
-            }
+            Decision::Accept {
+                response,
+                protocol,
+                resource,
+                consumed,
+            } => (
+                String::from_utf8(response).unwrap(),
+                protocol,
+                resource,
+                consumed,
+            ),
             other => panic!("expected Accept, got {other:?}"),
         }
     }
@@ -172,7 +245,11 @@ mod tests {
     fn incomplete_until_the_blank_line() {
         let req = request("");
         for cut in [0, 1, 10, req.len() - 1] {
-            assert_eq!(offer(&[]).decide(&req.as_bytes()[..cut]), Decision::Incomplete, "cut at {cut}");
+            assert_eq!(
+                offer(&[]).decide(&req.as_bytes()[..cut]),
+                Decision::Incomplete,
+                "cut at {cut}"
+            );
         }
     }
 
@@ -188,7 +265,9 @@ mod tests {
     #[test]
     fn subprotocol_follows_the_clients_order() {
         let o = offer(&["b", "c"]);
-        let (resp, p, _, _) = accepted(o.decide(request("Sec-WebSocket-Protocol: a, c\r\nSec-WebSocket-Protocol: b\r\n").as_bytes()));
+        let (resp, p, _, _) = accepted(o.decide(
+            request("Sec-WebSocket-Protocol: a, c\r\nSec-WebSocket-Protocol: b\r\n").as_bytes(),
+        ));
         assert_eq!(p, "c");
         assert!(resp.contains("\r\nSec-WebSocket-Protocol: c\r\n"));
         let (_, why) = rejected(o.decide(request("Sec-WebSocket-Protocol: x, y\r\n").as_bytes()));
@@ -196,13 +275,17 @@ mod tests {
         let (_, why) = rejected(o.decide(request("").as_bytes()));
         assert_eq!(why, "client offers no subprotocol");
         // Server offers none, client asks for one: no common subprotocol.
-        let (_, why) = rejected(offer(&[]).decide(request("Sec-WebSocket-Protocol: a\r\n").as_bytes()));
+        let (_, why) =
+            rejected(offer(&[]).decide(request("Sec-WebSocket-Protocol: a\r\n").as_bytes()));
         assert_eq!(why, "no common subprotocol");
     }
 
     #[test]
     fn extra_headers_are_appended() {
-        let o = Offer { protocols: vec![], extra_headers: vec!["X-A: 1".into(), "X-B: two".into()] };
+        let o = Offer {
+            protocols: vec![],
+            extra_headers: vec!["X-A: 1".into(), "X-B: two".into()],
+        };
         let (resp, _, _, _) = accepted(o.decide(request("").as_bytes()));
         assert!(resp.ends_with("X-A: 1\r\nX-B: two\r\n\r\n"), "{resp}");
     }
@@ -235,12 +318,18 @@ mod tests {
 
     #[test]
     fn oversized_requests_are_refused() {
-        let big = format!("GET / HTTP/1.1\r\nX-Big: {}\r\n", "a".repeat(MAX_REQUEST_SIZE));
+        let big = format!(
+            "GET / HTTP/1.1\r\nX-Big: {}\r\n",
+            "a".repeat(MAX_REQUEST_SIZE)
+        );
         let (resp, why) = rejected(offer(&[]).decide(big.as_bytes()));
         assert_eq!(why, "request too large");
         assert!(resp.starts_with("HTTP/1.1 431 "));
-        let many: String = (0..MAX_HEADERS + 1).map(|i| format!("X-{i}: v\r\n")).collect();
-        let (_, why) = rejected(offer(&[]).decide(format!("GET / HTTP/1.1\r\n{many}\r\n").as_bytes()));
+        let many: String = (0..MAX_HEADERS + 1)
+            .map(|i| format!("X-{i}: v\r\n"))
+            .collect();
+        let (_, why) =
+            rejected(offer(&[]).decide(format!("GET / HTTP/1.1\r\n{many}\r\n").as_bytes()));
         assert_eq!(why, "too many headers");
     }
 }

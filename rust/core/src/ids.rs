@@ -20,7 +20,10 @@ impl IdAllocator {
     }
 
     pub fn with_rng(rng: Box<dyn RngCore + Send>) -> IdAllocator {
-        IdAllocator { rng, live: HashSet::new() }
+        IdAllocator {
+            rng,
+            live: HashSet::new(),
+        }
     }
 
     pub fn allocate(&mut self) -> PeerId {
@@ -83,7 +86,11 @@ mod tests {
         let a = ids.allocate();
         let b = ids.allocate();
         let c = ids.allocate();
-        assert_eq!(HashSet::from([a, b, c]).len(), 3, "three live peers, three ids");
+        assert_eq!(
+            HashSet::from([a, b, c]).len(),
+            3,
+            "three live peers, three ids"
+        );
         ids.release(b);
         assert_eq!(ids.allocate(), b, "the only free id in the cycle");
         assert_eq!(ids.live(), 3);

@@ -32,7 +32,9 @@ pub enum ListenError {
 impl std::fmt::Display for ListenError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            ListenError::InUse(s) | ListenError::BadAddress(s) | ListenError::CantCreate(s) => f.write_str(s),
+            ListenError::InUse(s) | ListenError::BadAddress(s) | ListenError::CantCreate(s) => {
+                f.write_str(s)
+            }
         }
     }
 }
@@ -40,11 +42,24 @@ impl std::fmt::Display for ListenError {
 /// What the game should be told, one at a time, from `Server::next_signal`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Signal {
-    Connected { id: PeerId, protocol: String, resource: String },
+    Connected {
+        id: PeerId,
+        protocol: String,
+        resource: String,
+    },
     /// One message is now in the peer's queue.
-    DataReceived { id: PeerId },
-    CloseRequest { id: PeerId, code: u16, reason: String },
-    Disconnected { id: PeerId, clean: bool },
+    DataReceived {
+        id: PeerId,
+    },
+    CloseRequest {
+        id: PeerId,
+        code: u16,
+        reason: String,
+    },
+    Disconnected {
+        id: PeerId,
+        clean: bool,
+    },
 }
 
 pub struct Server {
@@ -65,7 +80,9 @@ impl Server {
         let local_addr = listener.local_addr().map_err(cant_create)?;
         let poll = Poll::new().map_err(cant_create)?;
         let waker = Waker::new(poll.registry(), WAKER).map_err(cant_create)?;
-        poll.registry().register(&mut listener, LISTENER, Interest::READABLE).map_err(cant_create)?;
+        poll.registry()
+            .register(&mut listener, LISTENER, Interest::READABLE)
+            .map_err(cant_create)?;
         let link = Arc::new(Link::new(waker));
         let driver = Driver::new(poll, listener, link.clone(), Settings::new(config));
         let thread = std::thread::Builder::new()
@@ -112,10 +129,24 @@ impl Server {
     pub fn next_signal(&mut self) -> Option<Signal> {
         loop {
             let signal = match self.pending.pop_front()? {
-                Event::Connected { peer, protocol, resource } => {
+                Event::Connected {
+                    peer,
+                    protocol,
+                    resource,
+                } => {
                     let id = peer.id;
-                    self.peers.insert(id, PeerHandle { shared: peer, link: self.link.clone() });
-                    Signal::Connected { id, protocol, resource }
+                    self.peers.insert(
+                        id,
+                        PeerHandle {
+                            shared: peer,
+                            link: self.link.clone(),
+                        },
+                    );
+                    Signal::Connected {
+                        id,
+                        protocol,
+                        resource,
+                    }
                 }
                 Event::Message { id, packet } => match self.peers.get(&id) {
                     Some(p) => {
@@ -124,7 +155,16 @@ impl Server {
                     }
                     None => continue,
                 },
-                Event::CloseRequest { id, code, reason } => Signal::CloseRequest { id, code, reason },
+                // Events of a peer the game removed with `abort` are dropped: it was told nothing
+                // more would come, and the I/O thread frees the id itself.
+                Event::CloseRequest { id, .. } | Event::Disconnected { id, .. }
+                    if !self.peers.contains_key(&id) =>
+                {
+                    continue
+                }
+                Event::CloseRequest { id, code, reason } => {
+                    Signal::CloseRequest { id, code, reason }
+                }
                 Event::Disconnected { id, clean } => {
                     self.peers.remove(&id);
                     self.link.command(Command::Release { id });
@@ -143,6 +183,21 @@ impl Server {
         self.peers.keys().copied()
     }
 
+    /// Drops a peer at once: no close handshake, and no further signal for it.
+    pub fn abort(&mut self, id: PeerId) -> bool {
+        let Some(peer) = self.peers.remove(&id) else {
+            return false;
+        };
+        peer.shared.advance(PeerState::Closed);
+        self.link.command(Command::Abort { id });
+        true
+    }
+
+    /// Header lines for the `101` responses of upgrades that finish from now on.
+    pub fn set_extra_headers(&self, headers: Vec<String>) {
+        self.link.command(Command::SetExtraHeaders(headers));
+    }
+
     pub fn is_running(&self) -> bool {
         self.thread.is_some()
     }
@@ -150,7 +205,9 @@ impl Server {
     /// Closes the listener and every connection at once (no close handshake, no signals) and
     /// waits for the I/O thread to end. Peer objects kept by the game report `Closed`.
     pub fn stop(&mut self) {
-        let Some(thread) = self.thread.take() else { return };
+        let Some(thread) = self.thread.take() else {
+            return;
+        };
         self.link.stop();
         let _ = thread.join();
         for peer in self.peers.values() {
@@ -173,10 +230,12 @@ fn cant_create(e: io::Error) -> ListenError {
 
 fn bind(ip: BindIp, port: u16) -> Result<TcpListener, ListenError> {
     let classify = |addr: SocketAddr, e: io::Error| match e.kind() {
-        io::ErrorKind::AddrInUse => ListenError::InUse(format!("cannot listen on {addr}: the port is already in use")),
-        io::ErrorKind::AddrNotAvailable => {
-            ListenError::BadAddress(format!("cannot listen on {addr}: no interface has this address"))
-        }
+        io::ErrorKind::AddrInUse => ListenError::InUse(format!(
+            "cannot listen on {addr}: the port is already in use"
+        )),
+        io::ErrorKind::AddrNotAvailable => ListenError::BadAddress(format!(
+            "cannot listen on {addr}: no interface has this address"
+        )),
         _ => ListenError::CantCreate(format!("cannot listen on {addr}: {e}")),
     };
     match ip {
@@ -247,8 +306,13 @@ impl PeerHandle {
             return Err(SendError::NotOpen);
         }
         let data = data.into();
-        self.shared.reserve_outbound(data.len()).map_err(SendError::Full)?;
-        self.link.command(Command::Send { id: self.shared.id, packet: Packet { data, text } });
+        self.shared
+            .reserve_outbound(data.len())
+            .map_err(SendError::Full)?;
+        self.link.command(Command::Send {
+            id: self.shared.id,
+            packet: Packet { data, text },
+        });
         Ok(())
     }
 
@@ -266,7 +330,11 @@ impl PeerHandle {
             end -= 1;
         }
         self.shared.advance(PeerState::Closing);
-        self.link.command(Command::Close { id: self.shared.id, code, reason: reason[..end].to_owned() });
+        self.link.command(Command::Close {
+            id: self.shared.id,
+            code,
+            reason: reason[..end].to_owned(),
+        });
         Ok(end < reason.len())
     }
 
@@ -289,7 +357,10 @@ impl PeerHandle {
 
     pub fn set_no_delay(&self, enabled: bool) {
         if self.shared.state() != PeerState::Closed {
-            self.link.command(Command::SetNoDelay { id: self.shared.id, enabled });
+            self.link.command(Command::SetNoDelay {
+                id: self.shared.id,
+                enabled,
+            });
         }
     }
 

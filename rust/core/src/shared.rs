@@ -26,19 +26,35 @@ pub struct Packet {
 /// What the I/O thread reports, in the order it happened.
 #[derive(Debug)]
 pub enum Event {
-    Connected { peer: std::sync::Arc<PeerShared>, protocol: String, resource: String },
-    Message { id: PeerId, packet: Packet },
+    Connected {
+        peer: std::sync::Arc<PeerShared>,
+        protocol: String,
+        resource: String,
+    },
+    Message {
+        id: PeerId,
+        packet: Packet,
+    },
     /// The client sent a Close frame first (our reply is on its way).
-    CloseRequest { id: PeerId, code: u16, reason: String },
+    CloseRequest {
+        id: PeerId,
+        code: u16,
+        reason: String,
+    },
     /// The connection is gone; always the last event of an id.
-    Disconnected { id: PeerId, clean: bool },
+    Disconnected {
+        id: PeerId,
+        clean: bool,
+    },
 }
 
 impl Event {
     pub fn id(&self) -> PeerId {
         match self {
             Event::Connected { peer, .. } => peer.id,
-            Event::Message { id, .. } | Event::CloseRequest { id, .. } | Event::Disconnected { id, .. } => *id,
+            Event::Message { id, .. }
+            | Event::CloseRequest { id, .. }
+            | Event::Disconnected { id, .. } => *id,
         }
     }
 }
@@ -46,14 +62,34 @@ impl Event {
 /// What the game thread asks of the I/O thread.
 #[derive(Debug)]
 pub enum Command {
-    Send { id: PeerId, packet: Packet },
+    Send {
+        id: PeerId,
+        packet: Packet,
+    },
     /// Start the close handshake with this code and reason.
-    Close { id: PeerId, code: u16, reason: String },
+    Close {
+        id: PeerId,
+        code: u16,
+        reason: String,
+    },
     /// The game drained a paused peer's queue: read its socket again.
-    Resume { id: PeerId },
+    Resume {
+        id: PeerId,
+    },
     /// The game has seen this id's `Disconnected`: the id may be given out again.
-    Release { id: PeerId },
-    SetNoDelay { id: PeerId, enabled: bool },
+    Release {
+        id: PeerId,
+    },
+    SetNoDelay {
+        id: PeerId,
+        enabled: bool,
+    },
+    /// Drop the connection now, without a close handshake or any event; the id is free after.
+    Abort {
+        id: PeerId,
+    },
+    /// Header lines for the `101` responses of upgrades that finish from now on.
+    SetExtraHeaders(Vec<String>),
 }
 
 /// The two queues between the threads and the means to wake the I/O thread.
@@ -261,7 +297,11 @@ mod tests {
 
     #[test]
     fn outbound_limits_refuse_and_release() {
-        let p = peer(Limits { inbound_buffer_size: 10, outbound_buffer_size: 10, max_queued_packets: 2 });
+        let p = peer(Limits {
+            inbound_buffer_size: 10,
+            outbound_buffer_size: 10,
+            max_queued_packets: 2,
+        });
         assert_eq!(p.reserve_outbound(11), Err("outbound_buffer_size"));
         assert_eq!(p.reserve_outbound(6), Ok(()));
         assert_eq!(p.reserve_outbound(5), Err("outbound_buffer_size"));
@@ -274,7 +314,11 @@ mod tests {
 
     #[test]
     fn pause_and_resume_hand_over_exactly_once() {
-        let p = peer(Limits { inbound_buffer_size: 100, outbound_buffer_size: 10, max_queued_packets: 2 });
+        let p = peer(Limits {
+            inbound_buffer_size: 100,
+            outbound_buffer_size: 10,
+            max_queued_packets: 2,
+        });
         p.add_inbound(1);
         assert!(!p.inbound_full());
         p.add_inbound(1);

@@ -28,7 +28,11 @@ struct Pipe {
 impl Read for Pipe {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         if self.input.is_empty() {
-            return if self.eof { Ok(0) } else { Err(io::ErrorKind::WouldBlock.into()) };
+            return if self.eof {
+                Ok(0)
+            } else {
+                Err(io::ErrorKind::WouldBlock.into())
+            };
         }
         let n = buf.len().min(self.input.len());
         for (i, b) in self.input.drain(..n).enumerate() {
@@ -118,7 +122,12 @@ impl Harness {
     }
 
     fn cx(&mut self) -> (&mut Connection, &mut Pipe, Cx<'_>) {
-        let cx = Cx { now: self.now, settings: &self.settings, ids: &mut self.ids, events: &mut self.events };
+        let cx = Cx {
+            now: self.now,
+            settings: &self.settings,
+            ids: &mut self.ids,
+            events: &mut self.events,
+        };
         (&mut self.conn, &mut self.pipe, cx)
     }
 
@@ -200,11 +209,25 @@ fn masked(opcode: u8, payload: &[u8]) -> Vec<u8> {
 
 #[test]
 fn upgrade_then_messages_both_ways() {
-    let mut h = Harness::new(ServerConfig { protocols: vec!["chat".into()], ..config() });
-    h.pipe.input.extend(REQUEST.replace("\r\n\r\n", "\r\nSec-WebSocket-Protocol: other, chat\r\n\r\n").as_bytes());
+    let mut h = Harness::new(ServerConfig {
+        protocols: vec!["chat".into()],
+        ..config()
+    });
+    h.pipe.input.extend(
+        REQUEST
+            .replace(
+                "\r\n\r\n",
+                "\r\nSec-WebSocket-Protocol: other, chat\r\n\r\n",
+            )
+            .as_bytes(),
+    );
     assert_eq!(h.readable(), Status::Alive);
     let id = match h.take().as_slice() {
-        [Event::Connected { peer, protocol, resource }] => {
+        [Event::Connected {
+            peer,
+            protocol,
+            resource,
+        }] => {
             assert_eq!(protocol, "chat");
             assert_eq!(resource, "/lobby?name=ann");
             assert!(peer.id >= 2);
@@ -220,16 +243,34 @@ fn upgrade_then_messages_both_ways() {
     h.client_sends(Message::binary(vec![0u8, 1, 2]));
     assert_eq!(h.readable(), Status::Alive);
     let ev = h.take();
-    assert!(matches!(&ev[0], Event::Message { id: i, packet } if *i == id && packet.text && &packet.data[..] == "héllo".as_bytes()));
-    assert!(matches!(&ev[1], Event::Message { packet, .. } if !packet.text && &packet.data[..] == [0, 1, 2]));
+    assert!(
+        matches!(&ev[0], Event::Message { id: i, packet } if *i == id && packet.text && &packet.data[..] == "héllo".as_bytes())
+    );
+    assert!(
+        matches!(&ev[1], Event::Message { packet, .. } if !packet.text && &packet.data[..] == [0, 1, 2])
+    );
 
     let peer = h.conn.peer().unwrap().clone();
     peer.reserve_outbound(3).unwrap();
     let (c, p, mut cx) = h.cx();
-    assert_eq!(c.send(p, wss_core::Packet { data: "abc".into(), text: true }, &mut cx), Status::Alive);
+    assert_eq!(
+        c.send(
+            p,
+            wss_core::Packet {
+                data: "abc".into(),
+                text: true
+            },
+            &mut cx
+        ),
+        Status::Alive
+    );
     assert_eq!(c.flush(p, &mut cx), Status::Alive);
     assert_eq!(h.client_receives(), vec![Message::text("abc")]);
-    assert_eq!(peer.outbound_bytes(), 0, "written bytes no longer count against the limit");
+    assert_eq!(
+        peer.outbound_bytes(),
+        0,
+        "written bytes no longer count against the limit"
+    );
 }
 
 #[test]
@@ -265,12 +306,18 @@ fn handshake_timeout_drops_silently() {
     h.now = start + Duration::from_secs(3);
     let (c, _, mut cx) = h.cx();
     assert_eq!(c.on_timeout(&mut cx), Status::Gone);
-    assert!(h.take().is_empty(), "a peer that never connected is never reported");
+    assert!(
+        h.take().is_empty(),
+        "a peer that never connected is never reported"
+    );
 }
 
 #[test]
 fn refused_upgrade_gets_an_http_error_and_is_closed() {
-    let mut h = Harness::new(ServerConfig { protocols: vec!["chat".into()], ..config() });
+    let mut h = Harness::new(ServerConfig {
+        protocols: vec!["chat".into()],
+        ..config()
+    });
     h.pipe.input.extend(REQUEST.as_bytes()); // offers no subprotocol
     assert_eq!(h.readable(), Status::Gone);
     assert!(String::from_utf8_lossy(&h.pipe.output).starts_with("HTTP/1.1 400 Bad Request\r\n"));
@@ -293,14 +340,30 @@ fn refusal_waits_for_a_full_socket() {
 fn client_initiated_close() {
     let mut h = Harness::open(config());
     let peer = h.conn.peer().unwrap().clone();
-    h.client_sends(Message::Close(Some(CloseFrame { code: CloseCode::Away, reason: "bye".into() })));
-    assert_eq!(h.readable(), Status::Gone, "server closes TCP once its reply is written");
+    h.client_sends(Message::Close(Some(CloseFrame {
+        code: CloseCode::Away,
+        reason: "bye".into(),
+    })));
+    assert_eq!(
+        h.readable(),
+        Status::Gone,
+        "server closes TCP once its reply is written"
+    );
     let ev = h.take();
-    assert!(matches!(&ev[0], Event::CloseRequest { code: 1001, reason, .. } if reason == "bye"), "{ev:?}");
-    assert!(matches!(&ev[1], Event::Disconnected { clean: true, .. }), "{ev:?}");
+    assert!(
+        matches!(&ev[0], Event::CloseRequest { code: 1001, reason, .. } if reason == "bye"),
+        "{ev:?}"
+    );
+    assert!(
+        matches!(&ev[1], Event::Disconnected { clean: true, .. }),
+        "{ev:?}"
+    );
     assert_eq!(peer.state(), PeerState::Closed);
     let reply = h.client_receives();
-    assert!(matches!(&reply[..], [Message::Close(Some(f))] if f.code == CloseCode::Away), "{reply:?}");
+    assert!(
+        matches!(&reply[..], [Message::Close(Some(f))] if f.code == CloseCode::Away),
+        "{reply:?}"
+    );
 }
 
 #[test]
@@ -308,7 +371,10 @@ fn close_without_a_code_reports_1005() {
     let mut h = Harness::open(config());
     h.client_sends_raw(&masked(0x8, b""));
     assert_eq!(h.readable(), Status::Gone);
-    assert!(matches!(&h.take()[0], Event::CloseRequest { code: 1005, .. }));
+    assert!(matches!(
+        &h.take()[0],
+        Event::CloseRequest { code: 1005, .. }
+    ));
 }
 
 #[test]
@@ -317,17 +383,29 @@ fn server_initiated_close_and_the_clients_answer() {
     let (c, p, mut cx) = h.cx();
     assert_eq!(c.close(p, 4000, "kicked", &mut cx), Status::Alive);
     let got = h.client_receives();
-    assert!(matches!(&got[..], [Message::Close(Some(f))] if u16::from(f.code) == 4000 && f.reason == "kicked"), "{got:?}");
-    assert!(h.conn.deadline().is_some(), "the answer is awaited for close_timeout");
+    assert!(
+        matches!(&got[..], [Message::Close(Some(f))] if u16::from(f.code) == 4000 && f.reason == "kicked"),
+        "{got:?}"
+    );
+    assert!(
+        h.conn.deadline().is_some(),
+        "the answer is awaited for close_timeout"
+    );
     assert!(h.take().is_empty(), "no close_request for our own close");
     // The client's answer to our Close is in the pipe now.
     assert_eq!(h.readable(), Status::Gone);
-    assert!(matches!(h.take().as_slice(), [Event::Disconnected { clean: true, .. }]));
+    assert!(matches!(
+        h.take().as_slice(),
+        [Event::Disconnected { clean: true, .. }]
+    ));
 }
 
 #[test]
 fn unanswered_close_is_dropped_after_close_timeout() {
-    let mut h = Harness::open(ServerConfig { close_timeout: Duration::from_secs(2), ..config() });
+    let mut h = Harness::open(ServerConfig {
+        close_timeout: Duration::from_secs(2),
+        ..config()
+    });
     let start = h.now;
     let (c, p, mut cx) = h.cx();
     assert_eq!(c.close(p, 1000, "", &mut cx), Status::Alive);
@@ -337,7 +415,10 @@ fn unanswered_close_is_dropped_after_close_timeout() {
     h.now = start + Duration::from_secs(2);
     let (c, _, mut cx) = h.cx();
     assert_eq!(c.on_timeout(&mut cx), Status::Gone);
-    assert!(matches!(h.take().as_slice(), [Event::Disconnected { clean: false, .. }]));
+    assert!(matches!(
+        h.take().as_slice(),
+        [Event::Disconnected { clean: false, .. }]
+    ));
 }
 
 #[test]
@@ -345,31 +426,46 @@ fn abrupt_eof_is_an_unclean_disconnect() {
     let mut h = Harness::open(config());
     h.pipe.eof = true;
     assert_eq!(h.readable(), Status::Gone);
-    assert!(matches!(h.take().as_slice(), [Event::Disconnected { clean: false, .. }]));
+    assert!(matches!(
+        h.take().as_slice(),
+        [Event::Disconnected { clean: false, .. }]
+    ));
 }
 
 /// A violation gets our Close with its code; the connection ends when the client closes.
 fn assert_fails_with(h: &mut Harness, code: u16) {
     assert_eq!(h.readable(), Status::Alive);
     let got = h.client_receives();
-    assert!(matches!(&got[..], [Message::Close(Some(f))] if u16::from(f.code) == code), "{got:?}");
+    assert!(
+        matches!(&got[..], [Message::Close(Some(f))] if u16::from(f.code) == code),
+        "{got:?}"
+    );
     assert!(h.take().is_empty());
     assert_eq!(h.conn.peer().unwrap().state(), PeerState::Closing);
     h.client_sends_raw(&[0x82, 0x85, 1, 2, 3, 4]); // garbage after the failure is ignored
     assert_eq!(h.readable(), Status::Alive);
     h.pipe.eof = true;
     assert_eq!(h.readable(), Status::Gone);
-    assert!(matches!(h.take().as_slice(), [Event::Disconnected { clean: false, .. }]));
+    assert!(matches!(
+        h.take().as_slice(),
+        [Event::Disconnected { clean: false, .. }]
+    ));
 }
 
 #[test]
 fn message_over_the_inbound_limit_closes_with_1009() {
-    let limits = Limits { inbound_buffer_size: 100, ..Limits::default() };
+    let limits = Limits {
+        inbound_buffer_size: 100,
+        ..Limits::default()
+    };
     let mut h = Harness::open(ServerConfig { limits, ..config() });
     h.client_sends(Message::binary(vec![7u8; 100]));
     assert_eq!(h.readable(), Status::Alive);
     assert_eq!(h.take().len(), 1, "exactly the limit is fine");
-    assert!(h.conn.peer().unwrap().sub_inbound(100), "a full queue paused reading");
+    assert!(
+        h.conn.peer().unwrap().sub_inbound(100),
+        "a full queue paused reading"
+    );
     let (c, p, mut cx) = h.cx();
     assert_eq!(c.resume(p, &mut cx), Status::Alive);
     h.client_sends(Message::binary(vec![7u8; 101]));
@@ -378,7 +474,10 @@ fn message_over_the_inbound_limit_closes_with_1009() {
 
 #[test]
 fn fragmented_message_over_the_limit_closes_with_1009() {
-    let limits = Limits { inbound_buffer_size: 10, ..Limits::default() };
+    let limits = Limits {
+        inbound_buffer_size: 10,
+        ..Limits::default()
+    };
     let mut h = Harness::open(ServerConfig { limits, ..config() });
     let mut first = masked(0x2, b"123456");
     first[0] &= 0x7f; // not FIN
@@ -419,7 +518,10 @@ fn ping_is_answered() {
 
 #[test]
 fn full_inbound_queue_pauses_reading_until_the_game_drains() {
-    let limits = Limits { max_queued_packets: 2, ..Limits::default() };
+    let limits = Limits {
+        max_queued_packets: 2,
+        ..Limits::default()
+    };
     let mut h = Harness::open(ServerConfig { limits, ..config() });
     for i in 0..5u8 {
         h.client_sends(Message::binary(vec![i]));
@@ -427,13 +529,19 @@ fn full_inbound_queue_pauses_reading_until_the_game_drains() {
     assert_eq!(h.readable(), Status::Alive);
     assert_eq!(h.take().len(), 2, "reading stops at max_queued_packets");
     assert_eq!(h.readable(), Status::Alive);
-    assert!(h.take().is_empty(), "still paused: nothing is read, nothing dropped");
+    assert!(
+        h.take().is_empty(),
+        "still paused: nothing is read, nothing dropped"
+    );
     let peer = h.conn.peer().unwrap().clone();
     assert!(peer.sub_inbound(1), "the game read one: resume");
     let (c, p, mut cx) = h.cx();
     assert_eq!(c.resume(p, &mut cx), Status::Alive);
     let ev = h.take();
-    assert!(matches!(ev.as_slice(), [Event::Message { packet, .. }] if &packet.data[..] == [2]), "{ev:?}");
+    assert!(
+        matches!(ev.as_slice(), [Event::Message { packet, .. }] if &packet.data[..] == [2]),
+        "{ev:?}"
+    );
     assert!(peer.sub_inbound(1));
     assert!(!peer.sub_inbound(1), "one resume is enough");
     let (c, p, mut cx) = h.cx();
@@ -457,7 +565,17 @@ fn outbound_bytes_count_until_written() {
     for _ in 0..3 {
         peer.reserve_outbound(1000).unwrap();
         let (c, p, mut cx) = h.cx();
-        assert_eq!(c.send(p, wss_core::Packet { data: vec![1u8; 1000].into(), text: false }, &mut cx), Status::Alive);
+        assert_eq!(
+            c.send(
+                p,
+                wss_core::Packet {
+                    data: vec![1u8; 1000].into(),
+                    text: false
+                },
+                &mut cx
+            ),
+            Status::Alive
+        );
     }
     let (c, p, mut cx) = h.cx();
     assert_eq!(c.flush(p, &mut cx), Status::Alive);
@@ -478,6 +596,16 @@ fn sends_after_close_are_discarded_and_released() {
     assert_eq!(c.close(p, 1000, "", &mut cx), Status::Alive);
     peer.reserve_outbound(10).unwrap();
     let (c, p, mut cx) = h.cx();
-    assert_eq!(c.send(p, wss_core::Packet { data: vec![0u8; 10].into(), text: false }, &mut cx), Status::Alive);
+    assert_eq!(
+        c.send(
+            p,
+            wss_core::Packet {
+                data: vec![0u8; 10].into(),
+                text: false
+            },
+            &mut cx
+        ),
+        Status::Alive
+    );
     assert_eq!(peer.outbound_bytes(), 0);
 }

@@ -1,0 +1,66 @@
+## A chat room: every message a client sends goes to every other client. Prints each connect,
+## message and disconnect. Run it with scripts/demo.sh (or `godot --headless --path godot-project`),
+## then connect with any WebSocket client, e.g. `python -m websockets ws://127.0.0.1:9080/`.
+##
+## Command-line options (after `--`): --port N (default 9080; 0 picks a free port),
+## --bind IP (default "*").
+extends Node
+
+var server := WebSocketServer.new()
+
+
+func _ready() -> void:
+	var args := OS.get_cmdline_user_args()
+	var port := 9080
+	var i := args.find("--port")
+	if i >= 0 and i + 1 < args.size():
+		port = args[i + 1].to_int()
+	i = args.find("--bind")
+	if i >= 0 and i + 1 < args.size():
+		server.bind_ip = args[i + 1]
+	server.client_connected.connect(_on_client_connected)
+	server.client_disconnected.connect(_on_client_disconnected)
+	server.client_close_request.connect(_on_client_close_request)
+	server.data_received.connect(_on_data_received)
+	var err := server.listen(port)
+	if err != OK:
+		printerr("cannot listen on port %d: %s" % [port, error_string(err)])
+		get_tree().quit(1)
+		return
+	print("chat server listening on port %d (Ctrl-C to stop)" % server.get_local_port())
+
+
+func _process(_delta: float) -> void:
+	server.poll()
+
+
+func _on_client_connected(id: int, protocol: String, resource_name: String) -> void:
+	print("connect %d from %s:%d resource=%s protocol=%s" % [
+		id, server.get_peer_address(id), server.get_peer_port(id), resource_name, protocol])
+
+
+func _on_data_received(id: int) -> void:
+	var peer := server.get_peer(id)
+	var packet := peer.get_packet()
+	var is_text := peer.was_string_packet()
+	if is_text:
+		print("message %d: %s" % [id, packet.get_string_from_utf8()])
+	else:
+		print("message %d: %d bytes" % [id, packet.size()])
+	for other: int in server.get_peer_ids():
+		if other != id:
+			var to := server.get_peer(other)
+			to.write_mode = WebSocketServerPeer.WRITE_MODE_TEXT if is_text else WebSocketServerPeer.WRITE_MODE_BINARY
+			to.put_packet(packet)
+
+
+func _on_client_close_request(id: int, code: int, reason: String) -> void:
+	print("close request %d: code=%d reason=%s" % [id, code, reason])
+
+
+func _on_client_disconnected(id: int, was_clean_close: bool) -> void:
+	print("disconnect %d clean=%s" % [id, was_clean_close])
+
+
+func _exit_tree() -> void:
+	server.stop()

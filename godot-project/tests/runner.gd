@@ -1,0 +1,51 @@
+## Headless test runner: runs every `test_*` method of every suite in res://tests/suites/, in file
+## order, awaiting each. Prints one line per test and a closing "N passed, M failed" line; exits
+## non-zero if any check failed. Run by scripts/test.sh, which also fails the run on SCRIPT ERROR,
+## a failed extension load, or leaked objects.
+extends SceneTree
+
+const SUITES_DIR := "res://tests/suites/"
+
+
+func _initialize() -> void:
+	# Unpaced frames: the suites wait on real sockets, not on frame timing.
+	OS.low_processor_usage_mode_sleep_usec = 1000
+	_run.call_deferred()
+
+
+func _run() -> void:
+	if not ClassDB.class_exists(&"WebSocketServer"):
+		push_error("The WebSocketServer extension is not loaded")
+		quit(2)
+		return
+	var only := OS.get_environment("TEST_FILTER")
+	var passed := 0
+	var failed := 0
+	var files := Array(DirAccess.get_files_at(SUITES_DIR))
+	files.sort()
+	for file: String in files:
+		if not file.ends_with("_test.gd"):
+			continue
+		var suite: TestSuite = load(SUITES_DIR + file).new()
+		root.add_child(suite)
+		for method: Dictionary in suite.get_method_list():
+			var name: String = method["name"]
+			if not name.begins_with("test_") or (only != "" and not name.contains(only)):
+				continue
+			suite.current_test = name
+			var before := suite.failures.size()
+			var started := Time.get_ticks_msec()
+			await suite.call(name)
+			await suite.cleanup()
+			var ms := Time.get_ticks_msec() - started
+			if suite.failures.size() == before:
+				passed += 1
+				print("  ok    %s.%s (%d ms)" % [file.get_basename(), name, ms])
+			else:
+				failed += 1
+				print("  FAIL  %s.%s (%d ms)" % [file.get_basename(), name, ms])
+				for i in range(before, suite.failures.size()):
+					print("        " + suite.failures[i])
+		suite.free()
+	print("%d passed, %d failed" % [passed, failed])
+	quit(1 if failed > 0 or passed == 0 else 0)

@@ -1,0 +1,87 @@
+## Base of every test suite: checks that record failures, and helpers that drive servers and
+## clients frame by frame.
+class_name TestSuite
+extends Node
+
+var current_test := ""
+var failures := PackedStringArray()
+## Servers, clients and harnesses made by the current test; closed by cleanup().
+var _owned: Array = []
+
+
+func check(condition: bool, what: String) -> bool:
+	if not condition:
+		var msg := "%s: %s" % [current_test, what]
+		failures.append(msg)
+		push_error("FAILED " + msg)
+	return condition
+
+
+## Compares type and value (GDScript's == errors on some mixed types).
+func check_eq(actual: Variant, expected: Variant, what: String) -> bool:
+	var same: bool = typeof(actual) == typeof(expected) and actual == expected
+	return check(same, "%s: expected %s, got %s" % [what, var_to_str(expected), var_to_str(actual)])
+
+
+## Polls every object in `pollables` once a frame until `condition` holds or `timeout` passes.
+func pump(pollables: Array, condition: Callable, timeout := 5.0) -> bool:
+	var deadline := Time.get_ticks_msec() + int(timeout * 1000.0)
+	while true:
+		for p: Object in pollables:
+			p.poll()
+		if condition.call():
+			return true
+		if Time.get_ticks_msec() > deadline:
+			return false
+		await get_tree().process_frame
+	return false
+
+
+## Polls for `seconds` regardless.
+func pump_for(pollables: Array, seconds: float) -> void:
+	await pump(pollables, func() -> bool: return false, seconds)
+
+
+## A listening server on a free loopback port, with its signals recorded.
+func start_server(protocols := PackedStringArray(), configure := Callable()) -> ServerHarness:
+	var h := ServerHarness.new()
+	h.server.bind_ip = "127.0.0.1"
+	if configure.is_valid():
+		configure.call(h.server)
+	var err := h.server.listen(0, protocols)
+	check_eq(err, OK, "listen")
+	h.port = h.server.get_local_port()
+	_owned.append(h)
+	return h
+
+
+## A Godot WebSocketPeer connecting to `h`.
+func client(h: ServerHarness, path := "/", protocols := PackedStringArray()) -> WebSocketPeer:
+	var c := WebSocketPeer.new()
+	c.supported_protocols = protocols
+	check_eq(c.connect_to_url(h.url(path)), OK, "connect_to_url")
+	_owned.append(c)
+	return c
+
+
+## Connects a client and waits until both sides see it; returns [client, id].
+func connected_client(h: ServerHarness, path := "/") -> Array:
+	var c := client(h, path)
+	var before := h.count("connected")
+	var ok: bool = await pump([h, c], func() -> bool:
+		return c.get_ready_state() == WebSocketPeer.STATE_OPEN and h.count("connected") > before)
+	check(ok, "client connects")
+	var ids := h.ids("connected")
+	return [c, ids[ids.size() - 1] if ids.size() > 0 else -1]
+
+
+func cleanup() -> void:
+	for o: Object in _owned:
+		if o is ServerHarness:
+			o.server.stop()
+		elif o is WebSocketPeer:
+			o.close()
+		elif o is StreamPeerTCP:
+			o.disconnect_from_host()
+	_owned.clear()
+	await get_tree().process_frame

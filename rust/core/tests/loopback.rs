@@ -1,0 +1,281 @@
+//! The whole server (I/O thread, queues, game-side ordering) over loopback, with tungstenite's
+//! blocking client on other threads.
+
+use std::net::TcpStream;
+use std::time::{Duration, Instant};
+
+use tungstenite::protocol::frame::coding::CloseCode;
+use tungstenite::protocol::frame::CloseFrame;
+use tungstenite::{Message, WebSocket};
+use wss_core::{BindIp, Limits, PeerState, Server, ServerConfig, Signal};
+
+fn listen(config: ServerConfig) -> Server {
+    Server::listen(&ServerConfig {
+        bind_ip: BindIp::parse("127.0.0.1").unwrap(),
+        port: 0,
+        ..config
+    })
+    .unwrap()
+}
+
+fn connect(server: &Server, path: &str) -> WebSocket<TcpStream> {
+    let port = server.local_addr().port();
+    let stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    let (ws, _) = tungstenite::client(format!("ws://127.0.0.1:{port}{path}"), stream).unwrap();
+    ws
+}
+
+/// Polls like a game loop until `n` signals arrived (or 5 s passed).
+fn signals(server: &mut Server, n: usize) -> Vec<Signal> {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let mut got = Vec::new();
+    while got.len() < n && Instant::now() < deadline {
+        server.poll().unwrap();
+        while let Some(s) = server.next_signal() {
+            got.push(s);
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    got
+}
+
+fn connected_id(s: &Signal) -> i32 {
+    match s {
+        Signal::Connected { id, .. } => *id,
+        other => panic!("expected Connected, got {other:?}"),
+    }
+}
+
+#[test]
+fn echo_with_several_clients() {
+    let mut server = listen(ServerConfig::default());
+    let mut clients: Vec<_> = (0..5)
+        .map(|i| connect(&server, &format!("/c{i}?x=1")))
+        .collect();
+    let got = signals(&mut server, 5);
+    assert_eq!(got.len(), 5);
+    let mut ids: Vec<i32> = got.iter().map(connected_id).collect();
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), 5, "ids are unique");
+    assert!(got
+        .iter()
+        .all(|s| matches!(s, Signal::Connected { resource, .. } if resource.ends_with("?x=1"))));
+
+    for (i, c) in clients.iter_mut().enumerate() {
+        c.send(Message::text(format!("hello {i}"))).unwrap();
+    }
+    let got = signals(&mut server, 5);
+    for s in &got {
+        let Signal::DataReceived { id } = s else {
+            panic!("{s:?}")
+        };
+        let peer = server.peer(*id).unwrap();
+        let packet = peer.pop().unwrap();
+        assert!(packet.text);
+        peer.send(packet.data, true).unwrap();
+    }
+    for (i, c) in clients.iter_mut().enumerate() {
+        assert_eq!(c.read().unwrap(), Message::text(format!("hello {i}")));
+    }
+}
+
+#[test]
+fn close_both_ways() {
+    let mut server = listen(ServerConfig::default());
+    let mut a = connect(&server, "/");
+    let mut b = connect(&server, "/");
+    let got = signals(&mut server, 2);
+    let ids: Vec<i32> = got.iter().map(connected_id).collect();
+
+    a.close(Some(CloseFrame {
+        code: CloseCode::Away,
+        reason: "leaving".into(),
+    }))
+    .unwrap();
+    let got = signals(&mut server, 2);
+    assert!(
+        matches!(&got[0], Signal::CloseRequest { code: 1001, reason, .. } if reason == "leaving"),
+        "{got:?}"
+    );
+    assert!(
+        matches!(&got[1], Signal::Disconnected { clean: true, .. }),
+        "{got:?}"
+    );
+    let gone = match &got[1] {
+        Signal::Disconnected { id, .. } => *id,
+        _ => unreachable!(),
+    };
+    let other = *ids.iter().find(|i| **i != gone).unwrap();
+    assert!(server.peer(gone).is_none());
+
+    let peer = server.peer(other).unwrap().clone();
+    peer.close(4001, "bye").unwrap();
+    assert_eq!(
+        peer.send(vec![1u8], false),
+        Err(wss_core::SendError::NotOpen)
+    );
+    match b.read() {
+        Ok(Message::Close(Some(f))) => {
+            assert_eq!(u16::from(f.code), 4001);
+            assert_eq!(f.reason, "bye");
+        }
+        other => panic!("{other:?}"),
+    }
+    let _ = b.flush(); // the client's answer
+    let got = signals(&mut server, 1);
+    assert_eq!(
+        got,
+        vec![Signal::Disconnected {
+            id: other,
+            clean: true
+        }]
+    );
+    assert_eq!(peer.state(), PeerState::Closed);
+}
+
+#[test]
+fn abrupt_disconnect_is_unclean() {
+    let mut server = listen(ServerConfig::default());
+    let c = connect(&server, "/");
+    let id = connected_id(&signals(&mut server, 1)[0]);
+    drop(c);
+    assert_eq!(
+        signals(&mut server, 1),
+        vec![Signal::Disconnected { id, clean: false }]
+    );
+}
+
+#[test]
+fn backpressure_delivers_everything_in_order() {
+    let limits = Limits {
+        max_queued_packets: 4,
+        ..Limits::default()
+    };
+    let mut server = listen(ServerConfig {
+        limits,
+        ..ServerConfig::default()
+    });
+    let mut c = connect(&server, "/");
+    let id = connected_id(&signals(&mut server, 1)[0]);
+    let sender = std::thread::spawn(move || {
+        for i in 0..200u32 {
+            c.send(Message::binary(i.to_le_bytes().to_vec())).unwrap();
+        }
+        c
+    });
+    // The game reads slowly; the I/O thread must stop reading rather than drop anything.
+    let mut seen = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while seen.len() < 200 && Instant::now() < deadline {
+        server.poll().unwrap();
+        while server.next_signal().is_some() {}
+        let peer = server.peer(id).unwrap();
+        assert!(
+            peer.available() <= 4,
+            "never more than max_queued_packets waiting"
+        );
+        if let Some(p) = peer.pop() {
+            seen.push(u32::from_le_bytes(p.data[..].try_into().unwrap()));
+        }
+        std::thread::sleep(Duration::from_micros(200));
+    }
+    assert_eq!(seen, (0..200).collect::<Vec<_>>());
+    drop(sender.join());
+}
+
+#[test]
+fn outbound_limit_refuses_instead_of_dropping() {
+    let limits = Limits {
+        outbound_buffer_size: 1000,
+        ..Limits::default()
+    };
+    let mut server = listen(ServerConfig {
+        limits,
+        ..ServerConfig::default()
+    });
+    let _c = connect(&server, "/");
+    let id = connected_id(&signals(&mut server, 1)[0]);
+    let peer = server.peer(id).unwrap();
+    assert_eq!(
+        peer.send(vec![0u8; 1001], false),
+        Err(wss_core::SendError::Full("outbound_buffer_size"))
+    );
+    assert_eq!(peer.send(vec![0u8; 1000], false), Ok(()));
+}
+
+#[test]
+fn port_in_use_and_bad_address() {
+    let server = listen(ServerConfig::default());
+    let port = server.local_addr().port();
+    let again = Server::listen(&ServerConfig {
+        bind_ip: BindIp::parse("127.0.0.1").unwrap(),
+        port,
+        ..Default::default()
+    });
+    assert!(matches!(again, Err(wss_core::ListenError::InUse(_))));
+    let foreign = Server::listen(&ServerConfig {
+        bind_ip: BindIp::parse("203.0.113.7").unwrap(),
+        port: 0,
+        ..Default::default()
+    });
+    assert!(matches!(foreign, Err(wss_core::ListenError::BadAddress(_))));
+}
+
+#[test]
+fn stop_drops_everyone_without_signals() {
+    let mut server = listen(ServerConfig::default());
+    let mut c = connect(&server, "/");
+    let id = connected_id(&signals(&mut server, 1)[0]);
+    let peer = server.peer(id).unwrap().clone();
+    server.stop();
+    assert!(!server.is_running());
+    assert_eq!(peer.state(), PeerState::Closed);
+    assert!(peer.send(vec![1u8], false).is_err());
+    assert!(c.read().is_err(), "the client's socket was closed");
+    server.poll().unwrap();
+    assert_eq!(server.next_signal(), None);
+}
+
+#[test]
+fn abort_drops_at_once_and_silently() {
+    let mut server = listen(ServerConfig::default());
+    let mut c = connect(&server, "/");
+    let id = connected_id(&signals(&mut server, 1)[0]);
+    c.send(Message::text("in flight")).unwrap();
+    assert!(server.abort(id));
+    assert!(server.peer(id).is_none());
+    assert!(!server.abort(id), "already gone");
+    assert!(
+        c.read().is_err(),
+        "the socket was closed without a close frame"
+    );
+    let deadline = Instant::now() + Duration::from_millis(300);
+    while Instant::now() < deadline {
+        server.poll().unwrap();
+        assert_eq!(server.next_signal(), None, "no signal for an aborted peer");
+    }
+}
+
+#[test]
+fn extra_headers_can_change_while_listening() {
+    let server = listen(ServerConfig {
+        extra_headers: vec!["X-One: 1".into()],
+        ..ServerConfig::default()
+    });
+    let port = server.local_addr().port();
+    let get = || {
+        let s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+        let (_, resp) = tungstenite::client(format!("ws://127.0.0.1:{port}/"), s).unwrap();
+        resp
+    };
+    assert_eq!(get().headers()["x-one"], "1");
+    server.set_extra_headers(vec!["X-Two: 2".into()]);
+    std::thread::sleep(Duration::from_millis(50));
+    let resp = get();
+    assert_eq!(resp.headers()["x-two"], "2");
+    assert!(resp.headers().get("x-one").is_none());
+}

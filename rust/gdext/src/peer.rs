@@ -1,0 +1,241 @@
+use godot::classes::{IPacketPeerExtension, PacketPeerExtension};
+use godot::global::Error;
+use godot::prelude::*;
+use godot_core::meta::RawPtr;
+use wss_core::{CloseError, Packet, PeerHandle, PeerState, SendError};
+
+/// One client of a [WebSocketServer], returned by [method WebSocketServer.get_peer].
+///
+/// Read with [method PacketPeer.get_packet] or [method PacketPeer.get_var] once per
+/// [signal WebSocketServer.data_received]; send with [method PacketPeer.put_packet],
+/// [method PacketPeer.put_var] or [method send_text]. Sending never blocks: a message is queued for
+/// the server's I/O thread, and a send that would exceed the peer's limits fails with
+/// [constant @GlobalScope.ERR_OUT_OF_MEMORY] instead of being dropped later.
+///
+/// A peer object kept after its client left stays safe to use: messages already received can
+/// still be read, sends fail with [constant @GlobalScope.FAILED].
+#[derive(GodotClass)]
+#[class(tool, no_init, base = PacketPeerExtension)]
+pub struct WebSocketServerPeer {
+    handle: PeerHandle,
+    /// Whether [method PacketPeer.put_packet] sends text ([constant WRITE_MODE_TEXT]) or binary
+    /// ([constant WRITE_MODE_BINARY], the default) messages.
+    #[var(set = set_write_mode)]
+    write_mode: i64,
+    /// The message the last `get_packet` returned; Godot copies it out of this buffer.
+    last: Option<Packet>,
+    base: Base<PacketPeerExtension>,
+}
+
+impl WebSocketServerPeer {
+    pub fn create(handle: PeerHandle) -> Gd<Self> {
+        Gd::from_init_fn(|base| WebSocketServerPeer {
+            handle,
+            write_mode: Self::WRITE_MODE_BINARY,
+            last: None,
+            base,
+        })
+    }
+
+    fn send(&self, data: Vec<u8>, text: bool) -> Error {
+        match self.handle.send(data, text) {
+            Ok(()) => Error::OK,
+            Err(SendError::NotOpen) => {
+                godot_error!(
+                    "WebSocketServerPeer {}: cannot send, the connection is {}",
+                    self.handle.id(),
+                    self.state_name()
+                );
+                Error::FAILED
+            }
+            Err(SendError::Full(limit)) => {
+                godot_error!(
+                    "WebSocketServerPeer {}: cannot send, {limit} would be exceeded (the client is not reading fast enough)",
+                    self.handle.id()
+                );
+                Error::ERR_OUT_OF_MEMORY
+            }
+        }
+    }
+
+    fn state_name(&self) -> &'static str {
+        match self.handle.state() {
+            PeerState::Open => "open",
+            PeerState::Closing => "closing",
+            PeerState::Closed => "closed",
+        }
+    }
+}
+
+#[godot_api]
+impl WebSocketServerPeer {
+    /// [method PacketPeer.put_packet] sends text messages (the bytes must be UTF-8).
+    #[constant]
+    pub const WRITE_MODE_TEXT: i64 = 0;
+    /// [method PacketPeer.put_packet] sends binary messages.
+    #[constant]
+    pub const WRITE_MODE_BINARY: i64 = 1;
+    /// The connection is open ([method get_ready_state]).
+    #[constant]
+    pub const STATE_OPEN: i64 = 1;
+    /// A Close frame was sent or received.
+    #[constant]
+    pub const STATE_CLOSING: i64 = 2;
+    /// The connection is gone.
+    #[constant]
+    pub const STATE_CLOSED: i64 = 3;
+
+    #[func]
+    fn set_write_mode(&mut self, mode: i64) {
+        if mode == Self::WRITE_MODE_TEXT || mode == Self::WRITE_MODE_BINARY {
+            self.write_mode = mode;
+        } else {
+            godot_error!(
+                "write_mode must be WRITE_MODE_TEXT (0) or WRITE_MODE_BINARY (1), not {mode}"
+            );
+        }
+    }
+
+    /// Sends [param text] as one text message.
+    #[func]
+    fn send_text(&mut self, text: GString) -> Error {
+        self.send(text.to_string().into_bytes(), true)
+    }
+
+    /// Returns [code]true[/code] if the message the last [method PacketPeer.get_packet] returned
+    /// was a text message.
+    #[func]
+    fn was_string_packet(&self) -> bool {
+        self.last.as_ref().is_some_and(|p| p.text)
+    }
+
+    /// Starts the close handshake with [param code] (1000-1003, 1007-1014 or 3000-4999) and
+    /// [param reason] (at most 123 bytes of UTF-8; longer ones are cut). The server emits
+    /// [signal WebSocketServer.client_disconnected] once the client answers, or after
+    /// [member WebSocketServer.close_timeout].
+    #[func]
+    fn close(&mut self, #[opt(default = 1000)] code: i64, #[opt(default = "")] reason: GString) {
+        close_peer(&self.handle, code, &reason.to_string());
+    }
+
+    /// The client's IP address.
+    #[func]
+    fn get_connected_host(&self) -> GString {
+        self.handle.addr().ip().to_string().as_str().into()
+    }
+
+    /// The client's port.
+    #[func]
+    fn get_connected_port(&self) -> i64 {
+        self.handle.addr().port() as i64
+    }
+
+    /// The peer's id on its server.
+    #[func]
+    fn get_id(&self) -> i64 {
+        self.handle.id() as i64
+    }
+
+    /// [code]true[/code] until the connection is gone (also while closing).
+    #[func]
+    fn is_connected_to_host(&self) -> bool {
+        self.handle.state() != PeerState::Closed
+    }
+
+    /// [constant STATE_OPEN], [constant STATE_CLOSING] or [constant STATE_CLOSED], as in
+    /// [WebSocketPeer].
+    #[func]
+    fn get_ready_state(&self) -> i64 {
+        match self.handle.state() {
+            PeerState::Open => Self::STATE_OPEN,
+            PeerState::Closing => Self::STATE_CLOSING,
+            PeerState::Closed => Self::STATE_CLOSED,
+        }
+    }
+
+    /// Disables Nagle's algorithm on the socket when [code]true[/code] (the default).
+    #[func]
+    fn set_no_delay(&mut self, enabled: bool) {
+        self.handle.set_no_delay(enabled);
+    }
+
+    /// Bytes queued for this peer and not yet written to its socket.
+    #[func]
+    fn get_current_outbound_buffered_amount(&self) -> i64 {
+        self.handle.outbound_buffered() as i64
+    }
+}
+
+/// Validates and forwards a close request; shared by the peer and the server.
+pub fn close_peer(handle: &PeerHandle, code: i64, reason: &str) {
+    let Ok(code16) = u16::try_from(code) else {
+        godot_error!("close code {code} is not a valid WebSocket close code (1000-1003, 1007-1014, 3000-4999)");
+        return;
+    };
+    match handle.close(code16, reason) {
+        Ok(false) => {}
+        Ok(true) => godot_warn!("close reason cut to 123 bytes (the most a Close frame carries)"),
+        Err(CloseError::BadCode(c)) => {
+            godot_error!("close code {c} may not be sent (use 1000-1003, 1007-1014 or 3000-4999)")
+        }
+        Err(CloseError::NotOpen) => {
+            godot_error!("peer {} is already closing or closed", handle.id())
+        }
+    }
+}
+
+#[godot_api]
+impl IPacketPeerExtension for WebSocketServerPeer {
+    unsafe fn get_packet_rawptr(
+        &mut self,
+        r_buffer: RawPtr<*mut RawPtr<*const u8>>,
+        r_buffer_size: RawPtr<*mut i32>,
+    ) -> Error {
+        let Some(packet) = self.handle.pop() else {
+            godot_error!(
+                "WebSocketServerPeer {}: no packet available",
+                self.handle.id()
+            );
+            return Error::ERR_UNAVAILABLE;
+        };
+        let data = &self.last.insert(packet).data;
+        // SAFETY: Godot passes valid out-pointers; the buffer lives in `self.last` until the
+        // next call, by which time Godot has copied it.
+        unsafe {
+            *r_buffer.ptr() = RawPtr::new(data.as_ptr());
+            *r_buffer_size.ptr() = data.len() as i32;
+        }
+        Error::OK
+    }
+
+    unsafe fn put_packet_rawptr(
+        &mut self,
+        p_buffer: RawPtr<*const u8>,
+        p_buffer_size: i32,
+    ) -> Error {
+        let len = usize::try_from(p_buffer_size).unwrap_or(0);
+        let data = if len == 0 {
+            Vec::new()
+        } else {
+            // SAFETY: Godot passes a buffer of `p_buffer_size` bytes.
+            unsafe { std::slice::from_raw_parts(p_buffer.ptr(), len) }.to_vec()
+        };
+        let text = self.write_mode == Self::WRITE_MODE_TEXT;
+        if text && std::str::from_utf8(&data).is_err() {
+            godot_error!(
+                "WebSocketServerPeer {}: write_mode is WRITE_MODE_TEXT but the packet is not UTF-8",
+                self.handle.id()
+            );
+            return Error::ERR_INVALID_PARAMETER;
+        }
+        self.send(data, text)
+    }
+
+    fn get_available_packet_count(&self) -> i32 {
+        self.handle.available() as i32
+    }
+
+    fn get_max_packet_size(&self) -> i32 {
+        self.handle.max_packet_size() as i32
+    }
+}

@@ -1,0 +1,521 @@
+use std::collections::HashMap;
+
+use godot::classes::multiplayer_peer::{ConnectionStatus, TransferMode};
+use godot::classes::{
+    CryptoKey, IMultiplayerPeerExtension, MultiplayerPeerExtension, X509Certificate,
+};
+use godot::global::Error;
+use godot::prelude::*;
+use godot_core::meta::RawPtr;
+use wss_core::config::{seconds, size_limit, validate_header_line};
+use wss_core::{BindIp, ConfigError, Limits, ListenError, Server, ServerConfig, Signal};
+
+use crate::peer::{close_peer, WebSocketServerPeer};
+
+/// A WebSocket server: Godot 4.0-alpha's [code]WebSocketServer[/code], re-created.
+///
+/// Start it with [method listen], then call [method MultiplayerPeer.poll] regularly (e.g. in
+/// [method Node._process]); every signal is emitted from inside [code]poll()[/code]. Read and send
+/// through [method get_peer].
+///
+/// All sockets live on one I/O thread of the server's own, which accepts connections, performs
+/// the HTTP upgrade, frames, validates UTF-8, answers pings and closes. [code]poll()[/code] only
+/// takes what already happened, so its cost grows with the number of events, not of connections.
+/// Nothing is dropped silently: a full queue stops reading that client until the game reads it,
+/// and a send past the limits fails with [constant @GlobalScope.ERR_OUT_OF_MEMORY].
+#[derive(GodotClass)]
+#[class(tool, base = MultiplayerPeerExtension)]
+pub struct WebSocketServer {
+    /// [code]"*"[/code] (the default) listens on every interface, IPv4 and IPv6; an IP address
+    /// (e.g. [code]"127.0.0.1"[/code]) listens on that one only. Cannot change while listening.
+    #[var(set = set_bind_ip)]
+    bind_ip: GString,
+    /// Seconds a client has, from TCP accept, to finish the HTTP upgrade before it is dropped
+    /// (silently: it was never connected). Default 3.0.
+    #[var(set = set_handshake_timeout)]
+    handshake_timeout: f64,
+    /// Seconds a client has to answer our Close frame ([method disconnect_peer], a protocol error)
+    /// before it is dropped with [code]was_clean_close == false[/code]. Default 3.0. (Godot waits
+    /// forever.)
+    #[var(set = set_close_timeout)]
+    close_timeout: f64,
+    /// With [member ssl_certificate], makes the server require TLS ([code]wss://[/code]).
+    #[var(set = set_private_key)]
+    private_key: Option<Gd<CryptoKey>>,
+    /// With [member private_key], makes the server require TLS ([code]wss://[/code]).
+    #[var(set = set_ssl_certificate)]
+    ssl_certificate: Option<Gd<X509Certificate>>,
+    /// Extra CA certificates sent after [member ssl_certificate] during the TLS handshake.
+    #[var(set = set_ca_chain)]
+    ca_chain: Option<Gd<X509Certificate>>,
+    /// Largest message a client may send, in bytes (a larger one closes it with 1009), and the
+    /// bytes a client may have waiting for [method PacketPeer.get_packet] before the server stops
+    /// reading it. Default 65535.
+    #[var(set = set_inbound_buffer_size)]
+    inbound_buffer_size: i64,
+    /// Bytes a client may have queued for sending; [method PacketPeer.put_packet] past it returns
+    /// [constant @GlobalScope.ERR_OUT_OF_MEMORY]. Default 65535.
+    #[var(set = set_outbound_buffer_size)]
+    outbound_buffer_size: i64,
+    /// Messages a client may have queued in each direction. Default 4096.
+    #[var(set = set_max_queued_packets)]
+    max_queued_packets: i64,
+    extra_headers: Vec<String>,
+    server: Option<Server>,
+    /// The peer objects handed out by `get_peer`, so each id keeps one object.
+    peer_objects: HashMap<i32, Gd<WebSocketServerPeer>>,
+    target_peer: i32,
+    base: Base<MultiplayerPeerExtension>,
+}
+
+#[godot_api]
+impl IMultiplayerPeerExtension for WebSocketServer {
+    fn init(base: Base<MultiplayerPeerExtension>) -> Self {
+        let defaults = Limits::default();
+        WebSocketServer {
+            bind_ip: "*".into(),
+            handshake_timeout: 3.0,
+            close_timeout: 3.0,
+            private_key: None,
+            ssl_certificate: None,
+            ca_chain: None,
+            inbound_buffer_size: defaults.inbound_buffer_size as i64,
+            outbound_buffer_size: defaults.outbound_buffer_size as i64,
+            max_queued_packets: defaults.max_queued_packets as i64,
+            extra_headers: Vec::new(),
+            server: None,
+            peer_objects: HashMap::new(),
+            target_peer: 0,
+            base,
+        }
+    }
+
+    /// Emits the signals for everything that happened since the last call.
+    fn poll(&mut self) {
+        let Some(server) = self.server.as_mut() else {
+            return;
+        };
+        if let Err(failure) = server.poll() {
+            godot_error!("WebSocketServer stopped: {failure}");
+            self.stop();
+            return;
+        }
+        // A handler may call back into this object (even stop() or listen()), so nothing is
+        // borrowed across an emit: take one signal, emit it, repeat.
+        while let Some(signal) = self.server.as_mut().and_then(Server::next_signal) {
+            match signal {
+                Signal::Connected {
+                    id,
+                    protocol,
+                    resource,
+                } => self.signals().client_connected().emit(
+                    id as i64,
+                    &GString::from(&protocol),
+                    &GString::from(&resource),
+                ),
+                Signal::DataReceived { id } => self.signals().data_received().emit(id as i64),
+                Signal::CloseRequest { id, code, reason } => self
+                    .signals()
+                    .client_close_request()
+                    .emit(id as i64, code as i64, &GString::from(&reason)),
+                Signal::Disconnected { id, clean } => {
+                    self.peer_objects.remove(&id);
+                    self.signals().client_disconnected().emit(id as i64, clean)
+                }
+            }
+        }
+    }
+
+    fn close(&mut self) {
+        self.stop();
+    }
+
+    fn disconnect_peer(&mut self, peer: i32, force: bool) {
+        if force {
+            if !self.server.as_mut().is_some_and(|s| s.abort(peer)) {
+                godot_error!("WebSocketServer: no peer with id {peer}");
+            }
+            self.peer_objects.remove(&peer);
+        } else {
+            self.disconnect_peer_with_code(peer as i64, 1000, GString::new());
+        }
+    }
+
+    unsafe fn get_packet_rawptr(
+        &mut self,
+        _r_buffer: RawPtr<*mut RawPtr<*const u8>>,
+        _r_buffer_size: RawPtr<*mut i32>,
+    ) -> Error {
+        godot_error!("WebSocketServer: in raw mode, read with get_peer(id).get_packet()");
+        Error::ERR_UNAVAILABLE
+    }
+
+    unsafe fn put_packet_rawptr(
+        &mut self,
+        _p_buffer: RawPtr<*const u8>,
+        _p_buffer_size: i32,
+    ) -> Error {
+        godot_error!("WebSocketServer: in raw mode, send with get_peer(id).put_packet()");
+        Error::ERR_UNAVAILABLE
+    }
+
+    fn get_available_packet_count(&self) -> i32 {
+        0
+    }
+
+    fn get_max_packet_size(&self) -> i32 {
+        self.outbound_buffer_size as i32
+    }
+
+    fn get_packet_channel(&self) -> i32 {
+        0
+    }
+
+    fn get_packet_mode(&self) -> TransferMode {
+        TransferMode::RELIABLE
+    }
+
+    fn set_transfer_channel(&mut self, _channel: i32) {}
+
+    fn get_transfer_channel(&self) -> i32 {
+        0
+    }
+
+    fn set_transfer_mode(&mut self, _mode: TransferMode) {}
+
+    fn get_transfer_mode(&self) -> TransferMode {
+        TransferMode::RELIABLE
+    }
+
+    fn set_target_peer(&mut self, peer: i32) {
+        self.target_peer = peer;
+    }
+
+    fn get_packet_peer(&self) -> i32 {
+        0
+    }
+
+    fn is_server(&self) -> bool {
+        true
+    }
+
+    fn get_unique_id(&self) -> i32 {
+        1
+    }
+
+    fn is_server_relay_supported(&self) -> bool {
+        true
+    }
+
+    fn set_refuse_new_connections(&mut self, _enable: bool) {}
+
+    fn is_refusing_new_connections(&self) -> bool {
+        false
+    }
+
+    fn get_connection_status(&self) -> ConnectionStatus {
+        if self.server.is_some() {
+            ConnectionStatus::CONNECTED
+        } else {
+            ConnectionStatus::DISCONNECTED
+        }
+    }
+}
+
+#[godot_api]
+impl WebSocketServer {
+    /// Emitted when a client finished the WebSocket upgrade. [param protocol] is the agreed
+    /// subprotocol ([code]""[/code] if none); [param resource_name] is the request path with its
+    /// query string, at least [code]"/"[/code]. Always the first signal of an id.
+    #[signal]
+    fn client_connected(id: i64, protocol: GString, resource_name: GString);
+
+    /// Emitted when a client is gone; always the last signal of an id. [param was_clean_close] is
+    /// [code]true[/code] if the close handshake completed.
+    #[signal]
+    fn client_disconnected(id: i64, was_clean_close: bool);
+
+    /// Emitted when a client sends a Close frame. The reply is sent for you;
+    /// [signal client_disconnected] follows. [param code] is 1005 if the frame had none.
+    #[signal]
+    fn client_close_request(id: i64, code: i64, reason: GString);
+
+    /// Emitted once per complete message; read it with [code]get_peer(id).get_packet()[/code].
+    #[signal]
+    fn data_received(id: i64);
+
+    /// Starts listening on [param port] (0 picks a free one, see [method get_local_port]).
+    ///
+    /// [param protocols] lists the subprotocols the server accepts; the first one in the
+    /// client's list that is also here is chosen. If the list is empty, clients offering any
+    /// subprotocol are refused; if it is not, clients offering none are refused.
+    ///
+    /// Returns [constant @GlobalScope.ERR_ALREADY_IN_USE] if already listening or the port is
+    /// taken, [constant @GlobalScope.ERR_INVALID_PARAMETER] for a bad port, protocol or address,
+    /// [constant @GlobalScope.ERR_CANT_CREATE] if the socket or thread cannot be made.
+    #[func]
+    fn listen(
+        &mut self,
+        port: i64,
+        #[opt(default = &PackedStringArray::new())] protocols: PackedStringArray,
+        #[opt(default = false)] gd_mp_api: bool,
+    ) -> Error {
+        if self.server.is_some() {
+            godot_error!("WebSocketServer is already listening; call stop() first");
+            return Error::ERR_ALREADY_IN_USE;
+        }
+        if gd_mp_api {
+            godot_error!("WebSocketServer: gd_mp_api = true (the high-level multiplayer mode) is not available yet");
+            return Error::ERR_UNAVAILABLE;
+        }
+        if self.private_key.is_some() || self.ssl_certificate.is_some() {
+            godot_error!(
+                "WebSocketServer: TLS (private_key, ssl_certificate) is not available yet"
+            );
+            return Error::ERR_UNAVAILABLE;
+        }
+        let Ok(port) = u16::try_from(port) else {
+            godot_error!("WebSocketServer: port must be between 0 and 65535, not {port}");
+            return Error::ERR_INVALID_PARAMETER;
+        };
+        let protocols: Vec<String> = protocols.as_slice().iter().map(|p| p.to_string()).collect();
+        if let Some(bad) = protocols.iter().find(|p| !is_token(p)) {
+            godot_error!("WebSocketServer: {bad:?} is not a valid subprotocol name");
+            return Error::ERR_INVALID_PARAMETER;
+        }
+        let config = ServerConfig {
+            bind_ip: BindIp::parse(&self.bind_ip.to_string()).unwrap_or(BindIp::Any),
+            port,
+            protocols,
+            extra_headers: self.extra_headers.clone(),
+            handshake_timeout: std::time::Duration::from_secs_f64(self.handshake_timeout),
+            close_timeout: std::time::Duration::from_secs_f64(self.close_timeout),
+            limits: Limits {
+                inbound_buffer_size: self.inbound_buffer_size as usize,
+                outbound_buffer_size: self.outbound_buffer_size as usize,
+                max_queued_packets: self.max_queued_packets as usize,
+            },
+        };
+        match Server::listen(&config) {
+            Ok(server) => {
+                self.server = Some(server);
+                Error::OK
+            }
+            Err(e) => {
+                godot_error!("WebSocketServer: {e}");
+                match e {
+                    ListenError::InUse(_) => Error::ERR_ALREADY_IN_USE,
+                    ListenError::BadAddress(_) => Error::ERR_INVALID_PARAMETER,
+                    ListenError::CantCreate(_) => Error::ERR_CANT_CREATE,
+                }
+            }
+        }
+    }
+
+    /// Closes the listener and every connection at once and clears all state. No signals are
+    /// emitted; peer objects still held report [constant WebSocketServerPeer.STATE_CLOSED].
+    #[func]
+    fn stop(&mut self) {
+        self.server = None; // dropping it stops the I/O thread and closes every socket
+        self.peer_objects.clear();
+    }
+
+    /// [code]true[/code] while the server is listening.
+    #[func]
+    fn is_listening(&self) -> bool {
+        self.server.is_some()
+    }
+
+    /// The port the server listens on (useful after [code]listen(0)[/code]); 0 when not listening.
+    #[func]
+    fn get_local_port(&self) -> i64 {
+        self.server
+            .as_ref()
+            .map_or(0, |s| s.local_addr().port() as i64)
+    }
+
+    /// [code]true[/code] if a client with this id is connected.
+    #[func]
+    fn has_peer(&self, id: i64) -> bool {
+        self.find(id).is_some()
+    }
+
+    /// The ids of every connected client, in no particular order.
+    #[func]
+    fn get_peer_ids(&self) -> PackedInt32Array {
+        self.server
+            .as_ref()
+            .map_or_else(PackedInt32Array::new, |s| s.peer_ids().collect())
+    }
+
+    /// The [WebSocketServerPeer] for [param id], or [code]null[/code] (with an error) if there is
+    /// none. The same object is returned for an id until it disconnects.
+    #[func]
+    fn get_peer(&mut self, id: i64) -> Option<Gd<WebSocketServerPeer>> {
+        let handle = self.require(id)?.clone();
+        let peer = self
+            .peer_objects
+            .entry(handle.id())
+            .or_insert_with(|| WebSocketServerPeer::create(handle));
+        Some(peer.clone())
+    }
+
+    /// The IP address of the client [param id], or [code]""[/code] (with an error).
+    #[func]
+    fn get_peer_address(&self, id: i64) -> GString {
+        self.require(id).map_or(GString::new(), |p| {
+            p.addr().ip().to_string().as_str().into()
+        })
+    }
+
+    /// The remote port of the client [param id], or 0 (with an error).
+    #[func]
+    fn get_peer_port(&self, id: i64) -> i64 {
+        self.require(id).map_or(0, |p| p.addr().port() as i64)
+    }
+
+    /// Starts the close handshake with client [param id], sending [param code] and [param reason]
+    /// (see [method WebSocketServerPeer.close]). [signal client_disconnected] follows once the
+    /// client answers, or after [member close_timeout].
+    #[func(rename = disconnect_peer)]
+    fn disconnect_peer_with_code(
+        &mut self,
+        id: i64,
+        #[opt(default = 1000)] code: i64,
+        #[opt(default = "")] reason: GString,
+    ) {
+        if let Some(peer) = self.require(id) {
+            close_peer(peer, code, &reason.to_string());
+        }
+    }
+
+    /// Header lines ([code]"Name: value"[/code]) added to every handshake response from now on.
+    /// An invalid line is refused (with an error) and the previous headers are kept.
+    #[func]
+    fn set_extra_headers(
+        &mut self,
+        #[opt(default = &PackedStringArray::new())] headers: PackedStringArray,
+    ) {
+        let headers: Vec<String> = headers.as_slice().iter().map(|h| h.to_string()).collect();
+        if let Some(e) = headers.iter().find_map(|h| validate_header_line(h).err()) {
+            godot_error!("WebSocketServer: {e}");
+            return;
+        }
+        if let Some(server) = &self.server {
+            server.set_extra_headers(headers.clone());
+        }
+        self.extra_headers = headers;
+    }
+
+    #[func]
+    fn set_bind_ip(&mut self, value: GString) {
+        self.set_checked(
+            "bind_ip",
+            || BindIp::parse(&value.to_string()).map(|_| ()),
+            |s| s.bind_ip = value.clone(),
+        );
+    }
+
+    #[func]
+    fn set_handshake_timeout(&mut self, value: f64) {
+        self.set_checked(
+            "handshake_timeout",
+            || seconds("handshake_timeout", value).map(|_| ()),
+            |s| s.handshake_timeout = value,
+        );
+    }
+
+    #[func]
+    fn set_close_timeout(&mut self, value: f64) {
+        self.set_checked(
+            "close_timeout",
+            || seconds("close_timeout", value).map(|_| ()),
+            |s| s.close_timeout = value,
+        );
+    }
+
+    #[func]
+    fn set_private_key(&mut self, value: Option<Gd<CryptoKey>>) {
+        self.set_checked("private_key", || Ok(()), |s| s.private_key = value.clone());
+    }
+
+    #[func]
+    fn set_ssl_certificate(&mut self, value: Option<Gd<X509Certificate>>) {
+        self.set_checked(
+            "ssl_certificate",
+            || Ok(()),
+            |s| s.ssl_certificate = value.clone(),
+        );
+    }
+
+    #[func]
+    fn set_ca_chain(&mut self, value: Option<Gd<X509Certificate>>) {
+        self.set_checked("ca_chain", || Ok(()), |s| s.ca_chain = value.clone());
+    }
+
+    #[func]
+    fn set_inbound_buffer_size(&mut self, value: i64) {
+        let check = || size_limit("inbound_buffer_size", value).map(|_| ());
+        self.set_checked("inbound_buffer_size", check, |s| {
+            s.inbound_buffer_size = value
+        });
+    }
+
+    #[func]
+    fn set_outbound_buffer_size(&mut self, value: i64) {
+        let check = || size_limit("outbound_buffer_size", value).map(|_| ());
+        self.set_checked("outbound_buffer_size", check, |s| {
+            s.outbound_buffer_size = value
+        });
+    }
+
+    #[func]
+    fn set_max_queued_packets(&mut self, value: i64) {
+        let check = || size_limit("max_queued_packets", value).map(|_| ());
+        self.set_checked("max_queued_packets", check, |s| {
+            s.max_queued_packets = value
+        });
+    }
+}
+
+impl WebSocketServer {
+    /// A setter's common part: refuse while listening, refuse invalid values, keep the old value.
+    fn set_checked(
+        &mut self,
+        name: &str,
+        check: impl FnOnce() -> Result<(), ConfigError>,
+        set: impl FnOnce(&mut Self),
+    ) {
+        if self.server.is_some() {
+            godot_error!(
+                "WebSocketServer: {name} cannot change while listening; call stop() first"
+            );
+            return;
+        }
+        match check() {
+            Ok(()) => set(self),
+            Err(e) => godot_error!("WebSocketServer: {e}"),
+        }
+    }
+
+    fn find(&self, id: i64) -> Option<&wss_core::PeerHandle> {
+        let id = i32::try_from(id).ok()?;
+        self.server.as_ref()?.peer(id)
+    }
+
+    /// Like `find`, with an error for the caller when there is no such peer.
+    fn require(&self, id: i64) -> Option<&wss_core::PeerHandle> {
+        let found = self.find(id);
+        if found.is_none() {
+            godot_error!("WebSocketServer: no peer with id {id}");
+        }
+        found
+    }
+}
+
+/// An HTTP token (RFC 9110 §5.6.2), which a subprotocol name must be.
+fn is_token(s: &str) -> bool {
+    !s.is_empty()
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "!#$%&'*+-.^_`|~".contains(c))
+}
