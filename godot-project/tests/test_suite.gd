@@ -85,3 +85,30 @@ func cleanup() -> void:
 			o.disconnect_from_host()
 	_owned.clear()
 	await get_tree().process_frame
+
+
+## A raw TCP connection to `h`, once connected.
+func raw_tcp(h: ServerHarness, host := "127.0.0.1") -> StreamPeerTCP:
+	var t := StreamPeerTCP.new()
+	_owned.append(t)
+	check_eq(t.connect_to_host(host, h.port), OK, "connect_to_host")
+	await pump([h, t], func() -> bool: return t.get_status() != StreamPeerTCP.STATUS_CONNECTING, 3.0)
+	return t
+
+
+## Sends an upgrade request by hand and returns the response head (up to the blank line).
+func raw_upgrade(h: ServerHarness, t: StreamPeerTCP, extra := "", path := "/raw") -> String:
+	var req := "GET %s HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n%s\r\n" % [path, extra]
+	t.put_data(req.to_utf8_buffer())
+	return await read_head(h, t)
+
+
+## Reads from `t` until a blank line (an HTTP head) or until it is closed.
+func read_head(h: ServerHarness, t: StreamPeerTCP) -> String:
+	var acc: Array = [""]
+	await pump([h, t], func() -> bool:
+		var n := t.get_available_bytes()
+		if n > 0:
+			acc[0] += t.get_utf8_string(n)
+		return acc[0].contains("\r\n\r\n") or t.get_status() != StreamPeerTCP.STATUS_CONNECTED, 3.0)
+	return acc[0]

@@ -247,7 +247,7 @@ fn upgrade_then_messages_both_ways() {
         matches!(&ev[0], Event::Message { id: i, packet } if *i == id && packet.text && &packet.data[..] == "héllo".as_bytes())
     );
     assert!(
-        matches!(&ev[1], Event::Message { packet, .. } if !packet.text && &packet.data[..] == [0, 1, 2])
+        matches!(&ev[1], Event::Message { packet, .. } if !packet.text && packet.data[..] == [0, 1, 2])
     );
 
     let peer = h.conn.peer().unwrap().clone();
@@ -539,7 +539,7 @@ fn full_inbound_queue_pauses_reading_until_the_game_drains() {
     assert_eq!(c.resume(p, &mut cx), Status::Alive);
     let ev = h.take();
     assert!(
-        matches!(ev.as_slice(), [Event::Message { packet, .. }] if &packet.data[..] == [2]),
+        matches!(ev.as_slice(), [Event::Message { packet, .. }] if packet.data[..] == [2]),
         "{ev:?}"
     );
     assert!(peer.sub_inbound(1));

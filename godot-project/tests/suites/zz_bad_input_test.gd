@@ -1,0 +1,113 @@
+## Bad input from GDScript: every call gets an Error or a neutral value (and prints what was
+## wrong: scripts/test.sh checks the messages listed in tests/expected_errors.txt).
+extends TestSuite
+
+
+func test_bind_ip_restricts_the_listening_address() -> void:
+	var h := start_server()  # bind_ip = "127.0.0.1"
+	var other := await raw_tcp(h, "127.0.0.2")
+	check(other.get_status() != StreamPeerTCP.STATUS_CONNECTED, "127.0.0.2 is refused")
+	var own := await raw_tcp(h, "127.0.0.1")
+	check_eq(own.get_status(), StreamPeerTCP.STATUS_CONNECTED, "127.0.0.1 is accepted")
+
+
+func test_bind_star_listens_everywhere() -> void:
+	var s := WebSocketServer.new()
+	check_eq(s.bind_ip, "*", "default")
+	check_eq(s.listen(0), OK, "listen on *")
+	var h := ServerHarness.new()
+	h.port = s.get_local_port()
+	var t := await raw_tcp(h, "127.0.0.2")
+	check_eq(t.get_status(), StreamPeerTCP.STATUS_CONNECTED, "127.0.0.2 reaches a * server")
+	s.stop()
+
+
+func test_listen_errors() -> void:
+	var h := start_server()
+	check_eq(h.server.listen(0), ERR_ALREADY_IN_USE, "listen twice")
+	var s := WebSocketServer.new()
+	s.bind_ip = "127.0.0.1"
+	check_eq(s.listen(h.port), ERR_ALREADY_IN_USE, "port taken")
+	check(not s.is_listening(), "not listening after a failure")
+	check_eq(s.listen(-1), ERR_INVALID_PARAMETER, "negative port")
+	check_eq(s.listen(65536), ERR_INVALID_PARAMETER, "port too large")
+	check_eq(s.listen(0, PackedStringArray(["bad protocol"])), ERR_INVALID_PARAMETER, "invalid subprotocol name")
+	check_eq(s.listen(0, PackedStringArray(), true), ERR_UNAVAILABLE, "gd_mp_api not yet available")
+	s.bind_ip = "203.0.113.7"
+	check_eq(s.listen(0), ERR_INVALID_PARAMETER, "an address this machine does not have")
+	check(not s.is_listening(), "still not listening")
+
+
+func test_setters_refuse_invalid_values() -> void:
+	var s := WebSocketServer.new()
+	s.bind_ip = "not an ip"
+	check_eq(s.bind_ip, "*", "bind_ip unchanged")
+	s.bind_ip = "::1"
+	check_eq(s.bind_ip, "::1", "IPv6 accepted")
+	s.handshake_timeout = -1.0
+	check_eq(s.handshake_timeout, 3.0, "handshake_timeout unchanged")
+	s.close_timeout = 0.0
+	check_eq(s.close_timeout, 3.0, "close_timeout unchanged")
+	s.inbound_buffer_size = 0
+	check_eq(s.inbound_buffer_size, 65535, "inbound_buffer_size unchanged")
+	s.outbound_buffer_size = -5
+	check_eq(s.outbound_buffer_size, 65535, "outbound_buffer_size unchanged")
+	s.max_queued_packets = 0
+	check_eq(s.max_queued_packets, 4096, "max_queued_packets unchanged")
+	s.set_extra_headers(PackedStringArray(["X-Ok: 1", "no colon here"]))
+
+
+func test_setters_refuse_while_listening() -> void:
+	var h := start_server()
+	h.server.bind_ip = "0.0.0.0"
+	check_eq(h.server.bind_ip, "127.0.0.1", "bind_ip unchanged while listening")
+	h.server.handshake_timeout = 10.0
+	check_eq(h.server.handshake_timeout, 3.0, "handshake_timeout unchanged while listening")
+	h.server.inbound_buffer_size = 10
+	check_eq(h.server.inbound_buffer_size, 65535, "inbound_buffer_size unchanged while listening")
+	h.server.private_key = CryptoKey.new()
+	check(h.server.private_key == null, "private_key unchanged while listening")
+
+
+func test_unknown_ids() -> void:
+	var h := start_server()
+	check(h.server.get_peer(12345) == null, "get_peer")
+	check_eq(h.server.get_peer_address(12345), "", "get_peer_address")
+	check_eq(h.server.get_peer_port(-7), 0, "get_peer_port")
+	check(not h.server.has_peer(1 << 40), "has_peer with an id beyond int32")
+	h.server.disconnect_peer(999)
+	var mp: MultiplayerPeer = h.server
+	mp.disconnect_peer(999, true)
+	var idle := WebSocketServer.new()
+	check(idle.get_peer(2) == null, "get_peer on a server that is not listening")
+	check_eq(idle.get_local_port(), 0, "get_local_port when not listening")
+	idle.stop()
+	idle.poll()
+
+
+func test_bad_peer_calls() -> void:
+	var h := start_server()
+	var r := await connected_client(h)
+	var peer := h.server.get_peer(r[1])
+	check_eq(peer.get_packet(), PackedByteArray(), "get_packet with nothing queued")
+	check_eq(peer.get_packet_error(), ERR_UNAVAILABLE, "and its error")
+	peer.write_mode = 7
+	check_eq(peer.write_mode, WebSocketServerPeer.WRITE_MODE_BINARY, "write_mode unchanged")
+	peer.write_mode = WebSocketServerPeer.WRITE_MODE_TEXT
+	check_eq(peer.put_packet(PackedByteArray([0xff, 0xfe])), ERR_INVALID_PARAMETER, "non-UTF-8 in text mode")
+	peer.close(1005)
+	peer.close(99999)
+	check_eq(peer.get_ready_state(), WebSocketServerPeer.STATE_OPEN, "bad close codes change nothing")
+	peer.close(1000, "x".repeat(200))
+	check_eq(peer.get_ready_state(), WebSocketServerPeer.STATE_CLOSING, "long reason cut, close sent")
+	peer.close()
+	var c: WebSocketPeer = r[0]
+	await pump([h, c], func() -> bool: return c.get_ready_state() == WebSocketPeer.STATE_CLOSED)
+	check_eq(c.get_close_reason().length(), 123, "reason cut to 123 bytes")
+
+
+func test_multiplayer_packet_calls_in_raw_mode() -> void:
+	var h := start_server()
+	var mp: MultiplayerPeer = h.server
+	check_eq(mp.put_packet(PackedByteArray([1])), ERR_UNAVAILABLE, "put_packet on the server")
+	check_eq(mp.get_available_packet_count(), 0, "no packets on the server itself")
