@@ -3,21 +3,29 @@
 ## then connect with any WebSocket client, e.g. `python -m websockets ws://127.0.0.1:9080/`.
 ##
 ## Command-line options (after `--`): --port N (default 9080; 0 picks a free port),
-## --bind IP (default "*").
+## --bind IP (default "*"), and for wss://: --tls-cert FILE --tls-key FILE [--tls-ca-chain FILE]
+## (PEM files, res:// or absolute paths, e.g. Let's Encrypt's fullchain.pem and privkey.pem).
 extends Node
 
 var server := WebSocketServer.new()
 
 
 func _ready() -> void:
-	var args := OS.get_cmdline_user_args()
-	var port := 9080
-	var i := args.find("--port")
-	if i >= 0 and i + 1 < args.size():
-		port = args[i + 1].to_int()
-	i = args.find("--bind")
-	if i >= 0 and i + 1 < args.size():
-		server.bind_ip = args[i + 1]
+	var port := int(_option("--port", "9080"))
+	server.bind_ip = _option("--bind", "*")
+	if _option("--tls-cert") != "":
+		var cert := X509Certificate.new()
+		var key := CryptoKey.new()
+		if cert.load(_option("--tls-cert")) != OK or key.load(_option("--tls-key")) != OK:
+			printerr("cannot load --tls-cert or --tls-key")
+			get_tree().quit(1)
+			return
+		server.ssl_certificate = cert
+		server.private_key = key
+		if _option("--tls-ca-chain") != "":
+			var chain := X509Certificate.new()
+			chain.load(_option("--tls-ca-chain"))
+			server.ca_chain = chain
 	server.client_connected.connect(_on_client_connected)
 	server.client_disconnected.connect(_on_client_disconnected)
 	server.client_close_request.connect(_on_client_close_request)
@@ -27,7 +35,14 @@ func _ready() -> void:
 		printerr("cannot listen on port %d: %s" % [port, error_string(err)])
 		get_tree().quit(1)
 		return
-	print("chat server listening on port %d (Ctrl-C to stop)" % server.get_local_port())
+	var scheme := "wss" if server.ssl_certificate != null else "ws"
+	print("chat server listening on port %d (%s://, Ctrl-C to stop)" % [server.get_local_port(), scheme])
+
+
+func _option(name: String, default := "") -> String:
+	var args := OS.get_cmdline_user_args()
+	var i := args.find(name)
+	return args[i + 1] if i >= 0 and i + 1 < args.size() else default
 
 
 func _process(_delta: float) -> void:

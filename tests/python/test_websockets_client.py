@@ -5,9 +5,9 @@ from an independent implementation, and that the server's signals (printed by th
 """
 
 import asyncio
-import os
 import queue
 import re
+import ssl
 import subprocess
 import threading
 import time
@@ -21,13 +21,13 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 class DemoServer:
-    def __init__(self):
+    def __init__(self, *extra):
         godot = subprocess.run(
             [str(ROOT / "scripts/godot.sh")], check=True, capture_output=True, text=True
         ).stdout.strip()
         self.proc = subprocess.Popen(
             [godot, "--headless", "--path", str(ROOT / "godot-project"),
-             "res://demo/chat_server.tscn", "--", "--port", "0", "--bind", "127.0.0.1"],
+             "res://demo/chat_server.tscn", "--", "--port", "0", "--bind", "127.0.0.1", *extra],
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
         )
         self.lines = queue.Queue()
@@ -71,6 +71,15 @@ class DemoServer:
 @pytest.fixture(scope="module")
 def server():
     s = DemoServer()
+    yield s
+    s.stop()
+
+
+@pytest.fixture(scope="module")
+def tls_server():
+    data = ROOT / "godot-project/tests/data"
+    s = DemoServer("--tls-cert", str(data / "leaf.crt"), "--tls-key", str(data / "leaf.key"),
+                   "--tls-ca-chain", str(data / "intermediate.crt"))
     yield s
     s.stop()
 
@@ -133,4 +142,30 @@ def test_ping_is_answered(server):
             pong = await ws.ping(b"abc")
             latency = await asyncio.wait_for(pong, 5)
             assert latency >= 0
+    run(main())
+
+
+def test_wss_with_a_context_trusting_the_test_root(tls_server):
+    """The server sends leaf + intermediate (ca_chain); the client trusts only the root."""
+    context = ssl.create_default_context(cafile=str(ROOT / "godot-project/tests/data/root.crt"))
+    url = f"wss://localhost:{tls_server.port}/secure"
+
+    async def main():
+        async with websockets.connect(url, ssl=context) as a:
+            tls_server.expect(r"connect (\d+) from 127\.0\.0\.1:\d+ resource=/secure")
+            async with websockets.connect(url, ssl=context) as b:
+                tls_server.expect(r"connect (\d+) from")
+                await a.send("over tls")
+                assert await b.recv() == "over tls"
+                await b.send(b"\x00" * 40000)
+                assert await a.recv() == b"\x00" * 40000
+
+    run(main())
+
+
+def test_wss_refuses_an_untrusting_client(tls_server):
+    async def main():
+        with pytest.raises(ssl.SSLCertVerificationError):
+            await websockets.connect(f"wss://localhost:{tls_server.port}/", ssl=ssl.create_default_context())
+
     run(main())

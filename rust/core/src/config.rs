@@ -76,6 +76,8 @@ pub struct ServerConfig {
     /// How long we wait for the client's answer to our Close frame before dropping it.
     pub close_timeout: Duration,
     pub limits: Limits,
+    /// Serve `wss://` only, with this configuration (see `tls::server_config`).
+    pub tls: Option<std::sync::Arc<rustls::ServerConfig>>,
 }
 
 impl Default for ServerConfig {
@@ -88,6 +90,7 @@ impl Default for ServerConfig {
             handshake_timeout: Duration::from_secs(3),
             close_timeout: Duration::from_secs(3),
             limits: Limits::default(),
+            tls: None,
         }
     }
 }

@@ -273,7 +273,12 @@ impl Connection {
                 Err(_) => return self.finish(false, cx),
             },
             Phase::Open { ws, .. } | Phase::Failing { ws, .. } => ws.flush(&mut out),
-            Phase::Handshake { .. } | Phase::Gone => return Status::Alive,
+            // A TLS stream may have handshake bytes to send.
+            Phase::Handshake { .. } => match out.io.flush() {
+                Err(e) if e.kind() != ErrorKind::WouldBlock => return self.finish(false, cx),
+                _ => return Status::Alive,
+            },
+            Phase::Gone => return Status::Alive,
         };
         match result {
             Ok(()) => {

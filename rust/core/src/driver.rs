@@ -7,7 +7,7 @@
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
-use std::io::ErrorKind;
+use std::io::{ErrorKind, Read, Write};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -19,6 +19,7 @@ use slab::Slab;
 use crate::connection::{Connection, Cx, Settings, Status};
 use crate::ids::IdAllocator;
 use crate::shared::{Command, Event, Link, PeerId};
+use crate::tls::TlsStream;
 
 pub(crate) const WAKER: Token = Token(0);
 pub(crate) const LISTENER: Token = Token(1);
@@ -26,8 +27,48 @@ const FIRST_CONNECTION: usize = 2;
 /// After `accept` fails for lack of resources (EMFILE and the like), try again after this long.
 const ACCEPT_RETRY: Duration = Duration::from_millis(100);
 
+/// A connection's socket, with TLS in front of it for `wss://`.
+enum Transport {
+    Plain(TcpStream),
+    Tls(Box<TlsStream<TcpStream>>),
+}
+
+impl Transport {
+    fn socket(&mut self) -> &mut TcpStream {
+        match self {
+            Transport::Plain(s) => s,
+            Transport::Tls(t) => t.get_mut(),
+        }
+    }
+}
+
+impl Read for Transport {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        match self {
+            Transport::Plain(s) => s.read(buf),
+            Transport::Tls(t) => t.read(buf),
+        }
+    }
+}
+
+impl Write for Transport {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        match self {
+            Transport::Plain(s) => s.write(buf),
+            Transport::Tls(t) => t.write(buf),
+        }
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        match self {
+            Transport::Plain(s) => s.flush(),
+            Transport::Tls(t) => t.flush(),
+        }
+    }
+}
+
 struct Slot {
-    stream: TcpStream,
+    stream: Transport,
     conn: Connection,
     /// Already in `Driver::dirty`.
     queued: bool,
@@ -38,6 +79,7 @@ pub(crate) struct Driver {
     listener: TcpListener,
     link: Arc<Link>,
     settings: Settings,
+    tls: Option<Arc<rustls::ServerConfig>>,
     ids: IdAllocator,
     conns: Slab<Slot>,
     by_id: HashMap<PeerId, usize>,
@@ -55,12 +97,14 @@ impl Driver {
         listener: TcpListener,
         link: Arc<Link>,
         settings: Settings,
+        tls: Option<Arc<rustls::ServerConfig>>,
     ) -> Driver {
         Driver {
             poll,
             listener,
             link,
             settings,
+            tls,
             ids: IdAllocator::new(),
             conns: Slab::new(),
             by_id: HashMap::new(),
@@ -161,6 +205,13 @@ impl Driver {
                     }
                     // Godot's WebSocketPeer disables Nagle by default; so do we.
                     let _ = stream.set_nodelay(true);
+                    let stream = match &self.tls {
+                        None => Transport::Plain(stream),
+                        Some(config) => match TlsStream::new(config.clone(), stream) {
+                            Ok(t) => Transport::Tls(Box::new(t)),
+                            Err(_) => continue,
+                        },
+                    };
                     let addr = SocketAddr::new(addr.ip().to_canonical(), addr.port());
                     let conn = Connection::new(addr, now, &self.settings);
                     if let Some(deadline) = conn.deadline() {
@@ -195,7 +246,7 @@ impl Driver {
         &mut self,
         key: usize,
         now: Instant,
-        input: impl FnOnce(&mut Connection, &mut TcpStream, &mut Cx) -> Status,
+        input: impl FnOnce(&mut Connection, &mut Transport, &mut Cx) -> Status,
     ) {
         let Some(slot) = self.conns.get_mut(key) else {
             return;
@@ -230,7 +281,7 @@ impl Driver {
 
     fn remove(&mut self, key: usize) {
         let mut slot = self.conns.remove(key);
-        let _ = self.poll.registry().deregister(&mut slot.stream);
+        let _ = self.poll.registry().deregister(slot.stream.socket());
         if let Some(peer) = slot.conn.peer() {
             self.by_id.remove(&peer.id);
             // The id stays taken until the game has seen `Disconnected` (Command::Release).
@@ -259,8 +310,8 @@ impl Driver {
                     }
                 }
                 Command::SetNoDelay { id, enabled } => {
-                    if let Some(slot) = key(&self.by_id, id).and_then(|k| self.conns.get(k)) {
-                        let _ = slot.stream.set_nodelay(enabled);
+                    if let Some(slot) = key(&self.by_id, id).and_then(|k| self.conns.get_mut(k)) {
+                        let _ = slot.stream.socket().set_nodelay(enabled);
                     }
                 }
                 Command::Release { id } => self.ids.release(id),

@@ -7,6 +7,7 @@
 //! - [`server`]: the game thread's side: `Server::listen`, `poll`/`next_signal` in Godot's
 //!   order, and `PeerHandle` for sending, reading and closing.
 //! - [`shared`]: the events, commands and per-peer counters that cross between the threads.
+//! - [`tls`]: the rustls configuration from PEM text, and the non-blocking TLS stream.
 
 pub mod config;
 pub mod connection;
@@ -15,6 +16,7 @@ pub mod handshake;
 pub mod ids;
 pub mod server;
 pub mod shared;
+pub mod tls;
 
 pub use config::{BindIp, ConfigError, Limits, ServerConfig};
 pub use server::{CloseError, ListenError, PeerHandle, SendError, Server, Signal};

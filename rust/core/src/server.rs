@@ -84,7 +84,13 @@ impl Server {
             .register(&mut listener, LISTENER, Interest::READABLE)
             .map_err(cant_create)?;
         let link = Arc::new(Link::new(waker));
-        let driver = Driver::new(poll, listener, link.clone(), Settings::new(config));
+        let driver = Driver::new(
+            poll,
+            listener,
+            link.clone(),
+            Settings::new(config),
+            config.tls.clone(),
+        );
         let thread = std::thread::Builder::new()
             .name("websocket-server-io".into())
             .spawn(move || driver.run_guarded())

@@ -279,3 +279,84 @@ fn extra_headers_can_change_while_listening() {
     assert_eq!(resp.headers()["x-two"], "2");
     assert!(resp.headers().get("x-one").is_none());
 }
+
+mod tls {
+    use super::*;
+    use std::sync::Arc;
+    use wss_core::tls::{server_config, TlsPem};
+
+    fn fixture(name: &str) -> String {
+        std::fs::read_to_string(format!(
+            "{}/../../godot-project/tests/data/{name}",
+            env!("CARGO_MANIFEST_DIR")
+        ))
+        .unwrap()
+    }
+
+    fn client_config() -> Arc<rustls::ClientConfig> {
+        let mut roots = rustls::RootCertStore::empty();
+        use rustls_pki_types::pem::PemObject;
+        for c in rustls_pki_types::CertificateDer::pem_slice_iter(fixture("root.crt").as_bytes()) {
+            roots.add(c.unwrap()).unwrap();
+        }
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        Arc::new(
+            rustls::ClientConfig::builder_with_provider(provider)
+                .with_safe_default_protocol_versions()
+                .unwrap()
+                .with_root_certificates(roots)
+                .with_no_client_auth(),
+        )
+    }
+
+    #[test]
+    fn wss_echo_with_an_intermediate_in_ca_chain() {
+        let pem = TlsPem {
+            certificate: fixture("leaf.crt"),
+            private_key: fixture("leaf.key"),
+            ca_chain: fixture("intermediate.crt"),
+        };
+        let mut server = listen(ServerConfig {
+            tls: Some(server_config(&pem).unwrap()),
+            ..ServerConfig::default()
+        });
+        let port = server.local_addr().port();
+
+        // A plain client on the TLS port is dropped; the TLS client is unaffected.
+        let plain = TcpStream::connect(("127.0.0.1", port)).unwrap();
+        plain
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .unwrap();
+        assert!(tungstenite::client(format!("ws://127.0.0.1:{port}/"), plain).is_err());
+
+        let tcp = TcpStream::connect(("127.0.0.1", port)).unwrap();
+        tcp.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let conn = rustls::ClientConnection::new(client_config(), "localhost".try_into().unwrap())
+            .unwrap();
+        let tls = rustls::StreamOwned::new(conn, tcp);
+        let (mut ws, _) =
+            tungstenite::client(format!("wss://localhost:{port}/secure"), tls).unwrap();
+        let got = signals(&mut server, 1);
+        assert!(
+            matches!(&got[..], [Signal::Connected { resource, .. }] if resource == "/secure"),
+            "{got:?}"
+        );
+        let id = connected_id(&got[0]);
+        let big = vec![7u8; 60_000];
+        ws.send(Message::binary(big.clone())).unwrap();
+        assert_eq!(signals(&mut server, 1), vec![Signal::DataReceived { id }]);
+        let peer = server.peer(id).unwrap();
+        peer.send(peer.pop().unwrap().data, false).unwrap();
+        assert_eq!(ws.read().unwrap(), Message::binary(big));
+        peer.close(4000, "tls bye").unwrap();
+        match ws.read() {
+            Ok(Message::Close(Some(f))) => assert_eq!(u16::from(f.code), 4000),
+            other => panic!("{other:?}"),
+        }
+        let _ = ws.flush();
+        assert_eq!(
+            signals(&mut server, 1),
+            vec![Signal::Disconnected { id, clean: true }]
+        );
+    }
+}

@@ -1,4 +1,5 @@
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use godot::classes::multiplayer_peer::{ConnectionStatus, TransferMode};
 use godot::classes::{
@@ -8,6 +9,7 @@ use godot::global::Error;
 use godot::prelude::*;
 use godot_core::meta::RawPtr;
 use wss_core::config::{seconds, size_limit, validate_header_line};
+use wss_core::tls::{server_config, TlsPem};
 use wss_core::{BindIp, ConfigError, Limits, ListenError, Server, ServerConfig, Signal};
 
 use crate::peer::{close_peer, WebSocketServerPeer};
@@ -268,12 +270,13 @@ impl WebSocketServer {
             godot_error!("WebSocketServer: gd_mp_api = true (the high-level multiplayer mode) is not available yet");
             return Error::ERR_UNAVAILABLE;
         }
-        if self.private_key.is_some() || self.ssl_certificate.is_some() {
-            godot_error!(
-                "WebSocketServer: TLS (private_key, ssl_certificate) is not available yet"
-            );
-            return Error::ERR_UNAVAILABLE;
-        }
+        let tls = match self.tls_config() {
+            Ok(tls) => tls,
+            Err(e) => {
+                godot_error!("WebSocketServer: {e}");
+                return Error::ERR_INVALID_PARAMETER;
+            }
+        };
         let Ok(port) = u16::try_from(port) else {
             godot_error!("WebSocketServer: port must be between 0 and 65535, not {port}");
             return Error::ERR_INVALID_PARAMETER;
@@ -295,6 +298,7 @@ impl WebSocketServer {
                 outbound_buffer_size: self.outbound_buffer_size as usize,
                 max_queued_packets: self.max_queued_packets as usize,
             },
+            tls,
         };
         match Server::listen(&config) {
             Ok(server) => {
@@ -479,6 +483,44 @@ impl WebSocketServer {
 }
 
 impl WebSocketServer {
+    /// The TLS configuration from the three resources: `None` for plain `ws://`.
+    fn tls_config(&self) -> Result<Option<Arc<rustls::ServerConfig>>, ConfigError> {
+        let (key, cert) = match (&self.private_key, &self.ssl_certificate) {
+            (None, None) if self.ca_chain.is_some() => {
+                return Err(ConfigError(
+                    "ca_chain is set, but private_key and ssl_certificate are not".into(),
+                ))
+            }
+            (None, None) => return Ok(None),
+            (Some(_), None) => {
+                return Err(ConfigError(
+                    "private_key is set but ssl_certificate is not; wss:// needs both".into(),
+                ))
+            }
+            (None, Some(_)) => {
+                return Err(ConfigError(
+                    "ssl_certificate is set but private_key is not; wss:// needs both".into(),
+                ))
+            }
+            (Some(key), Some(cert)) => (key.clone(), cert.clone()),
+        };
+        if key.is_public_only() {
+            return Err(ConfigError(
+                "private_key holds no private key (it is empty or public only)".into(),
+            ));
+        }
+        let pem = TlsPem {
+            certificate: cert.clone().save_to_string().to_string(),
+            private_key: key.clone().save_to_string().to_string(),
+            ca_chain: self
+                .ca_chain
+                .clone()
+                .map(|mut c| c.save_to_string().to_string())
+                .unwrap_or_default(),
+        };
+        server_config(&pem).map(Some)
+    }
+
     /// A setter's common part: refuse while listening, refuse invalid values, keep the old value.
     fn set_checked(
         &mut self,
