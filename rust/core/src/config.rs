@@ -42,11 +42,9 @@ impl BindIp {
         if text == "*" {
             return Ok(BindIp::Any);
         }
-        text.parse::<IpAddr>().map(BindIp::Ip).map_err(|_| {
-            ConfigError(format!(
-                "bind_ip must be \"*\" or an IP address, not {text:?}"
-            ))
-        })
+        text.parse::<IpAddr>()
+            .map(BindIp::Ip)
+            .map_err(|_| ConfigError(format!("bind_ip must be \"*\" or an IP address, not {text:?}")))
     }
 }
 
@@ -76,6 +74,10 @@ pub struct ServerConfig {
     /// How long we wait for the client's answer to our Close frame before dropping it.
     pub close_timeout: Duration,
     pub limits: Limits,
+    /// Godot's high-level multiplayer protocol (`gd_mp_api = true`): each client is first sent its
+    /// id as one 4-byte little-endian binary message, and messages from all peers go into one
+    /// queue (`Server::pop_packet`) instead of each peer's own.
+    pub multiplayer: bool,
     /// Serve `wss://` only, with this configuration (see `tls::server_config`).
     pub tls: Option<std::sync::Arc<rustls::ServerConfig>>,
 }
@@ -90,6 +92,7 @@ impl Default for ServerConfig {
             handshake_timeout: Duration::from_secs(3),
             close_timeout: Duration::from_secs(3),
             limits: Limits::default(),
+            multiplayer: false,
             tls: None,
         }
     }

@@ -20,7 +20,7 @@ use tungstenite::error::{CapacityError, Error as WsError, ProtocolError};
 use tungstenite::protocol::frame::coding::{CloseCode, Data as OpData, OpCode};
 use tungstenite::protocol::frame::{CloseFrame, Frame};
 use tungstenite::protocol::{Role, WebSocketConfig, WebSocketContext};
-use tungstenite::Message;
+use tungstenite::{Bytes, Message};
 
 use crate::config::{Limits, ServerConfig};
 use crate::handshake::{Decision, Offer};
@@ -45,6 +45,8 @@ pub struct Settings {
     pub limits: Limits,
     pub handshake_timeout: Duration,
     pub close_timeout: Duration,
+    /// Send each client its id first (Godot's multiplayer protocol).
+    pub send_id: bool,
     ws: WebSocketConfig,
 }
 
@@ -65,6 +67,7 @@ impl Settings {
             limits: config.limits,
             handshake_timeout: config.handshake_timeout,
             close_timeout: config.close_timeout,
+            send_id: config.multiplayer,
             ws,
         }
     }
@@ -184,19 +187,9 @@ impl Connection {
             return Status::Alive;
         };
         let len = packet.data.len();
-        let op = OpCode::Data(if packet.text {
-            OpData::Text
-        } else {
-            OpData::Binary
-        });
+        let op = OpCode::Data(if packet.text { OpData::Text } else { OpData::Binary });
         let frame = Frame::message(packet.data, op, true);
-        match ws.write(
-            &mut Prefixed {
-                pre: &mut self.pre,
-                io,
-            },
-            Message::Frame(frame),
-        ) {
+        match ws.write(&mut Prefixed { pre: &mut self.pre, io }, Message::Frame(frame)) {
             // On WouldBlock the frame is in tungstenite's buffer all the same.
             Ok(()) => {}
             Err(WsError::Io(e)) if e.kind() == ErrorKind::WouldBlock => {}
@@ -216,13 +209,7 @@ impl Connection {
 
     /// Starts the close handshake: our Close frame goes out after any queued messages, and the
     /// client has `close_timeout` to answer before it is dropped (`clean == false`).
-    pub fn close<S: Read + Write>(
-        &mut self,
-        io: &mut S,
-        code: u16,
-        reason: &str,
-        cx: &mut Cx,
-    ) -> Status {
+    pub fn close<S: Read + Write>(&mut self, io: &mut S, code: u16, reason: &str, cx: &mut Cx) -> Status {
         let Phase::Open {
             ws,
             peer,
@@ -242,13 +229,7 @@ impl Connection {
             reason: reason.into(),
         };
         // `close` queues the frame and flushes; our flush handles the outcome.
-        let _ = ws.close(
-            &mut Prefixed {
-                pre: &mut self.pre,
-                io,
-            },
-            Some(frame),
-        );
+        let _ = ws.close(&mut Prefixed { pre: &mut self.pre, io }, Some(frame));
         self.flush(io, cx)
     }
 
@@ -262,10 +243,7 @@ impl Connection {
 
     /// Writes everything queued.
     pub fn flush<S: Read + Write>(&mut self, io: &mut S, cx: &mut Cx) -> Status {
-        let mut out = Prefixed {
-            pre: &mut self.pre,
-            io,
-        };
+        let mut out = Prefixed { pre: &mut self.pre, io };
         let result = match &mut self.phase {
             Phase::Rejecting => match out.drain_pre() {
                 Ok(()) => return self.finish(false, cx),
@@ -338,22 +316,21 @@ impl Connection {
                     consumed,
                 } => {
                     let leftover = buf.split_off(consumed);
-                    let ws = WebSocketContext::from_partially_read(
-                        leftover,
-                        Role::Server,
-                        Some(cx.settings.ws),
-                    );
-                    let peer = Arc::new(PeerShared::new(
-                        cx.ids.allocate(),
-                        self.addr,
-                        cx.settings.limits,
-                    ));
+                    let mut ws = WebSocketContext::from_partially_read(leftover, Role::Server, Some(cx.settings.ws));
+                    let peer = Arc::new(PeerShared::new(cx.ids.allocate(), self.addr, cx.settings.limits));
                     cx.events.push(Event::Connected {
                         peer: peer.clone(),
                         protocol,
                         resource,
                     });
                     self.pre = response;
+                    if cx.settings.send_id {
+                        // Godot's multiplayer clients stay "connecting" until this arrives.
+                        let id = Bytes::copy_from_slice(&peer.id.to_le_bytes());
+                        let frame = Frame::message(id, OpCode::Data(OpData::Binary), true);
+                        // Buffered behind the response; written by the flush that follows.
+                        let _ = ws.write(&mut Prefixed { pre: &mut self.pre, io }, Message::Frame(frame));
+                    }
                     self.deadline = None;
                     self.phase = Phase::Open {
                         ws: Box::new(ws),
@@ -377,10 +354,7 @@ impl Connection {
         else {
             return None;
         };
-        let mut out = Prefixed {
-            pre: &mut self.pre,
-            io,
-        };
+        let mut out = Prefixed { pre: &mut self.pre, io };
         let fail_code = loop {
             if peer.inbound_full() && peer.pause() {
                 self.paused = true;
@@ -388,7 +362,7 @@ impl Connection {
             }
             match ws.read(&mut out) {
                 Ok(Message::Text(text)) => {
-                    let data = tungstenite::Bytes::from(text);
+                    let data = Bytes::from(text);
                     peer.add_inbound(data.len());
                     cx.events.push(Event::Message {
                         id: peer.id,
@@ -424,13 +398,9 @@ impl Connection {
                 Err(WsError::Io(e)) if e.kind() == ErrorKind::Interrupted => {}
                 // The close handshake is complete.
                 Err(WsError::ConnectionClosed | WsError::AlreadyClosed) => return Some(true),
-                Err(WsError::Capacity(CapacityError::MessageTooLong { .. })) => {
-                    break CloseCode::Size
-                }
+                Err(WsError::Capacity(CapacityError::MessageTooLong { .. })) => break CloseCode::Size,
                 Err(WsError::Utf8(_)) => break CloseCode::Invalid,
-                Err(WsError::Protocol(ProtocolError::ResetWithoutClosingHandshake)) => {
-                    return Some(false)
-                }
+                Err(WsError::Protocol(ProtocolError::ResetWithoutClosingHandshake)) => return Some(false),
                 Err(WsError::Protocol(_)) => break CloseCode::Protocol,
                 Err(_) => return Some(false),
             }
@@ -452,10 +422,7 @@ impl Connection {
             _ => "protocol error",
         };
         let _ = ws.close(
-            &mut Prefixed {
-                pre: &mut self.pre,
-                io,
-            },
+            &mut Prefixed { pre: &mut self.pre, io },
             Some(CloseFrame {
                 code,
                 reason: reason.into(),

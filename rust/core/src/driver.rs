@@ -191,6 +191,8 @@ impl Driver {
     fn accept(&mut self, now: Instant) {
         loop {
             match self.listener.accept() {
+                // Refused connections are accepted and closed at once, as Godot's server does.
+                Ok(_) if self.link.is_refusing() => {}
                 Ok((mut stream, addr)) => {
                     let entry = self.conns.vacant_entry();
                     let key = entry.key();
@@ -225,11 +227,7 @@ impl Driver {
                     // Registration reports data that is already waiting, so no read is due here.
                 }
                 Err(e) if e.kind() == ErrorKind::WouldBlock => return,
-                Err(e)
-                    if matches!(
-                        e.kind(),
-                        ErrorKind::Interrupted | ErrorKind::ConnectionAborted
-                    ) => {}
+                Err(e) if matches!(e.kind(), ErrorKind::Interrupted | ErrorKind::ConnectionAborted) => {}
                 Err(_) => {
                     // Out of file descriptors or memory: the listener's readiness will not be
                     // reported again while connections wait, so come back on a timer.
@@ -297,6 +295,14 @@ impl Driver {
                 Command::Send { id, packet } => {
                     if let Some(k) = key(&self.by_id, id) {
                         self.with_conn(k, now, |c, s, cx| c.send(s, packet, cx));
+                    }
+                }
+                Command::SendMany { ids, packet } => {
+                    for id in ids {
+                        if let Some(k) = key(&self.by_id, id) {
+                            let packet = packet.clone();
+                            self.with_conn(k, now, |c, s, cx| c.send(s, packet, cx));
+                        }
                     }
                 }
                 Command::Close { id, code, reason } => {

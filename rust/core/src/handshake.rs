@@ -24,10 +24,7 @@ pub enum Decision {
         consumed: usize,
     },
     /// Refused: send `response` and close. `why` is for logs and tests.
-    Reject {
-        response: Vec<u8>,
-        why: &'static str,
-    },
+    Reject { response: Vec<u8>, why: &'static str },
 }
 
 /// What the server offers: its subprotocols and the header lines for every `101` response.
@@ -45,49 +42,25 @@ impl Offer {
         let consumed = match req.parse(buf) {
             Ok(httparse::Status::Complete(n)) => n,
             Ok(httparse::Status::Partial) if buf.len() >= MAX_REQUEST_SIZE => {
-                return reject(
-                    431,
-                    "Request Header Fields Too Large",
-                    "request too large",
-                    "",
-                )
+                return reject(431, "Request Header Fields Too Large", "request too large", "")
             }
             Ok(httparse::Status::Partial) => return Decision::Incomplete,
             Err(httparse::Error::TooManyHeaders) => {
-                return reject(
-                    431,
-                    "Request Header Fields Too Large",
-                    "too many headers",
-                    "",
-                )
+                return reject(431, "Request Header Fields Too Large", "too many headers", "")
             }
             Err(_) => return reject(400, "Bad Request", "malformed HTTP request", ""),
         };
         if consumed > MAX_REQUEST_SIZE {
-            return reject(
-                431,
-                "Request Header Fields Too Large",
-                "request too large",
-                "",
-            );
+            return reject(431, "Request Header Fields Too Large", "request too large", "");
         }
         if req.method != Some("GET") {
-            return reject(
-                405,
-                "Method Not Allowed",
-                "method is not GET",
-                "Allow: GET\r\n",
-            );
+            return reject(405, "Method Not Allowed", "method is not GET", "Allow: GET\r\n");
         }
         if req.version != Some(1) {
             return reject(400, "Bad Request", "HTTP version is not 1.1", "");
         }
         let headers: &[httparse::Header] = req.headers;
-        let header = |name: &'static str| {
-            headers
-                .iter()
-                .filter(move |h| h.name.eq_ignore_ascii_case(name))
-        };
+        let header = |name: &'static str| headers.iter().filter(move |h| h.name.eq_ignore_ascii_case(name));
         let tokens = |name: &'static str| {
             header(name)
                 .filter_map(|h| std::str::from_utf8(h.value).ok())
@@ -96,16 +69,10 @@ impl Offer {
                 .filter(|t| !t.is_empty())
                 .collect::<Vec<_>>()
         };
-        if !tokens("Upgrade")
-            .iter()
-            .any(|t| t.eq_ignore_ascii_case("websocket"))
-        {
+        if !tokens("Upgrade").iter().any(|t| t.eq_ignore_ascii_case("websocket")) {
             return reject(400, "Bad Request", "no Upgrade: websocket", "");
         }
-        if !tokens("Connection")
-            .iter()
-            .any(|t| t.eq_ignore_ascii_case("upgrade"))
-        {
+        if !tokens("Connection").iter().any(|t| t.eq_ignore_ascii_case("upgrade")) {
             return reject(400, "Bad Request", "no Connection: Upgrade", "");
         }
         if tokens("Sec-WebSocket-Version") != ["13"] {
@@ -119,23 +86,13 @@ impl Offer {
         let mut keys = header("Sec-WebSocket-Key");
         let key = match (keys.next(), keys.next()) {
             (Some(k), None) if is_valid_key(k.value) => k.value,
-            _ => {
-                return reject(
-                    400,
-                    "Bad Request",
-                    "missing or invalid Sec-WebSocket-Key",
-                    "",
-                )
-            }
+            _ => return reject(400, "Bad Request", "missing or invalid Sec-WebSocket-Key", ""),
         };
         let offered = tokens("Sec-WebSocket-Protocol");
         let protocol = match (offered.is_empty(), self.protocols.is_empty()) {
             (true, true) => String::new(),
             (true, false) => return reject(400, "Bad Request", "client offers no subprotocol", ""),
-            (false, _) => match offered
-                .iter()
-                .find(|p| self.protocols.iter().any(|s| s == *p))
-            {
+            (false, _) => match offered.iter().find(|p| self.protocols.iter().any(|s| s == *p)) {
                 Some(p) => p.to_string(),
                 None => return reject(400, "Bad Request", "no common subprotocol", ""),
             },
@@ -176,10 +133,8 @@ fn is_valid_key(key: &[u8]) -> bool {
 }
 
 fn reject(status: u16, text: &str, why: &'static str, extra: &str) -> Decision {
-    let response = format!(
-        "HTTP/1.1 {status} {text}\r\n{extra}Connection: close\r\nContent-Length: 0\r\n\r\n"
-    )
-    .into_bytes();
+    let response =
+        format!("HTTP/1.1 {status} {text}\r\n{extra}Connection: close\r\nContent-Length: 0\r\n\r\n").into_bytes();
     Decision::Reject { response, why }
 }
 
@@ -209,12 +164,7 @@ mod tests {
                 protocol,
                 resource,
                 consumed,
-            } => (
-                String::from_utf8(response).unwrap(),
-                protocol,
-                resource,
-                consumed,
-            ),
+            } => (String::from_utf8(response).unwrap(), protocol, resource, consumed),
             other => panic!("expected Accept, got {other:?}"),
         }
     }
@@ -265,9 +215,8 @@ mod tests {
     #[test]
     fn subprotocol_follows_the_clients_order() {
         let o = offer(&["b", "c"]);
-        let (resp, p, _, _) = accepted(o.decide(
-            request("Sec-WebSocket-Protocol: a, c\r\nSec-WebSocket-Protocol: b\r\n").as_bytes(),
-        ));
+        let (resp, p, _, _) =
+            accepted(o.decide(request("Sec-WebSocket-Protocol: a, c\r\nSec-WebSocket-Protocol: b\r\n").as_bytes()));
         assert_eq!(p, "c");
         assert!(resp.contains("\r\nSec-WebSocket-Protocol: c\r\n"));
         let (_, why) = rejected(o.decide(request("Sec-WebSocket-Protocol: x, y\r\n").as_bytes()));
@@ -275,8 +224,7 @@ mod tests {
         let (_, why) = rejected(o.decide(request("").as_bytes()));
         assert_eq!(why, "client offers no subprotocol");
         // Server offers none, client asks for one: no common subprotocol.
-        let (_, why) =
-            rejected(offer(&[]).decide(request("Sec-WebSocket-Protocol: a\r\n").as_bytes()));
+        let (_, why) = rejected(offer(&[]).decide(request("Sec-WebSocket-Protocol: a\r\n").as_bytes()));
         assert_eq!(why, "no common subprotocol");
     }
 
@@ -318,18 +266,12 @@ mod tests {
 
     #[test]
     fn oversized_requests_are_refused() {
-        let big = format!(
-            "GET / HTTP/1.1\r\nX-Big: {}\r\n",
-            "a".repeat(MAX_REQUEST_SIZE)
-        );
+        let big = format!("GET / HTTP/1.1\r\nX-Big: {}\r\n", "a".repeat(MAX_REQUEST_SIZE));
         let (resp, why) = rejected(offer(&[]).decide(big.as_bytes()));
         assert_eq!(why, "request too large");
         assert!(resp.starts_with("HTTP/1.1 431 "));
-        let many: String = (0..MAX_HEADERS + 1)
-            .map(|i| format!("X-{i}: v\r\n"))
-            .collect();
-        let (_, why) =
-            rejected(offer(&[]).decide(format!("GET / HTTP/1.1\r\n{many}\r\n").as_bytes()));
+        let many: String = (0..MAX_HEADERS + 1).map(|i| format!("X-{i}: v\r\n")).collect();
+        let (_, why) = rejected(offer(&[]).decide(format!("GET / HTTP/1.1\r\n{many}\r\n").as_bytes()));
         assert_eq!(why, "too many headers");
     }
 }

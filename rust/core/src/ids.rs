@@ -86,11 +86,7 @@ mod tests {
         let a = ids.allocate();
         let b = ids.allocate();
         let c = ids.allocate();
-        assert_eq!(
-            HashSet::from([a, b, c]).len(),
-            3,
-            "three live peers, three ids"
-        );
+        assert_eq!(HashSet::from([a, b, c]).len(), 3, "three live peers, three ids");
         ids.release(b);
         assert_eq!(ids.allocate(), b, "the only free id in the cycle");
         assert_eq!(ids.live(), 3);

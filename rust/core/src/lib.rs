@@ -19,5 +19,5 @@ pub mod shared;
 pub mod tls;
 
 pub use config::{BindIp, ConfigError, Limits, ServerConfig};
-pub use server::{CloseError, ListenError, PeerHandle, SendError, Server, Signal};
+pub use server::{CloseError, ListenError, PeerHandle, SendError, Server, Signal, TargetError};
 pub use shared::{Packet, PeerId, PeerState};

@@ -32,9 +32,7 @@ pub enum ListenError {
 impl std::fmt::Display for ListenError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            ListenError::InUse(s) | ListenError::BadAddress(s) | ListenError::CantCreate(s) => {
-                f.write_str(s)
-            }
+            ListenError::InUse(s) | ListenError::BadAddress(s) | ListenError::CantCreate(s) => f.write_str(s),
         }
     }
 }
@@ -71,6 +69,8 @@ pub struct Server {
     pending: VecDeque<Event>,
     incoming: Vec<Event>,
     later: Vec<Event>,
+    /// Multiplayer mode: every peer's messages, in arrival order, with their sender.
+    mp_queue: Option<VecDeque<(PeerHandle, Packet)>>,
 }
 
 impl Server {
@@ -84,13 +84,7 @@ impl Server {
             .register(&mut listener, LISTENER, Interest::READABLE)
             .map_err(cant_create)?;
         let link = Arc::new(Link::new(waker));
-        let driver = Driver::new(
-            poll,
-            listener,
-            link.clone(),
-            Settings::new(config),
-            config.tls.clone(),
-        );
+        let driver = Driver::new(poll, listener, link.clone(), Settings::new(config), config.tls.clone());
         let thread = std::thread::Builder::new()
             .name("websocket-server-io".into())
             .spawn(move || driver.run_guarded())
@@ -103,6 +97,7 @@ impl Server {
             pending: VecDeque::new(),
             incoming: Vec::new(),
             later: Vec::new(),
+            mp_queue: config.multiplayer.then(VecDeque::new),
         })
     }
 
@@ -148,29 +143,25 @@ impl Server {
                             link: self.link.clone(),
                         },
                     );
-                    Signal::Connected {
-                        id,
-                        protocol,
-                        resource,
-                    }
+                    Signal::Connected { id, protocol, resource }
                 }
-                Event::Message { id, packet } => match self.peers.get(&id) {
-                    Some(p) => {
+                Event::Message { id, packet } => match (self.peers.get(&id), &mut self.mp_queue) {
+                    (Some(p), Some(queue)) => {
+                        queue.push_back((p.clone(), packet));
+                        continue;
+                    }
+                    (Some(p), None) => {
                         p.shared.inbox.lock().push_back(packet);
                         Signal::DataReceived { id }
                     }
-                    None => continue,
+                    (None, _) => continue,
                 },
                 // Events of a peer the game removed with `abort` are dropped: it was told nothing
                 // more would come, and the I/O thread frees the id itself.
-                Event::CloseRequest { id, .. } | Event::Disconnected { id, .. }
-                    if !self.peers.contains_key(&id) =>
-                {
+                Event::CloseRequest { id, .. } | Event::Disconnected { id, .. } if !self.peers.contains_key(&id) => {
                     continue
                 }
-                Event::CloseRequest { id, code, reason } => {
-                    Signal::CloseRequest { id, code, reason }
-                }
+                Event::CloseRequest { id, code, reason } => Signal::CloseRequest { id, code, reason },
                 Event::Disconnected { id, clean } => {
                     self.peers.remove(&id);
                     self.link.command(Command::Release { id });
@@ -187,6 +178,60 @@ impl Server {
 
     pub fn peer_ids(&self) -> impl Iterator<Item = PeerId> + '_ {
         self.peers.keys().copied()
+    }
+
+    /// Multiplayer mode: the sender of the next packet.
+    pub fn packet_sender(&self) -> Option<PeerId> {
+        self.mp_queue.as_ref()?.front().map(|(p, _)| p.id())
+    }
+
+    /// Multiplayer mode: messages from all peers waiting to be read.
+    pub fn queued_packets(&self) -> usize {
+        self.mp_queue.as_ref().map_or(0, VecDeque::len)
+    }
+
+    /// Multiplayer mode: takes the next packet from any peer, with its sender.
+    pub fn pop_packet(&mut self) -> Option<(PeerId, Packet)> {
+        let (peer, packet) = self.mp_queue.as_mut()?.pop_front()?;
+        peer.taken(&packet);
+        Some((peer.id(), packet))
+    }
+
+    /// Multiplayer mode's `put_packet`: `target > 0` one peer, `0` every peer, `< 0` every peer
+    /// but `-target`. A broadcast shares one copy of the bytes among all recipients. Peers that
+    /// are closing are skipped; peers whose queue is full are reported (the others still get it).
+    pub fn send_to(&self, target: PeerId, data: Bytes, text: bool) -> Result<(), TargetError> {
+        let packet = Packet { data, text };
+        if target > 0 {
+            let peer = self.peers.get(&target).ok_or(TargetError::UnknownPeer(target))?;
+            return peer
+                .send(packet.data, text)
+                .map_err(|e| TargetError::Refused(vec![(target, e)]));
+        }
+        let mut ids = Vec::with_capacity(self.peers.len());
+        let mut refused = Vec::new();
+        for (&id, peer) in &self.peers {
+            if id == -target || peer.state() != PeerState::Open {
+                continue;
+            }
+            match peer.shared.reserve_outbound(packet.data.len()) {
+                Ok(()) => ids.push(id),
+                Err(limit) => refused.push((id, SendError::Full(limit))),
+            }
+        }
+        if !ids.is_empty() {
+            self.link.command(Command::SendMany { ids, packet });
+        }
+        if refused.is_empty() {
+            Ok(())
+        } else {
+            Err(TargetError::Refused(refused))
+        }
+    }
+
+    /// New TCP connections are closed at once while this is on.
+    pub fn set_refusing(&self, refuse: bool) {
+        self.link.set_refusing(refuse);
     }
 
     /// Drops a peer at once: no close handshake, and no further signal for it.
@@ -236,12 +281,10 @@ fn cant_create(e: io::Error) -> ListenError {
 
 fn bind(ip: BindIp, port: u16) -> Result<TcpListener, ListenError> {
     let classify = |addr: SocketAddr, e: io::Error| match e.kind() {
-        io::ErrorKind::AddrInUse => ListenError::InUse(format!(
-            "cannot listen on {addr}: the port is already in use"
-        )),
-        io::ErrorKind::AddrNotAvailable => ListenError::BadAddress(format!(
-            "cannot listen on {addr}: no interface has this address"
-        )),
+        io::ErrorKind::AddrInUse => ListenError::InUse(format!("cannot listen on {addr}: the port is already in use")),
+        io::ErrorKind::AddrNotAvailable => {
+            ListenError::BadAddress(format!("cannot listen on {addr}: no interface has this address"))
+        }
         _ => ListenError::CantCreate(format!("cannot listen on {addr}: {e}")),
     };
     match ip {
@@ -271,6 +314,14 @@ pub enum SendError {
     NotOpen,
     /// The peer's queue is full; the named limit would be exceeded.
     Full(&'static str),
+}
+
+/// Why a multiplayer `put_packet` failed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum TargetError {
+    UnknownPeer(PeerId),
+    /// These recipients did not get the message.
+    Refused(Vec<(PeerId, SendError)>),
 }
 
 /// Why a close was refused.
@@ -312,9 +363,7 @@ impl PeerHandle {
             return Err(SendError::NotOpen);
         }
         let data = data.into();
-        self.shared
-            .reserve_outbound(data.len())
-            .map_err(SendError::Full)?;
+        self.shared.reserve_outbound(data.len()).map_err(SendError::Full)?;
         self.link.command(Command::Send {
             id: self.shared.id,
             packet: Packet { data, text },
@@ -347,10 +396,15 @@ impl PeerHandle {
     /// Takes the oldest message the game was told about.
     pub fn pop(&self) -> Option<Packet> {
         let packet = self.shared.inbox.lock().pop_front()?;
+        self.taken(&packet);
+        Some(packet)
+    }
+
+    /// The game has read `packet`: it no longer counts against the inbound limits.
+    fn taken(&self, packet: &Packet) {
         if self.shared.sub_inbound(packet.data.len()) && self.shared.state() != PeerState::Closed {
             self.link.command(Command::Resume { id: self.shared.id });
         }
-        Some(packet)
     }
 
     pub fn available(&self) -> usize {

@@ -52,9 +52,7 @@ impl Event {
     pub fn id(&self) -> PeerId {
         match self {
             Event::Connected { peer, .. } => peer.id,
-            Event::Message { id, .. }
-            | Event::CloseRequest { id, .. }
-            | Event::Disconnected { id, .. } => *id,
+            Event::Message { id, .. } | Event::CloseRequest { id, .. } | Event::Disconnected { id, .. } => *id,
         }
     }
 }
@@ -64,6 +62,11 @@ impl Event {
 pub enum Command {
     Send {
         id: PeerId,
+        packet: Packet,
+    },
+    /// The same message to several peers (the bytes are shared, not copied per recipient).
+    SendMany {
+        ids: Vec<PeerId>,
         packet: Packet,
     },
     /// Start the close handshake with this code and reason.
@@ -100,6 +103,8 @@ pub struct Link {
     waker: mio::Waker,
     wake_pending: AtomicBool,
     stopping: AtomicBool,
+    /// New TCP connections are closed at once (`refuse_new_connections`).
+    refusing: AtomicBool,
     /// Set by the I/O thread if it ended on its own (a panic); read by the game thread's poll.
     failure: Mutex<Option<String>>,
 }
@@ -112,6 +117,7 @@ impl Link {
             waker,
             wake_pending: AtomicBool::new(false),
             stopping: AtomicBool::new(false),
+            refusing: AtomicBool::new(false),
             failure: Mutex::new(None),
         }
     }
@@ -161,6 +167,14 @@ impl Link {
 
     pub fn is_stopping(&self) -> bool {
         self.stopping.load(Acquire)
+    }
+
+    pub fn set_refusing(&self, refuse: bool) {
+        self.refusing.store(refuse, Release);
+    }
+
+    pub fn is_refusing(&self) -> bool {
+        self.refusing.load(Acquire)
     }
 
     pub fn set_failure(&self, why: String) {

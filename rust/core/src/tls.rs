@@ -50,9 +50,7 @@ pub fn server_config(pem: &TlsPem) -> Result<Arc<ServerConfig>, ConfigError> {
         .with_no_client_auth()
         .with_single_cert(chain, key)
         .map_err(|e| match e {
-            rustls::Error::InconsistentKeys(_) => {
-                ConfigError("private_key does not match ssl_certificate".into())
-            }
+            rustls::Error::InconsistentKeys(_) => ConfigError("private_key does not match ssl_certificate".into()),
             rustls::Error::General(_) => ConfigError(format!(
                 "private_key is not a supported key (RSA of 2048 bits or more, ECDSA P-256/P-384, Ed25519): {e}"
             )),
@@ -77,11 +75,7 @@ impl<S: Read + Write> TlsStream<S> {
     pub fn new(config: Arc<ServerConfig>, sock: S) -> io::Result<TlsStream<S>> {
         let mut conn = ServerConnection::new(config).map_err(io::Error::other)?;
         conn.set_buffer_limit(None);
-        Ok(TlsStream {
-            conn,
-            sock,
-            eof: false,
-        })
+        Ok(TlsStream { conn, sock, eof: false })
     }
 
     pub fn get_ref(&self) -> &S {
@@ -163,10 +157,7 @@ mod tests {
     use super::*;
 
     fn fixture(name: &str) -> String {
-        let path = format!(
-            "{}/../../godot-project/tests/data/{name}",
-            env!("CARGO_MANIFEST_DIR")
-        );
+        let path = format!("{}/../../godot-project/tests/data/{name}", env!("CARGO_MANIFEST_DIR"));
         std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
     }
 
@@ -200,10 +191,7 @@ mod tests {
             error(&pem(&crt, &fixture("ecdsa.key"), "")),
             "private_key does not match ssl_certificate"
         );
-        assert_eq!(
-            error(&pem("", &key, "")),
-            "ssl_certificate holds no certificate"
-        );
+        assert_eq!(error(&pem("", &key, "")), "ssl_certificate holds no certificate");
         assert_eq!(error(&pem(&crt, "", "")), "private_key holds no key");
         assert!(error(&pem(
             &crt,

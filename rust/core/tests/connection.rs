@@ -215,10 +215,7 @@ fn upgrade_then_messages_both_ways() {
     });
     h.pipe.input.extend(
         REQUEST
-            .replace(
-                "\r\n\r\n",
-                "\r\nSec-WebSocket-Protocol: other, chat\r\n\r\n",
-            )
+            .replace("\r\n\r\n", "\r\nSec-WebSocket-Protocol: other, chat\r\n\r\n")
             .as_bytes(),
     );
     assert_eq!(h.readable(), Status::Alive);
@@ -246,9 +243,7 @@ fn upgrade_then_messages_both_ways() {
     assert!(
         matches!(&ev[0], Event::Message { id: i, packet } if *i == id && packet.text && &packet.data[..] == "héllo".as_bytes())
     );
-    assert!(
-        matches!(&ev[1], Event::Message { packet, .. } if !packet.text && packet.data[..] == [0, 1, 2])
-    );
+    assert!(matches!(&ev[1], Event::Message { packet, .. } if !packet.text && packet.data[..] == [0, 1, 2]));
 
     let peer = h.conn.peer().unwrap().clone();
     peer.reserve_outbound(3).unwrap();
@@ -306,10 +301,7 @@ fn handshake_timeout_drops_silently() {
     h.now = start + Duration::from_secs(3);
     let (c, _, mut cx) = h.cx();
     assert_eq!(c.on_timeout(&mut cx), Status::Gone);
-    assert!(
-        h.take().is_empty(),
-        "a peer that never connected is never reported"
-    );
+    assert!(h.take().is_empty(), "a peer that never connected is never reported");
 }
 
 #[test]
@@ -354,10 +346,7 @@ fn client_initiated_close() {
         matches!(&ev[0], Event::CloseRequest { code: 1001, reason, .. } if reason == "bye"),
         "{ev:?}"
     );
-    assert!(
-        matches!(&ev[1], Event::Disconnected { clean: true, .. }),
-        "{ev:?}"
-    );
+    assert!(matches!(&ev[1], Event::Disconnected { clean: true, .. }), "{ev:?}");
     assert_eq!(peer.state(), PeerState::Closed);
     let reply = h.client_receives();
     assert!(
@@ -371,10 +360,7 @@ fn close_without_a_code_reports_1005() {
     let mut h = Harness::open(config());
     h.client_sends_raw(&masked(0x8, b""));
     assert_eq!(h.readable(), Status::Gone);
-    assert!(matches!(
-        &h.take()[0],
-        Event::CloseRequest { code: 1005, .. }
-    ));
+    assert!(matches!(&h.take()[0], Event::CloseRequest { code: 1005, .. }));
 }
 
 #[test]
@@ -387,17 +373,11 @@ fn server_initiated_close_and_the_clients_answer() {
         matches!(&got[..], [Message::Close(Some(f))] if u16::from(f.code) == 4000 && f.reason == "kicked"),
         "{got:?}"
     );
-    assert!(
-        h.conn.deadline().is_some(),
-        "the answer is awaited for close_timeout"
-    );
+    assert!(h.conn.deadline().is_some(), "the answer is awaited for close_timeout");
     assert!(h.take().is_empty(), "no close_request for our own close");
     // The client's answer to our Close is in the pipe now.
     assert_eq!(h.readable(), Status::Gone);
-    assert!(matches!(
-        h.take().as_slice(),
-        [Event::Disconnected { clean: true, .. }]
-    ));
+    assert!(matches!(h.take().as_slice(), [Event::Disconnected { clean: true, .. }]));
 }
 
 #[test]
@@ -462,10 +442,7 @@ fn message_over_the_inbound_limit_closes_with_1009() {
     h.client_sends(Message::binary(vec![7u8; 100]));
     assert_eq!(h.readable(), Status::Alive);
     assert_eq!(h.take().len(), 1, "exactly the limit is fine");
-    assert!(
-        h.conn.peer().unwrap().sub_inbound(100),
-        "a full queue paused reading"
-    );
+    assert!(h.conn.peer().unwrap().sub_inbound(100), "a full queue paused reading");
     let (c, p, mut cx) = h.cx();
     assert_eq!(c.resume(p, &mut cx), Status::Alive);
     h.client_sends(Message::binary(vec![7u8; 101]));
@@ -529,10 +506,7 @@ fn full_inbound_queue_pauses_reading_until_the_game_drains() {
     assert_eq!(h.readable(), Status::Alive);
     assert_eq!(h.take().len(), 2, "reading stops at max_queued_packets");
     assert_eq!(h.readable(), Status::Alive);
-    assert!(
-        h.take().is_empty(),
-        "still paused: nothing is read, nothing dropped"
-    );
+    assert!(h.take().is_empty(), "still paused: nothing is read, nothing dropped");
     let peer = h.conn.peer().unwrap().clone();
     assert!(peer.sub_inbound(1), "the game read one: resume");
     let (c, p, mut cx) = h.cx();
@@ -608,4 +582,23 @@ fn sends_after_close_are_discarded_and_released() {
         Status::Alive
     );
     assert_eq!(peer.outbound_bytes(), 0);
+}
+
+#[test]
+fn multiplayer_mode_sends_the_id_right_after_the_response() {
+    let mut h = Harness::new(ServerConfig {
+        multiplayer: true,
+        ..config()
+    });
+    h.pipe.input.extend(REQUEST.as_bytes());
+    assert_eq!(h.readable(), Status::Alive);
+    let id = match h.take().as_slice() {
+        [Event::Connected { peer, .. }] => peer.id,
+        other => panic!("{other:?}"),
+    };
+    let out = std::mem::take(&mut h.pipe.output);
+    let head_end = out.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
+    assert!(out.starts_with(b"HTTP/1.1 101 "));
+    h.pipe.output = out[head_end..].to_vec();
+    assert_eq!(h.client_receives(), vec![Message::binary(id.to_le_bytes().to_vec())]);
 }

@@ -21,9 +21,7 @@ fn listen(config: ServerConfig) -> Server {
 fn connect(server: &Server, path: &str) -> WebSocket<TcpStream> {
     let port = server.local_addr().port();
     let stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
-    stream
-        .set_read_timeout(Some(Duration::from_secs(5)))
-        .unwrap();
+    stream.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
     let (ws, _) = tungstenite::client(format!("ws://127.0.0.1:{port}{path}"), stream).unwrap();
     ws
 }
@@ -52,9 +50,7 @@ fn connected_id(s: &Signal) -> i32 {
 #[test]
 fn echo_with_several_clients() {
     let mut server = listen(ServerConfig::default());
-    let mut clients: Vec<_> = (0..5)
-        .map(|i| connect(&server, &format!("/c{i}?x=1")))
-        .collect();
+    let mut clients: Vec<_> = (0..5).map(|i| connect(&server, &format!("/c{i}?x=1"))).collect();
     let got = signals(&mut server, 5);
     assert_eq!(got.len(), 5);
     let mut ids: Vec<i32> = got.iter().map(connected_id).collect();
@@ -101,10 +97,7 @@ fn close_both_ways() {
         matches!(&got[0], Signal::CloseRequest { code: 1001, reason, .. } if reason == "leaving"),
         "{got:?}"
     );
-    assert!(
-        matches!(&got[1], Signal::Disconnected { clean: true, .. }),
-        "{got:?}"
-    );
+    assert!(matches!(&got[1], Signal::Disconnected { clean: true, .. }), "{got:?}");
     let gone = match &got[1] {
         Signal::Disconnected { id, .. } => *id,
         _ => unreachable!(),
@@ -114,10 +107,7 @@ fn close_both_ways() {
 
     let peer = server.peer(other).unwrap().clone();
     peer.close(4001, "bye").unwrap();
-    assert_eq!(
-        peer.send(vec![1u8], false),
-        Err(wss_core::SendError::NotOpen)
-    );
+    assert_eq!(peer.send(vec![1u8], false), Err(wss_core::SendError::NotOpen));
     match b.read() {
         Ok(Message::Close(Some(f))) => {
             assert_eq!(u16::from(f.code), 4001);
@@ -127,13 +117,7 @@ fn close_both_ways() {
     }
     let _ = b.flush(); // the client's answer
     let got = signals(&mut server, 1);
-    assert_eq!(
-        got,
-        vec![Signal::Disconnected {
-            id: other,
-            clean: true
-        }]
-    );
+    assert_eq!(got, vec![Signal::Disconnected { id: other, clean: true }]);
     assert_eq!(peer.state(), PeerState::Closed);
 }
 
@@ -143,10 +127,7 @@ fn abrupt_disconnect_is_unclean() {
     let c = connect(&server, "/");
     let id = connected_id(&signals(&mut server, 1)[0]);
     drop(c);
-    assert_eq!(
-        signals(&mut server, 1),
-        vec![Signal::Disconnected { id, clean: false }]
-    );
+    assert_eq!(signals(&mut server, 1), vec![Signal::Disconnected { id, clean: false }]);
 }
 
 #[test]
@@ -174,10 +155,7 @@ fn backpressure_delivers_everything_in_order() {
         server.poll().unwrap();
         while server.next_signal().is_some() {}
         let peer = server.peer(id).unwrap();
-        assert!(
-            peer.available() <= 4,
-            "never more than max_queued_packets waiting"
-        );
+        assert!(peer.available() <= 4, "never more than max_queued_packets waiting");
         if let Some(p) = peer.pop() {
             seen.push(u32::from_le_bytes(p.data[..].try_into().unwrap()));
         }
@@ -249,10 +227,7 @@ fn abort_drops_at_once_and_silently() {
     assert!(server.abort(id));
     assert!(server.peer(id).is_none());
     assert!(!server.abort(id), "already gone");
-    assert!(
-        c.read().is_err(),
-        "the socket was closed without a close frame"
-    );
+    assert!(c.read().is_err(), "the socket was closed without a close frame");
     let deadline = Instant::now() + Duration::from_millis(300);
     while Instant::now() < deadline {
         server.poll().unwrap();
@@ -324,18 +299,14 @@ mod tls {
 
         // A plain client on the TLS port is dropped; the TLS client is unaffected.
         let plain = TcpStream::connect(("127.0.0.1", port)).unwrap();
-        plain
-            .set_read_timeout(Some(Duration::from_secs(5)))
-            .unwrap();
+        plain.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
         assert!(tungstenite::client(format!("ws://127.0.0.1:{port}/"), plain).is_err());
 
         let tcp = TcpStream::connect(("127.0.0.1", port)).unwrap();
         tcp.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-        let conn = rustls::ClientConnection::new(client_config(), "localhost".try_into().unwrap())
-            .unwrap();
+        let conn = rustls::ClientConnection::new(client_config(), "localhost".try_into().unwrap()).unwrap();
         let tls = rustls::StreamOwned::new(conn, tcp);
-        let (mut ws, _) =
-            tungstenite::client(format!("wss://localhost:{port}/secure"), tls).unwrap();
+        let (mut ws, _) = tungstenite::client(format!("wss://localhost:{port}/secure"), tls).unwrap();
         let got = signals(&mut server, 1);
         assert!(
             matches!(&got[..], [Signal::Connected { resource, .. }] if resource == "/secure"),
@@ -354,9 +325,78 @@ mod tls {
             other => panic!("{other:?}"),
         }
         let _ = ws.flush();
-        assert_eq!(
-            signals(&mut server, 1),
-            vec![Signal::Disconnected { id, clean: true }]
-        );
+        assert_eq!(signals(&mut server, 1), vec![Signal::Disconnected { id, clean: true }]);
     }
+}
+
+#[test]
+fn multiplayer_mode_sends_ids_and_routes_by_target() {
+    let mut server = listen(ServerConfig {
+        multiplayer: true,
+        ..ServerConfig::default()
+    });
+    let mut a = connect(&server, "/");
+    let mut b = connect(&server, "/");
+    let got = signals(&mut server, 2);
+    let ids: Vec<i32> = got.iter().map(connected_id).collect();
+    let first_message = |c: &mut WebSocket<TcpStream>| match c.read().unwrap() {
+        Message::Binary(d) => i32::from_le_bytes(d[..].try_into().unwrap()),
+        other => panic!("{other:?}"),
+    };
+    let (ida, idb) = (first_message(&mut a), first_message(&mut b));
+    let mut sorted = vec![ida, idb];
+    sorted.sort();
+    let mut expected = ids.clone();
+    expected.sort();
+    assert_eq!(sorted, expected, "each client's first message is its id");
+
+    a.send(Message::binary(vec![1u8])).unwrap();
+    b.send(Message::binary(vec![2u8])).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while server.queued_packets() < 2 && Instant::now() < deadline {
+        server.poll().unwrap();
+        assert_eq!(server.next_signal(), None, "no data_received in multiplayer mode");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    let mut from = Vec::new();
+    while let Some(sender) = server.packet_sender() {
+        let (id, packet) = server.pop_packet().unwrap();
+        assert_eq!(id, sender);
+        from.push((id, packet.data[0]));
+    }
+    from.sort_by_key(|(_, byte)| *byte);
+    assert_eq!(from, vec![(ida, 1), (idb, 2)]);
+
+    server.send_to(0, vec![9u8].into(), false).unwrap();
+    assert_eq!(a.read().unwrap(), Message::binary(vec![9u8]));
+    assert_eq!(b.read().unwrap(), Message::binary(vec![9u8]));
+    server.send_to(-ida, vec![8u8].into(), false).unwrap();
+    server.send_to(ida, vec![7u8].into(), false).unwrap();
+    assert_eq!(b.read().unwrap(), Message::binary(vec![8u8]), "everyone but a");
+    assert_eq!(a.read().unwrap(), Message::binary(vec![7u8]), "a got only its own");
+    assert_eq!(
+        server.send_to(12345, vec![1u8].into(), false),
+        Err(wss_core::TargetError::UnknownPeer(12345))
+    );
+
+    server.set_refusing(true);
+    std::thread::sleep(Duration::from_millis(20));
+    let port = server.local_addr().port();
+    let s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    assert!(
+        tungstenite::client(format!("ws://127.0.0.1:{port}/"), s).is_err(),
+        "refused"
+    );
+    a.send(Message::binary(vec![3u8])).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while server.queued_packets() < 1 && Instant::now() < deadline {
+        server.poll().unwrap();
+        while server.next_signal().is_some() {}
+    }
+    assert_eq!(
+        server.pop_packet().map(|(id, p)| (id, p.data[0])),
+        Some((ida, 3)),
+        "existing peers unaffected"
+    );
 }

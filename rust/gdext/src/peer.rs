@@ -90,9 +90,7 @@ impl WebSocketServerPeer {
         if mode == Self::WRITE_MODE_TEXT || mode == Self::WRITE_MODE_BINARY {
             self.write_mode = mode;
         } else {
-            godot_error!(
-                "write_mode must be WRITE_MODE_TEXT (0) or WRITE_MODE_BINARY (1), not {mode}"
-            );
+            godot_error!("write_mode must be WRITE_MODE_TEXT (0) or WRITE_MODE_BINARY (1), not {mode}");
         }
     }
 
@@ -192,10 +190,7 @@ impl IPacketPeerExtension for WebSocketServerPeer {
         r_buffer_size: RawPtr<*mut i32>,
     ) -> Error {
         let Some(packet) = self.handle.pop() else {
-            godot_error!(
-                "WebSocketServerPeer {}: no packet available",
-                self.handle.id()
-            );
+            godot_error!("WebSocketServerPeer {}: no packet available", self.handle.id());
             return Error::ERR_UNAVAILABLE;
         };
         let data = &self.last.insert(packet).data;
@@ -208,11 +203,7 @@ impl IPacketPeerExtension for WebSocketServerPeer {
         Error::OK
     }
 
-    unsafe fn put_packet_rawptr(
-        &mut self,
-        p_buffer: RawPtr<*const u8>,
-        p_buffer_size: i32,
-    ) -> Error {
+    unsafe fn put_packet_rawptr(&mut self, p_buffer: RawPtr<*const u8>, p_buffer_size: i32) -> Error {
         let len = usize::try_from(p_buffer_size).unwrap_or(0);
         let data = if len == 0 {
             Vec::new()

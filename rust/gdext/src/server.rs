@@ -2,9 +2,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use godot::classes::multiplayer_peer::{ConnectionStatus, TransferMode};
-use godot::classes::{
-    CryptoKey, IMultiplayerPeerExtension, MultiplayerPeerExtension, X509Certificate,
-};
+use godot::classes::{CryptoKey, IMultiplayerPeerExtension, MultiplayerPeerExtension, X509Certificate};
 use godot::global::Error;
 use godot::prelude::*;
 use godot_core::meta::RawPtr;
@@ -106,20 +104,17 @@ impl IMultiplayerPeerExtension for WebSocketServer {
         // borrowed across an emit: take one signal, emit it, repeat.
         while let Some(signal) = self.server.as_mut().and_then(Server::next_signal) {
             match signal {
-                Signal::Connected {
-                    id,
-                    protocol,
-                    resource,
-                } => self.signals().client_connected().emit(
+                Signal::Connected { id, protocol, resource } => self.signals().client_connected().emit(
                     id as i64,
                     &GString::from(&protocol),
                     &GString::from(&resource),
                 ),
                 Signal::DataReceived { id } => self.signals().data_received().emit(id as i64),
-                Signal::CloseRequest { id, code, reason } => self
-                    .signals()
-                    .client_close_request()
-                    .emit(id as i64, code as i64, &GString::from(&reason)),
+                Signal::CloseRequest { id, code, reason } => {
+                    self.signals()
+                        .client_close_request()
+                        .emit(id as i64, code as i64, &GString::from(&reason))
+                }
                 Signal::Disconnected { id, clean } => {
                     self.peer_objects.remove(&id);
                     self.signals().client_disconnected().emit(id as i64, clean)
@@ -152,11 +147,7 @@ impl IMultiplayerPeerExtension for WebSocketServer {
         Error::ERR_UNAVAILABLE
     }
 
-    unsafe fn put_packet_rawptr(
-        &mut self,
-        _p_buffer: RawPtr<*const u8>,
-        _p_buffer_size: i32,
-    ) -> Error {
+    unsafe fn put_packet_rawptr(&mut self, _p_buffer: RawPtr<*const u8>, _p_buffer_size: i32) -> Error {
         godot_error!("WebSocketServer: in raw mode, send with get_peer(id).put_packet()");
         Error::ERR_UNAVAILABLE
     }
@@ -333,9 +324,7 @@ impl WebSocketServer {
     /// The port the server listens on (useful after [code]listen(0)[/code]); 0 when not listening.
     #[func]
     fn get_local_port(&self) -> i64 {
-        self.server
-            .as_ref()
-            .map_or(0, |s| s.local_addr().port() as i64)
+        self.server.as_ref().map_or(0, |s| s.local_addr().port() as i64)
     }
 
     /// [code]true[/code] if a client with this id is connected.
@@ -367,9 +356,8 @@ impl WebSocketServer {
     /// The IP address of the client [param id], or [code]""[/code] (with an error).
     #[func]
     fn get_peer_address(&self, id: i64) -> GString {
-        self.require(id).map_or(GString::new(), |p| {
-            p.addr().ip().to_string().as_str().into()
-        })
+        self.require(id)
+            .map_or(GString::new(), |p| p.addr().ip().to_string().as_str().into())
     }
 
     /// The remote port of the client [param id], or 0 (with an error).
@@ -396,10 +384,7 @@ impl WebSocketServer {
     /// Header lines ([code]"Name: value"[/code]) added to every handshake response from now on.
     /// An invalid line is refused (with an error) and the previous headers are kept.
     #[func]
-    fn set_extra_headers(
-        &mut self,
-        #[opt(default = &PackedStringArray::new())] headers: PackedStringArray,
-    ) {
+    fn set_extra_headers(&mut self, #[opt(default = &PackedStringArray::new())] headers: PackedStringArray) {
         let headers: Vec<String> = headers.as_slice().iter().map(|h| h.to_string()).collect();
         if let Some(e) = headers.iter().find_map(|h| validate_header_line(h).err()) {
             godot_error!("WebSocketServer: {e}");
@@ -445,11 +430,7 @@ impl WebSocketServer {
 
     #[func]
     fn set_ssl_certificate(&mut self, value: Option<Gd<X509Certificate>>) {
-        self.set_checked(
-            "ssl_certificate",
-            || Ok(()),
-            |s| s.ssl_certificate = value.clone(),
-        );
+        self.set_checked("ssl_certificate", || Ok(()), |s| s.ssl_certificate = value.clone());
     }
 
     #[func]
@@ -460,25 +441,19 @@ impl WebSocketServer {
     #[func]
     fn set_inbound_buffer_size(&mut self, value: i64) {
         let check = || size_limit("inbound_buffer_size", value).map(|_| ());
-        self.set_checked("inbound_buffer_size", check, |s| {
-            s.inbound_buffer_size = value
-        });
+        self.set_checked("inbound_buffer_size", check, |s| s.inbound_buffer_size = value);
     }
 
     #[func]
     fn set_outbound_buffer_size(&mut self, value: i64) {
         let check = || size_limit("outbound_buffer_size", value).map(|_| ());
-        self.set_checked("outbound_buffer_size", check, |s| {
-            s.outbound_buffer_size = value
-        });
+        self.set_checked("outbound_buffer_size", check, |s| s.outbound_buffer_size = value);
     }
 
     #[func]
     fn set_max_queued_packets(&mut self, value: i64) {
         let check = || size_limit("max_queued_packets", value).map(|_| ());
-        self.set_checked("max_queued_packets", check, |s| {
-            s.max_queued_packets = value
-        });
+        self.set_checked("max_queued_packets", check, |s| s.max_queued_packets = value);
     }
 }
 
@@ -529,9 +504,7 @@ impl WebSocketServer {
         set: impl FnOnce(&mut Self),
     ) {
         if self.server.is_some() {
-            godot_error!(
-                "WebSocketServer: {name} cannot change while listening; call stop() first"
-            );
+            godot_error!("WebSocketServer: {name} cannot change while listening; call stop() first");
             return;
         }
         match check() {
