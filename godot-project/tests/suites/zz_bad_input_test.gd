@@ -32,7 +32,6 @@ func test_listen_errors() -> void:
 	check_eq(s.listen(-1), ERR_INVALID_PARAMETER, "negative port")
 	check_eq(s.listen(65536), ERR_INVALID_PARAMETER, "port too large")
 	check_eq(s.listen(0, PackedStringArray(["bad protocol"])), ERR_INVALID_PARAMETER, "invalid subprotocol name")
-	check_eq(s.listen(0, PackedStringArray(), true), ERR_UNAVAILABLE, "gd_mp_api not yet available")
 	s.bind_ip = "203.0.113.7"
 	check_eq(s.listen(0), ERR_INVALID_PARAMETER, "an address this machine does not have")
 	check(not s.is_listening(), "still not listening")
@@ -106,8 +105,16 @@ func test_bad_peer_calls() -> void:
 	check_eq(c.get_close_reason().length(), 123, "reason cut to 123 bytes")
 
 
-func test_multiplayer_packet_calls_in_raw_mode() -> void:
+func test_calls_that_belong_to_the_other_mode() -> void:
 	var h := start_server()
 	var mp: MultiplayerPeer = h.server
-	check_eq(mp.put_packet(PackedByteArray([1])), ERR_UNAVAILABLE, "put_packet on the server")
-	check_eq(mp.get_available_packet_count(), 0, "no packets on the server itself")
+	check_eq(mp.put_packet(PackedByteArray([1])), ERR_UNAVAILABLE, "raw mode: put_packet on the server")
+	check_eq(mp.get_available_packet_count(), 0, "raw mode: no packets on the server itself")
+	var s := WebSocketServer.new()
+	s.bind_ip = "127.0.0.1"
+	check_eq(s.listen(0, PackedStringArray(), true), OK, "multiplayer mode")
+	var r := await connected_client(h)
+	check(s.get_peer(r[1]) == null, "multiplayer mode: get_peer refused")
+	s.set_target_peer(4242)
+	check_eq(s.put_packet(PackedByteArray([1])), ERR_INVALID_PARAMETER, "multiplayer mode: unknown target")
+	s.stop()

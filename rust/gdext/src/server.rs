@@ -8,7 +8,9 @@ use godot::prelude::*;
 use godot_core::meta::RawPtr;
 use wss_core::config::{seconds, size_limit, validate_header_line};
 use wss_core::tls::{server_config, TlsPem};
-use wss_core::{BindIp, ConfigError, Limits, ListenError, Server, ServerConfig, Signal};
+use wss_core::{
+    BindIp, ConfigError, Limits, ListenError, Packet, SendError, Server, ServerConfig, Signal, TargetError,
+};
 
 use crate::peer::{close_peer, WebSocketServerPeer};
 
@@ -64,7 +66,14 @@ pub struct WebSocketServer {
     server: Option<Server>,
     /// The peer objects handed out by `get_peer`, so each id keeps one object.
     peer_objects: HashMap<i32, Gd<WebSocketServerPeer>>,
+    /// Whether the running server is in the multiplayer mode (`listen(..., gd_mp_api = true)`).
+    multiplayer: bool,
+    refuse_new_connections: bool,
     target_peer: i32,
+    transfer_mode: TransferMode,
+    transfer_channel: i32,
+    /// The packet the last multiplayer `get_packet` returned; Godot copies it out of this buffer.
+    last_packet: Option<Packet>,
     base: Base<MultiplayerPeerExtension>,
 }
 
@@ -85,7 +94,12 @@ impl IMultiplayerPeerExtension for WebSocketServer {
             extra_headers: Vec::new(),
             server: None,
             peer_objects: HashMap::new(),
+            multiplayer: false,
+            refuse_new_connections: false,
             target_peer: 0,
+            transfer_mode: TransferMode::RELIABLE,
+            transfer_channel: 0,
+            last_packet: None,
             base,
         }
     }
@@ -104,6 +118,10 @@ impl IMultiplayerPeerExtension for WebSocketServer {
         // borrowed across an emit: take one signal, emit it, repeat.
         while let Some(signal) = self.server.as_mut().and_then(Server::next_signal) {
             match signal {
+                Signal::Connected { id, .. } if self.multiplayer => {
+                    self.base_mut()
+                        .emit_signal("peer_connected", &[(id as i64).to_variant()]);
+                }
                 Signal::Connected { id, protocol, resource } => self.signals().client_connected().emit(
                     id as i64,
                     &GString::from(&protocol),
@@ -114,6 +132,10 @@ impl IMultiplayerPeerExtension for WebSocketServer {
                     self.signals()
                         .client_close_request()
                         .emit(id as i64, code as i64, &GString::from(&reason))
+                }
+                Signal::Disconnected { id, .. } if self.multiplayer => {
+                    self.base_mut()
+                        .emit_signal("peer_disconnected", &[(id as i64).to_variant()]);
                 }
                 Signal::Disconnected { id, clean } => {
                     self.peer_objects.remove(&id);
@@ -140,26 +162,74 @@ impl IMultiplayerPeerExtension for WebSocketServer {
 
     unsafe fn get_packet_rawptr(
         &mut self,
-        _r_buffer: RawPtr<*mut RawPtr<*const u8>>,
-        _r_buffer_size: RawPtr<*mut i32>,
+        r_buffer: RawPtr<*mut RawPtr<*const u8>>,
+        r_buffer_size: RawPtr<*mut i32>,
     ) -> Error {
-        godot_error!("WebSocketServer: in raw mode, read with get_peer(id).get_packet()");
-        Error::ERR_UNAVAILABLE
+        let Some(server) = self.multiplayer_server("read packets from the server itself") else {
+            return Error::ERR_UNAVAILABLE;
+        };
+        let Some((_, packet)) = server.pop_packet() else {
+            godot_error!("WebSocketServer: no packet available");
+            return Error::ERR_UNAVAILABLE;
+        };
+        let data = &self.last_packet.insert(packet).data;
+        // SAFETY: Godot passes valid out-pointers; the buffer lives in `self.last_packet` until
+        // the next call, by which time Godot has copied it.
+        unsafe {
+            *r_buffer.ptr() = RawPtr::new(data.as_ptr());
+            *r_buffer_size.ptr() = data.len() as i32;
+        }
+        Error::OK
     }
 
-    unsafe fn put_packet_rawptr(&mut self, _p_buffer: RawPtr<*const u8>, _p_buffer_size: i32) -> Error {
-        godot_error!("WebSocketServer: in raw mode, send with get_peer(id).put_packet()");
-        Error::ERR_UNAVAILABLE
+    unsafe fn put_packet_rawptr(&mut self, p_buffer: RawPtr<*const u8>, p_buffer_size: i32) -> Error {
+        let target = self.target_peer;
+        let Some(server) = self.multiplayer_server("send packets through the server itself") else {
+            return Error::ERR_UNAVAILABLE;
+        };
+        let len = usize::try_from(p_buffer_size).unwrap_or(0);
+        // One copy out of Godot's buffer, shared by every recipient of a broadcast.
+        let data = if len == 0 {
+            Vec::new()
+        } else {
+            // SAFETY: Godot passes a buffer of `p_buffer_size` bytes.
+            unsafe { std::slice::from_raw_parts(p_buffer.ptr(), len) }.to_vec()
+        };
+        match server.send_to(target, data.into(), false) {
+            Ok(()) => Error::OK,
+            Err(TargetError::UnknownPeer(id)) => {
+                godot_error!("WebSocketServer: target peer {id} is not connected");
+                Error::ERR_INVALID_PARAMETER
+            }
+            Err(TargetError::Refused(refused)) => {
+                let full = refused.iter().any(|(_, e)| matches!(e, SendError::Full(_)));
+                let who: Vec<String> = refused
+                    .iter()
+                    .map(|(id, e)| match e {
+                        SendError::Full(limit) => format!("{id} ({limit} would be exceeded)"),
+                        SendError::NotOpen => format!("{id} (closing)"),
+                    })
+                    .collect();
+                godot_error!("WebSocketServer: packet not sent to peer {}", who.join(", "));
+                if full {
+                    Error::ERR_OUT_OF_MEMORY
+                } else {
+                    Error::FAILED
+                }
+            }
+        }
     }
 
     fn get_available_packet_count(&self) -> i32 {
-        0
+        self.server.as_ref().map_or(0, |s| s.queued_packets() as i32)
     }
 
     fn get_max_packet_size(&self) -> i32 {
         self.outbound_buffer_size as i32
     }
 
+    // WebSocket is reliable and ordered: like Godot's own peer, every packet reports channel 0 and
+    // TRANSFER_MODE_RELIABLE, whatever mode and channel it was sent with.
     fn get_packet_channel(&self) -> i32 {
         0
     }
@@ -168,16 +238,20 @@ impl IMultiplayerPeerExtension for WebSocketServer {
         TransferMode::RELIABLE
     }
 
-    fn set_transfer_channel(&mut self, _channel: i32) {}
-
-    fn get_transfer_channel(&self) -> i32 {
-        0
+    fn set_transfer_channel(&mut self, channel: i32) {
+        self.transfer_channel = channel;
     }
 
-    fn set_transfer_mode(&mut self, _mode: TransferMode) {}
+    fn get_transfer_channel(&self) -> i32 {
+        self.transfer_channel
+    }
+
+    fn set_transfer_mode(&mut self, mode: TransferMode) {
+        self.transfer_mode = mode;
+    }
 
     fn get_transfer_mode(&self) -> TransferMode {
-        TransferMode::RELIABLE
+        self.transfer_mode
     }
 
     fn set_target_peer(&mut self, peer: i32) {
@@ -185,7 +259,7 @@ impl IMultiplayerPeerExtension for WebSocketServer {
     }
 
     fn get_packet_peer(&self) -> i32 {
-        0
+        self.server.as_ref().and_then(Server::packet_sender).unwrap_or(0)
     }
 
     fn is_server(&self) -> bool {
@@ -200,10 +274,15 @@ impl IMultiplayerPeerExtension for WebSocketServer {
         true
     }
 
-    fn set_refuse_new_connections(&mut self, _enable: bool) {}
+    fn set_refuse_new_connections(&mut self, enable: bool) {
+        self.refuse_new_connections = enable;
+        if let Some(server) = &self.server {
+            server.set_refusing(enable);
+        }
+    }
 
     fn is_refusing_new_connections(&self) -> bool {
-        false
+        self.refuse_new_connections
     }
 
     fn get_connection_status(&self) -> ConnectionStatus {
@@ -257,10 +336,6 @@ impl WebSocketServer {
             godot_error!("WebSocketServer is already listening; call stop() first");
             return Error::ERR_ALREADY_IN_USE;
         }
-        if gd_mp_api {
-            godot_error!("WebSocketServer: gd_mp_api = true (the high-level multiplayer mode) is not available yet");
-            return Error::ERR_UNAVAILABLE;
-        }
         let tls = match self.tls_config() {
             Ok(tls) => tls,
             Err(e) => {
@@ -289,11 +364,14 @@ impl WebSocketServer {
                 outbound_buffer_size: self.outbound_buffer_size as usize,
                 max_queued_packets: self.max_queued_packets as usize,
             },
+            multiplayer: gd_mp_api,
             tls,
         };
         match Server::listen(&config) {
             Ok(server) => {
+                server.set_refusing(self.refuse_new_connections);
                 self.server = Some(server);
+                self.multiplayer = gd_mp_api;
                 Error::OK
             }
             Err(e) => {
@@ -313,6 +391,8 @@ impl WebSocketServer {
     fn stop(&mut self) {
         self.server = None; // dropping it stops the I/O thread and closes every socket
         self.peer_objects.clear();
+        self.multiplayer = false;
+        self.last_packet = None;
     }
 
     /// [code]true[/code] while the server is listening.
@@ -345,6 +425,10 @@ impl WebSocketServer {
     /// none. The same object is returned for an id until it disconnects.
     #[func]
     fn get_peer(&mut self, id: i64) -> Option<Gd<WebSocketServerPeer>> {
+        if self.multiplayer {
+            godot_error!("WebSocketServer: get_peer() is for raw mode; in multiplayer mode SceneMultiplayer owns the peers' messages");
+            return None;
+        }
         let handle = self.require(id)?.clone();
         let peer = self
             .peer_objects
@@ -458,6 +542,22 @@ impl WebSocketServer {
 }
 
 impl WebSocketServer {
+    /// The running server if it is in multiplayer mode; otherwise an error saying that `what`
+    /// needs it.
+    fn multiplayer_server(&mut self, what: &str) -> Option<&mut Server> {
+        match &mut self.server {
+            Some(server) if self.multiplayer => Some(server),
+            Some(_) => {
+                godot_error!("WebSocketServer: in raw mode you cannot {what}; use get_peer(id) (or listen with gd_mp_api = true)");
+                None
+            }
+            None => {
+                godot_error!("WebSocketServer: not listening");
+                None
+            }
+        }
+    }
+
     /// The TLS configuration from the three resources: `None` for plain `ws://`.
     fn tls_config(&self) -> Result<Option<Arc<rustls::ServerConfig>>, ConfigError> {
         let (key, cert) = match (&self.private_key, &self.ssl_certificate) {

@@ -1,0 +1,3 @@
+extends Node
+
+@export var score := 0
