@@ -12,6 +12,8 @@ func _init() -> void:
 	server.client_disconnected.connect(_on_disconnected)
 	server.client_close_request.connect(_on_close_request)
 	server.data_received.connect(_on_data)
+	server.peer_connected.connect(_on_peer_connected)
+	server.peer_disconnected.connect(_on_peer_disconnected)
 
 
 func poll() -> void:
@@ -49,3 +51,11 @@ func _on_close_request(id: int, code: int, reason: String) -> void:
 
 func _on_data(id: int) -> void:
 	events.append(["data", id])
+
+
+func _on_peer_connected(id: int) -> void:
+	events.append(["peer_connected", id])
+
+
+func _on_peer_disconnected(id: int) -> void:
+	events.append(["peer_disconnected", id])

@@ -43,12 +43,12 @@ func pump_for(pollables: Array, seconds: float) -> void:
 
 
 ## A listening server on a free loopback port, with its signals recorded.
-func start_server(protocols := PackedStringArray(), configure := Callable()) -> ServerHarness:
+func start_server(protocols := PackedStringArray(), configure := Callable(), gd_mp_api := false) -> ServerHarness:
 	var h := ServerHarness.new()
 	h.server.bind_ip = "127.0.0.1"
 	if configure.is_valid():
 		configure.call(h.server)
-	var err := h.server.listen(0, protocols)
+	var err := h.server.listen(0, protocols, gd_mp_api)
 	check_eq(err, OK, "listen")
 	h.port = h.server.get_local_port()
 	_owned.append(h)
