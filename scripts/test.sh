@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs every test: Rust (core, driven by bytes and over loopback), headless Godot (the addon driven
-# by Godot's own clients), and Python `websockets` against the demo server. Exits non-zero on any
-# failure. Sets up what it needs on a fresh machine: Godot (scripts/godot.sh) and a Python venv.
+# by Godot's own clients), Python `websockets` against the demo server, the multiplayer scenario
+# across Godot processes, and a smoke run of the benchmark. Exits non-zero on any failure. Sets up what it needs on a fresh machine: Godot (scripts/godot.sh) and a Python venv.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
@@ -31,6 +31,10 @@ while IFS= read -r expected; do
 done < godot-project/tests/expected_errors.txt
 [ "$missing" -eq 0 ] || exit 1
 
-echo "== Python websockets client against the demo server"
+echo "== Python websockets client against the demo server; multiplayer across processes"
 scripts/python-env.sh
 .venv/bin/python -m pytest -q tests/python
+
+echo "== Benchmark smoke run (every figure is produced; timings are not judged)"
+scripts/bench.sh --smoke > "$logs/bench-smoke.log" 2>&1 || { cat "$logs/bench-smoke.log"; exit 1; }
+tail -n 30 target/bench-smoke.md

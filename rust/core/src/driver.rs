@@ -29,15 +29,25 @@ const ACCEPT_RETRY: Duration = Duration::from_millis(100);
 
 /// A connection's socket, with TLS in front of it for `wss://`.
 enum Transport {
-    Plain(TcpStream),
+    /// `drained`: the last read returned less than asked, so the socket is empty until its next
+    /// readiness event (readiness is edge-triggered, and every arrival raises a new edge); reads
+    /// until then answer WouldBlock without a system call.
+    Plain { sock: TcpStream, drained: bool },
     Tls(Box<TlsStream<TcpStream>>),
 }
 
 impl Transport {
     fn socket(&mut self) -> &mut TcpStream {
         match self {
-            Transport::Plain(s) => s,
+            Transport::Plain { sock, .. } => sock,
             Transport::Tls(t) => t.get_mut(),
+        }
+    }
+
+    /// A readiness event arrived: the socket may have data again.
+    fn readable(&mut self) {
+        if let Transport::Plain { drained, .. } = self {
+            *drained = false;
         }
     }
 }
@@ -45,7 +55,12 @@ impl Transport {
 impl Read for Transport {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
         match self {
-            Transport::Plain(s) => s.read(buf),
+            Transport::Plain { drained: true, .. } => Err(ErrorKind::WouldBlock.into()),
+            Transport::Plain { sock, drained } => {
+                let n = sock.read(buf)?;
+                *drained = n < buf.len() && n > 0;
+                Ok(n)
+            }
             Transport::Tls(t) => t.read(buf),
         }
     }
@@ -54,14 +69,14 @@ impl Read for Transport {
 impl Write for Transport {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
         match self {
-            Transport::Plain(s) => s.write(buf),
+            Transport::Plain { sock, .. } => sock.write(buf),
             Transport::Tls(t) => t.write(buf),
         }
     }
 
     fn flush(&mut self) -> std::io::Result<()> {
         match self {
-            Transport::Plain(s) => s.flush(),
+            Transport::Plain { sock, .. } => sock.flush(),
             Transport::Tls(t) => t.flush(),
         }
     }
@@ -160,7 +175,10 @@ impl Driver {
                     Token(t) => {
                         let key = t - FIRST_CONNECTION;
                         if event.is_readable() || event.is_read_closed() || event.is_error() {
-                            self.with_conn(key, now, |c, s, cx| c.on_readable(s, cx));
+                            self.with_conn(key, now, |c, s, cx| {
+                                s.readable();
+                                c.on_readable(s, cx)
+                            });
                         }
                         if event.is_writable() {
                             self.with_conn(key, now, |c, s, cx| c.on_writable(s, cx));
@@ -208,7 +226,7 @@ impl Driver {
                     // Godot's WebSocketPeer disables Nagle by default; so do we.
                     let _ = stream.set_nodelay(true);
                     let stream = match &self.tls {
-                        None => Transport::Plain(stream),
+                        None => Transport::Plain { sock: stream, drained: false },
                         Some(config) => match TlsStream::new(config.clone(), stream) {
                             Ok(t) => Transport::Tls(Box::new(t)),
                             Err(_) => continue,

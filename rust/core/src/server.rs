@@ -113,7 +113,12 @@ impl Server {
             self.stop();
             return Err(failure);
         }
+        // If the last batch was not drained to the end, its sends still wait for a wake.
+        self.link.release_wakes();
         self.link.take_events(&mut self.incoming);
+        if !self.incoming.is_empty() {
+            self.link.hold_wakes();
+        }
         for event in self.incoming.drain(..) {
             if self.peers.contains_key(&event.id()) {
                 self.pending.push_back(event);
@@ -127,9 +132,16 @@ impl Server {
 
     /// The next signal to emit, with the peer table already updated for it: a `DataReceived`
     /// message is in the peer's queue, a `Disconnected` peer is out of the table.
+    ///
+    /// From `poll()` until this returns `None`, sends made by the game (typically from the signal
+    /// handlers) wake the I/O thread once, at the end, rather than once each.
     pub fn next_signal(&mut self) -> Option<Signal> {
         loop {
-            let signal = match self.pending.pop_front()? {
+            let Some(event) = self.pending.pop_front() else {
+                self.link.release_wakes();
+                return None;
+            };
+            let signal = match event {
                 Event::Connected {
                     peer,
                     protocol,
@@ -290,21 +302,39 @@ fn bind(ip: BindIp, port: u16) -> Result<TcpListener, ListenError> {
     match ip {
         BindIp::Ip(ip) => {
             let addr = SocketAddr::new(ip, port);
-            TcpListener::bind(addr).map_err(|e| classify(addr, e))
+            listener(addr).map_err(|e| classify(addr, e))
         }
         // "*": one dual-stack IPv6 socket serves IPv4 too; without IPv6, plain IPv4.
         BindIp::Any => {
             let v6 = SocketAddr::new(IpAddr::V6(Ipv6Addr::UNSPECIFIED), port);
-            match TcpListener::bind(v6) {
+            match listener(v6) {
                 Ok(l) => Ok(l),
                 Err(e) if e.kind() == io::ErrorKind::AddrInUse => Err(classify(v6, e)),
                 Err(_) => {
                     let v4 = SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), port);
-                    TcpListener::bind(v4).map_err(|e| classify(v4, e))
+                    listener(v4).map_err(|e| classify(v4, e))
                 }
             }
         }
     }
+}
+
+/// Connections the kernel queues for `accept` (capped by `net.core.somaxconn`). std and mio use
+/// 128, which drops SYNs when a crowd connects at once; each dropped SYN costs that client a
+/// one-second retransmit.
+pub const LISTEN_BACKLOG: i32 = 4096;
+
+fn listener(addr: SocketAddr) -> io::Result<TcpListener> {
+    use socket2::{Domain, Socket, Type};
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, None)?;
+    socket.set_reuse_address(true)?;
+    if addr.is_ipv6() && addr.ip().is_unspecified() {
+        socket.set_only_v6(false)?;
+    }
+    socket.set_nonblocking(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(LISTEN_BACKLOG)?;
+    Ok(TcpListener::from_std(socket.into()))
 }
 
 /// Why a send or close was refused.

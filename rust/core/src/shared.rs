@@ -102,6 +102,9 @@ pub struct Link {
     commands: Mutex<Vec<Command>>,
     waker: mio::Waker,
     wake_pending: AtomicBool,
+    /// Game thread inside `poll()`: defer wakes (see `hold_wakes`).
+    holding: AtomicBool,
+    wake_owed: AtomicBool,
     stopping: AtomicBool,
     /// New TCP connections are closed at once (`refuse_new_connections`).
     refusing: AtomicBool,
@@ -116,6 +119,8 @@ impl Link {
             commands: Mutex::new(Vec::new()),
             waker,
             wake_pending: AtomicBool::new(false),
+            holding: AtomicBool::new(false),
+            wake_owed: AtomicBool::new(false),
             stopping: AtomicBool::new(false),
             refusing: AtomicBool::new(false),
             failure: Mutex::new(None),
@@ -126,7 +131,24 @@ impl Link {
     /// last took the queue (one wake per batch, not per message).
     pub fn command(&self, cmd: Command) {
         self.commands.lock().push(cmd);
-        self.wake();
+        if self.holding.load(Acquire) {
+            self.wake_owed.store(true, Release);
+        } else {
+            self.wake();
+        }
+    }
+
+    /// Game thread: while a `poll()` emits its signals, the handlers' sends are queued without
+    /// waking the I/O thread; `release_wakes` then wakes it once for all of them.
+    pub fn hold_wakes(&self) {
+        self.holding.store(true, Release);
+    }
+
+    pub fn release_wakes(&self) {
+        self.holding.store(false, Release);
+        if self.wake_owed.swap(false, AcqRel) {
+            self.wake();
+        }
     }
 
     fn wake(&self) {

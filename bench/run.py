@@ -1,0 +1,299 @@
+#!/usr/bin/env python3
+"""Benchmarks this addon's WebSocketServer against Godot's stock server, side by side in one run.
+
+  (a) ours     godot-project/bench/bench_server.gd --impl ours (ours_mp for the multiplayer broadcast)
+  (b) stock    the same script, --impl stock: TCPServer + one WebSocketPeer per client
+  (c) core     rust/bench core-echo: the same logic on wss_core without Godot (the ceiling; it also
+               shows the load generator's own ceiling)
+
+The load comes from rust/bench wsload. Prints a markdown table and writes it to BENCHMARKS.md.
+Usage: bench/run.py [--smoke] [--out FILE] (scripts/bench.sh builds first and calls this).
+--smoke runs every figure at a tiny scale, to check that each one is produced, not its value.
+"""
+
+import argparse
+import json
+import os
+import platform
+import resource
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+TICK_US = 1e6 / os.sysconf("SC_CLK_TCK")
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Server:
+    """A bench server process; collects its STAT lines."""
+
+    def __init__(self, impl, mode, unpaced, godot, bindir):
+        self.port = free_port()
+        if impl == "core":
+            cmd = [str(bindir / "core-echo"), "--port", str(self.port), "--mode", mode]
+        else:
+            cmd = [godot, "--headless", "--path", str(ROOT / "godot-project"), "res://bench/bench_server.tscn", "--",
+                   "--impl", impl, "--mode", mode, "--port", str(self.port)] + (["--unpaced"] if unpaced else [])
+        self.p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        self.stats, self.log, self.ready = [], [], threading.Event()
+        threading.Thread(target=self._read, daemon=True).start()
+        if not self.ready.wait(30):
+            raise RuntimeError(f"{impl} server did not start:\n{''.join(self.log)}")
+
+    def _read(self):
+        for line in self.p.stdout:
+            if line.startswith("STAT "):
+                v = line.split()[1:]
+                self.stats.append([float(v[0])] + [int(x) for x in v[1:]])
+            else:
+                self.log.append(line)
+                if line.startswith("LISTENING"):
+                    self.ready.set()
+
+    def window(self, t0, t1):
+        """Counter deltas between the STAT lines nearest inside [t0, t1]."""
+        inside = [s for s in self.stats if t0 <= s[0] <= t1]
+        if len(inside) < 2:
+            before = [s for s in self.stats if s[0] <= t1]
+            inside = before[-2:] if len(before) >= 2 else self.stats[-2:]
+        if len(inside) < 2:
+            return None
+        a, b = inside[0], inside[-1]
+        keys = ["time", "msgs", "work_us", "poll_us", "frames", "main_ticks", "proc_ticks", "rss_kib", "peers"]
+        d = {k: y - x for k, x, y in zip(keys, a, b)}
+        d["rss_kib"], d["peers"] = b[7], b[8]
+        return d
+
+    def latest(self):
+        return self.stats[-1] if self.stats else None
+
+    def stop(self):
+        self.p.terminate()
+        try:
+            self.p.wait(10)
+        except subprocess.TimeoutExpired:
+            self.p.kill()
+
+
+def wsload(bindir, mode, port, clients, *extra, timeout=300):
+    out = subprocess.run([str(bindir / "wsload"), mode, "--url", f"ws://127.0.0.1:{port}/", "--clients", str(clients), *map(str, extra)],
+                         capture_output=True, text=True, timeout=timeout).stdout
+    for line in out.splitlines():
+        if line.startswith("RESULT "):
+            return json.loads(line[7:])
+    raise RuntimeError(f"wsload {mode} printed no RESULT:\n{out}")
+
+
+def fmt(v, unit=""):
+    if v is None:
+        return "–"
+    if isinstance(v, str):
+        return v
+    if v >= 100:
+        return f"{v:,.0f}{unit}"
+    return f"{v:.2f}{unit}" if v < 10 else f"{v:.1f}{unit}"
+
+
+def ratio(a, b):
+    return None if a is None or b in (None, 0) else a / b
+
+
+class Bench:
+    def __init__(self, smoke, godot, bindir):
+        self.smoke, self.godot, self.bindir = smoke, godot, bindir
+        self.rows = []  # (figure, ours, stock, core, unit, target-text, met)
+
+    def row(self, figure, a, b, c, unit="", target=None, met=None):
+        self.rows.append((figure, a, b, c, unit, target, met))
+        print(f"  {figure}: ours {fmt(a, unit)} | stock {fmt(b, unit)} | core {fmt(c, unit)}", flush=True)
+
+    def serve(self, impl, mode="echo", unpaced=False):
+        return Server(impl, mode, unpaced, self.godot, self.bindir)
+
+    def echo(self, impl, clients, size, unpaced):
+        secs = 0.4 if self.smoke else 3
+        s = self.serve(impl, "echo", unpaced)
+        try:
+            r = wsload(self.bindir, "echo", s.port, clients, "--size", size, "--secs", secs, "--warmup", 0.2 if self.smoke else 0.5,
+                       "--connect-concurrency", 8, "--setup-timeout", 20 if self.smoke else 90)
+            time.sleep(0.3)
+            w = s.window(r["t0"], r["t1"])
+        finally:
+            s.stop()
+        out = {"rate": r["rate"] if r["connected"] == clients else None, "p50": r["p50_us"] / 1000, "p99": r["p99_us"] / 1000}
+        if w and w["msgs"] > 0:
+            out["work_us"] = w["work_us"] / w["msgs"]
+            out["main_us"] = w["main_ticks"] * TICK_US / w["msgs"]
+            out["proc_us"] = w["proc_ticks"] * TICK_US / w["msgs"]
+        return out
+
+    def run_echo(self):
+        sizes = [64] if self.smoke else [64, 16384]
+        counts = [1, 10] if self.smoke else [1, 100, 1000]
+        cpu = {}
+        for size in sizes:
+            for n in counts:
+                core = self.echo("core", n, size, True)
+                for unpaced in (False, True):
+                    pacing = "unpaced" if unpaced else "paced"
+                    a, b = self.echo("ours", n, size, unpaced), self.echo("stock", n, size, unpaced)
+                    label = f"echo {size} B, {n} client{'s' if n > 1 else ''}, {pacing}"
+                    target = met = None
+                    if size == 64 and n == 100 and unpaced:
+                        target, met = "≥ 2× stock", (ratio(a["rate"], b["rate"]) or 0) >= 2
+                    self.row(f"{label}: msg/s", a["rate"], b["rate"], core["rate"] if unpaced else None, "", target, met)
+                    self.row(f"{label}: p50 / p99 latency", f"{fmt(a['p50'])} / {fmt(a['p99'])} ms",
+                             f"{fmt(b['p50'])} / {fmt(b['p99'])} ms", f"{fmt(core['p50'])} / {fmt(core['p99'])} ms" if unpaced else None)
+                    if size == 64 and n == counts[-2 if len(counts) > 2 else -1]:
+                        cpu[pacing] = (a, b, core)
+        for pacing, (a, b, core) in cpu.items():
+            self.row(f"game-thread work per echoed message ({pacing}; µs around poll and echo)", a.get("work_us"), b.get("work_us"),
+                     core.get("work_us"), " µs", "≤ 0.25× stock", (ratio(a.get("work_us"), b.get("work_us")) or 9) <= 0.25)
+            self.row(f"main-thread CPU per echoed message ({pacing}; /proc, includes the engine's frame)", a.get("main_us"), b.get("main_us"),
+                     core.get("main_us"), " µs")
+            self.row(f"whole-process CPU per echoed message ({pacing})", a.get("proc_us"), b.get("proc_us"), core.get("proc_us"), " µs")
+
+    def idle(self, impl, n, unpaced=False):
+        """poll() µs per frame and RSS per connection with n idle clients (spread over processes)."""
+        s = self.serve(impl, "idle", unpaced)
+        try:
+            time.sleep(0.6)
+            base = s.latest()
+            per_proc = 2500 if not self.smoke else n
+            procs = []
+            hold = 4 if self.smoke else 12
+            timeout = 10 if self.smoke else (40 if impl == "stock" else 60)
+            for i in range(0, n, per_proc):
+                k = min(per_proc, n - i)
+                procs.append(subprocess.Popen([str(self.bindir / "wsload"), "idle", "--url", f"ws://127.0.0.1:{s.port}/", "--clients", str(k),
+                                               "--hold", str(hold + timeout), "--setup-timeout", str(timeout), "--threads", "1",
+                                               "--connect-concurrency", "64"], stdout=subprocess.PIPE, text=True))
+            connected = 0
+            for p in procs:
+                line = p.stdout.readline()
+                connected += int(line.split()[1]) if line.startswith("READY") else 0
+            time.sleep(0.6)
+            t0 = time.time()
+            time.sleep(1.0 if self.smoke else 2.0)
+            w = s.window(t0, time.time())
+            for p in procs:
+                p.terminate()
+                p.wait()
+        finally:
+            s.stop()
+        if not w or not base:
+            return None, None, connected
+        poll = w["poll_us"] / max(w["frames"], 1)
+        rss = (w["rss_kib"] - base[7]) / max(connected, 1)
+        return poll, rss, connected
+
+    def run_idle(self):
+        for n in ([50] if self.smoke else [1000, 10000]):
+            res = {impl: self.idle(impl, n) for impl in ("ours", "stock", "core")}
+            note = lambda impl: "" if res[impl][2] == n else f" (only {res[impl][2]} connected)"
+            target = met = None
+            if n == 10000 or self.smoke:
+                target, met = "≤ 20 µs", (res["ours"][0] or 99) <= 20
+            self.row(f"poll() per frame, {n} idle connections, paced{note('stock')}", res["ours"][0], res["stock"][0], res["core"][0], " µs",
+                     target, met)
+            warm = self.idle("ours", n, unpaced=True)
+            self.row(f"poll() per frame, {n} idle connections, unpaced (no sleep between frames: a warm cache)", warm[0], None, None, " µs")
+            self.row(f"resident memory per idle connection, {n}{note('stock')}", res["ours"][1], res["stock"][1], res["core"][1], " KiB",
+                     "≤ 8 KiB", (res["ours"][1] or 99) <= 8)
+
+    def broadcast(self, impl, n, unpaced=False):
+        s = self.serve(impl, "broadcast", unpaced)
+        try:
+            extra = ["--skip-first"] if impl == "ours_mp" else []
+            r = wsload(self.bindir, "broadcast", s.port, n, "--secs", 0.4 if self.smoke else 3, "--connect-concurrency", 8,
+                       "--setup-timeout", 20 if self.smoke else 90, *extra)
+        finally:
+            s.stop()
+        return r["rate"] if r["connected"] == n else None
+
+    def run_broadcast(self):
+        n = 20 if self.smoke else 1000
+        a, mp, b, c = (self.broadcast(i, n) for i in ("ours", "ours_mp", "stock", "core"))
+        self.row(f"broadcast 64 B to {n} clients per frame, paced, raw mode loop: delivered msg/s", a, b, None)
+        self.row(f"broadcast 64 B to {n} clients per frame, paced, multiplayer put_packet(target 0): delivered msg/s", mp, b, None)
+        a, b = self.broadcast("ours", n, True), self.broadcast("stock", n, True)
+        self.row(f"broadcast 64 B to {n} clients per frame, unpaced, raw mode loop: delivered msg/s", a, b, c, "", "≥ 10× stock",
+                 (ratio(a, b) or 0) >= 10)
+
+    def run_connect(self):
+        n = 50 if self.smoke else 1000
+        res = {}
+        for impl in ("ours", "stock", "core"):
+            s = self.serve(impl, "idle")
+            try:
+                r = wsload(self.bindir, "connect", s.port, n, "--setup-timeout", 10)
+            finally:
+                s.stop()
+            res[impl] = r["setup_secs"] if r["connected"] == n else f"{r['connected']} of {n} in {r['setup_secs']:.0f} s"
+        num = lambda v: v if isinstance(v, float) else None
+        self.row(f"{n} clients connecting at once: time until every handshake is done", res["ours"], res["stock"], res["core"], " s",
+                 "≤ 0.5 s", (num(res["ours"]) or 99) <= 0.5)
+
+    def table(self):
+        lines = ["| figure | (a) ours | (b) stock | (c) core | a/b | target | met |", "|---|---|---|---|---|---|---|"]
+        for figure, a, b, c, unit, target, met in self.rows:
+            r = ratio(a, b) if isinstance(a, (int, float)) and isinstance(b, (int, float)) else None
+            lines.append(f"| {figure} | {fmt(a, unit)} | {fmt(b, unit)} | {fmt(c, unit)} | {fmt(r, '×') if r is not None else '–'} | "
+                         f"{target or ''} | {'' if target is None else ('yes' if met else '**no**')} |")
+        return "\n".join(lines)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--smoke", action="store_true")
+    ap.add_argument("--out", default=str(ROOT / "BENCHMARKS.md"))
+    ap.add_argument("--bindir", default=str(ROOT / "target/release"))
+    ap.add_argument("--command", default="scripts/bench.sh")
+    args = ap.parse_args()
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    godot = subprocess.run([str(ROOT / "scripts/godot.sh")], check=True, capture_output=True, text=True).stdout.strip()
+    version = subprocess.run([godot, "--headless", "--version"], capture_output=True, text=True).stdout.strip().splitlines()[-1]
+    bench = Bench(args.smoke, godot, Path(args.bindir))
+    started = time.time()
+    for part in (bench.run_echo, bench.run_idle, bench.run_broadcast, bench.run_connect):
+        print(f"== {part.__name__}", flush=True)
+        part()
+    cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), platform.processor())
+    mem = next((l.split(":", 1)[1].strip() for l in open("/proc/meminfo") if l.startswith("MemTotal")), "?")
+    header = f"""# Benchmarks
+
+Command: `{args.command}` ({'smoke run: tiny scale, figures not meaningful' if args.smoke else 'full run'}),
+{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, {time.time() - started:.0f} s.
+Machine: {os.cpu_count()} cores ({cpu}), {mem} memory, {platform.system()} {platform.release()}. Godot {version}, headless.
+The load generator (`wsload`) and the servers share these cores.
+
+(a) this addon, (b) Godot's stock `TCPServer` + `WebSocketPeer` server, both running
+`godot-project/bench/bench_server.gd` in the same Godot binary; (c) `core-echo`, the same logic on
+the Rust core without Godot. Paced: headless Godot's default frame pacing (~145 frames/s);
+unpaced: `OS.low_processor_usage_mode_sleep_usec = 0`. Closed-loop echo: every client keeps one
+message in flight. "Game-thread work" is `Time.get_ticks_usec()` around the networking part of
+each frame (our `poll()`, whose signal handlers do the echo; the stock per-peer loop); the CPU
+figures come from `/proc/self/task/<main thread>/stat` and `/proc/self/stat`.
+
+"""
+    text = header + bench.table() + "\n"
+    Path(args.out).write_text(text)
+    print("\n" + text)
+    missing = [r[0] for r in bench.rows if r[1] is None]
+    if missing:
+        print("figures not produced for (a):", *missing, sep="\n  ", file=sys.stderr)
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

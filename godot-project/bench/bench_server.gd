@@ -1,0 +1,148 @@
+## The benchmark's game: the same logic (echo every message back; or broadcast 64 bytes to every
+## client each frame) on two servers in the same Godot binary:
+##   --impl ours      this addon's WebSocketServer (raw mode)
+##   --impl ours_mp   this addon in multiplayer mode (broadcast with put_packet to target 0)
+##   --impl stock     Godot's TCPServer + one WebSocketPeer per client, as Godot 4 games do today
+## Options after `--`: --impl, --mode echo|broadcast|idle, --port N, --unpaced.
+## Prints a STAT line every 0.25 s: unix time, messages sent, µs spent in the networking part of the
+## frame (work) and in poll() alone, frames, main-thread CPU ticks, process CPU ticks, RSS KiB, peers.
+extends Node
+
+## Broadcast skips a client with more than this many bytes still queued (half the default buffer).
+const BACKLOG_LIMIT := 32768
+
+var impl := "ours"
+var mode := "echo"
+var ours: WebSocketServer
+var tcp: TCPServer
+var stock_peers: Array[WebSocketPeer] = []
+var msgs := 0
+var work_usec := 0
+var poll_usec := 0
+var frames := 0
+var main_stat := ""
+## The 64 bytes the broadcast mode sends to every client each frame.
+var broadcast := PackedByteArray()
+
+
+func _opt(name: String, default := "") -> String:
+	var args := OS.get_cmdline_user_args()
+	var i := args.find(name)
+	return args[i + 1] if i >= 0 and i + 1 < args.size() else default
+
+
+func _ready() -> void:
+	impl = _opt("--impl", "ours")
+	mode = _opt("--mode", "echo")
+	var port := int(_opt("--port", "9090"))
+	if OS.get_cmdline_user_args().has("--unpaced"):
+		OS.low_processor_usage_mode_sleep_usec = 0
+	main_stat = "/proc/self/task/%d/stat" % OS.get_process_id()
+	broadcast.resize(64)
+	broadcast.fill(7)
+	var err: Error
+	if impl == "stock":
+		tcp = TCPServer.new()
+		err = tcp.listen(port, "127.0.0.1")
+	else:
+		ours = WebSocketServer.new()
+		ours.bind_ip = "127.0.0.1"
+		ours.data_received.connect(_on_data)
+		err = ours.listen(port, PackedStringArray(), impl == "ours_mp")
+	if err != OK:
+		print("LISTEN FAILED %s" % error_string(err))
+		get_tree().quit(1)
+		return
+	print("LISTENING %d" % port)
+	var timer := Timer.new()
+	timer.wait_time = 0.25
+	timer.timeout.connect(_print_stat)
+	add_child(timer)
+	timer.start()
+
+
+func _process(_delta: float) -> void:
+	var start := Time.get_ticks_usec()
+	if impl == "stock":
+		_stock_frame()
+	else:
+		ours.poll()  # the echo happens in _on_data, inside poll()
+		poll_usec += Time.get_ticks_usec() - start
+		if mode == "broadcast":
+			if impl == "ours_mp":
+				ours.set_target_peer(0)
+				if ours.put_packet(broadcast) == OK:
+					msgs += ours.get_peer_ids().size()
+			else:
+				for id in ours.get_peer_ids():
+					var peer := ours.get_peer(id)
+					# A client that is not keeping up is skipped this frame (backpressure).
+					if peer.get_current_outbound_buffered_amount() < BACKLOG_LIMIT and peer.put_packet(broadcast) == OK:
+						msgs += 1
+	work_usec += Time.get_ticks_usec() - start
+	frames += 1
+
+
+func _on_data(id: int) -> void:
+	var peer := ours.get_peer(id)
+	var packet := peer.get_packet()
+	peer.write_mode = WebSocketServerPeer.WRITE_MODE_TEXT if peer.was_string_packet() else WebSocketServerPeer.WRITE_MODE_BINARY
+	if peer.put_packet(packet) == OK:
+		msgs += 1
+
+
+func _stock_frame() -> void:
+	var start := Time.get_ticks_usec()
+	while tcp.is_connection_available():
+		var ws := WebSocketPeer.new()
+		if ws.accept_stream(tcp.take_connection()) == OK:
+			stock_peers.append(ws)
+	var i := 0
+	while i < stock_peers.size():
+		var ws := stock_peers[i]
+		ws.poll()
+		var state := ws.get_ready_state()
+		if state == WebSocketPeer.STATE_CLOSED:
+			stock_peers.remove_at(i)
+			continue
+		while ws.get_available_packet_count() > 0:
+			var packet := ws.get_packet()
+			var write_mode := WebSocketPeer.WRITE_MODE_TEXT if ws.was_string_packet() else WebSocketPeer.WRITE_MODE_BINARY
+			if ws.send(packet, write_mode) == OK:
+				msgs += 1
+		i += 1
+	poll_usec += Time.get_ticks_usec() - start
+	if mode == "broadcast":
+		for ws in stock_peers:
+			if ws.get_ready_state() == WebSocketPeer.STATE_OPEN and ws.get_current_outbound_buffered_amount() < BACKLOG_LIMIT \
+					and ws.send(broadcast) == OK:
+				msgs += 1
+
+
+func _cpu_ticks(path: String) -> int:
+	var f := FileAccess.open(path, FileAccess.READ)
+	if f == null:
+		return 0
+	var line := f.get_line()
+	var fields := line.substr(line.rfind(")") + 2).split(" ")
+	return int(fields[11]) + int(fields[12])
+
+
+func _rss_kib() -> int:
+	var f := FileAccess.open("/proc/self/status", FileAccess.READ)
+	while f != null and not f.eof_reached():
+		var line := f.get_line()
+		if line.begins_with("VmRSS:"):
+			return int(line.split(":")[1].strip_edges().split(" ")[0])
+	return 0
+
+
+func _print_stat() -> void:
+	var peers := stock_peers.size() if impl == "stock" else ours.get_peer_ids().size()
+	print("STAT %.6f %d %d %d %d %d %d %d %d" % [Time.get_unix_time_from_system(), msgs, work_usec, poll_usec,
+		frames, _cpu_ticks(main_stat), _cpu_ticks("/proc/self/stat"), _rss_kib(), peers])
+
+
+func _exit_tree() -> void:
+	if ours != null:
+		ours.stop()

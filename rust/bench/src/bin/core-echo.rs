@@ -1,0 +1,75 @@
+//! The core without Godot: the same echo and broadcast logic as godot-project/bench/bench_server.gd,
+//! on `wss_core::Server` directly, as the ceiling the addon is measured against. Prints `STAT`
+//! lines like the Godot bench server.
+//!
+//! Usage: core-echo --port N [--mode echo|broadcast|idle] [--frame-usec N]
+//! Each "frame" polls the server and handles what arrived; between frames it sleeps `frame-usec`
+//! (default 0: an unpaced loop that yields briefly when idle).
+
+use std::time::{Duration, Instant};
+
+use wss_bench::Stats;
+use wss_core::{BindIp, Server, ServerConfig, Signal};
+
+fn arg(name: &str, default: &str) -> String {
+    let args: Vec<String> = std::env::args().collect();
+    args.iter().position(|a| a == name).and_then(|i| args.get(i + 1).cloned()).unwrap_or_else(|| default.to_string())
+}
+
+fn main() {
+    let port: u16 = arg("--port", "0").parse().expect("--port");
+    let mode = arg("--mode", "echo");
+    let frame = Duration::from_micros(arg("--frame-usec", "0").parse().expect("--frame-usec"));
+    let config = ServerConfig { bind_ip: BindIp::parse("127.0.0.1").unwrap(), port, ..ServerConfig::default() };
+    let mut server = Server::listen(&config).expect("listen");
+    println!("LISTENING {}", server.local_addr().port());
+    let broadcast = vec![7u8; 64];
+    let mut stats = Stats::default();
+    let mut peers: Vec<i32> = Vec::new();
+    let mut next_stat = Instant::now();
+    loop {
+        let start = Instant::now();
+        server.poll().expect("I/O thread");
+        let mut events = 0;
+        while let Some(signal) = server.next_signal() {
+            events += 1;
+            match signal {
+                Signal::Connected { id, .. } => peers.push(id),
+                Signal::Disconnected { id, .. } => peers.retain(|p| *p != id),
+                Signal::DataReceived { id } => {
+                    if let Some(peer) = server.peer(id) {
+                        if let Some(packet) = peer.pop() {
+                            if peer.send(packet.data, packet.text).is_ok() {
+                                stats.msgs += 1;
+                            }
+                        }
+                    }
+                }
+                Signal::CloseRequest { .. } => {}
+            }
+        }
+        stats.poll_usec += start.elapsed().as_micros() as u64;
+        if mode == "broadcast" {
+            for id in &peers {
+                if let Some(peer) = server.peer(*id) {
+                    // A client that is not keeping up is skipped (as bench_server.gd does).
+                    if peer.outbound_buffered() < 32768 && peer.send(broadcast.clone(), false).is_ok() {
+                        stats.msgs += 1;
+                    }
+                }
+            }
+        }
+        stats.work_usec += start.elapsed().as_micros() as u64;
+        stats.frames += 1;
+        stats.peers = peers.len() as u64;
+        if Instant::now() >= next_stat {
+            println!("{}", stats.line());
+            next_stat += Duration::from_millis(250);
+        }
+        if !frame.is_zero() {
+            std::thread::sleep(frame);
+        } else if events == 0 {
+            std::thread::sleep(Duration::from_micros(20));
+        }
+    }
+}

@@ -1,0 +1,297 @@
+//! wsload: a WebSocket load generator (non-blocking clients on mio, spread over threads).
+//!
+//!   wsload echo      --url ws://127.0.0.1:P/ --clients N --size BYTES --secs S   closed-loop echo
+//!   wsload broadcast --url ... --clients N --secs S                              count what arrives
+//!   wsload idle      --url ... --clients N --hold S                              connect, then sit
+//!   wsload connect   --url ... --clients N                                       all at once: handshake time
+//!
+//! Common options: --threads T (default 4), --connect-concurrency C (default 64; `connect` uses N),
+//! --setup-timeout S (default 60), --warmup S (default 0.5), --skip-first (ignore each client's first
+//! message: the id a multiplayer-mode server sends).
+//! Prints `READY <connected>` once set up, and at the end one line `RESULT {json}`.
+
+use std::io::{ErrorKind, Read, Write};
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering::*};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use mio::net::TcpStream;
+use mio::{Events, Interest, Poll, Token};
+use tungstenite::protocol::{Role, WebSocketContext};
+use tungstenite::{Bytes, Message};
+
+const SETUP: u8 = 0;
+const WARMUP: u8 = 1;
+const MEASURE: u8 = 2;
+const STOP: u8 = 3;
+
+#[derive(Clone)]
+struct Config {
+    mode: String,
+    addr: SocketAddr,
+    host: String,
+    path: String,
+    clients: usize,
+    size: usize,
+    threads: usize,
+    concurrency: usize,
+    skip_first: bool,
+}
+
+struct Shared {
+    phase: AtomicU8,
+    connected: AtomicUsize,
+    failed: AtomicUsize,
+}
+
+#[derive(Default)]
+struct Outcome {
+    msgs: u64,
+    latencies_us: Vec<u32>,
+}
+
+enum State {
+    Connecting,
+    Handshake(Vec<u8>),
+    Open(Box<WebSocketContext>),
+    Dead,
+}
+
+struct Client {
+    sock: TcpStream,
+    state: State,
+    sent_at: Option<Instant>,
+    skip: bool,
+}
+
+fn arg(args: &[String], name: &str, default: &str) -> String {
+    args.iter().position(|a| a == name).and_then(|i| args.get(i + 1).cloned()).unwrap_or_else(|| default.to_string())
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let mode = args.get(1).cloned().unwrap_or_default();
+    if !["echo", "broadcast", "idle", "connect"].contains(&mode.as_str()) {
+        eprintln!("usage: wsload echo|broadcast|idle|connect --url ws://HOST:PORT/PATH --clients N ...");
+        std::process::exit(2);
+    }
+    let url = arg(&args, "--url", "ws://127.0.0.1:9080/");
+    let rest = url.strip_prefix("ws://").expect("only ws:// URLs");
+    let (authority, path) = rest.split_once('/').map_or((rest, "/".to_string()), |(a, p)| (a, format!("/{p}")));
+    let addr: SocketAddr = authority.parse().expect("--url needs an IP:port authority");
+    let clients: usize = arg(&args, "--clients", "1").parse().unwrap();
+    let concurrency = if mode == "connect" { clients } else { arg(&args, "--connect-concurrency", "64").parse().unwrap() };
+    let config = Config {
+        mode: mode.clone(),
+        addr,
+        host: authority.to_string(),
+        path,
+        clients,
+        size: arg(&args, "--size", "64").parse().unwrap(),
+        threads: arg(&args, "--threads", "4").parse::<usize>().unwrap().clamp(1, clients.max(1)),
+        concurrency: concurrency.max(1),
+        skip_first: args.iter().any(|a| a == "--skip-first"),
+    };
+    let secs: f64 = arg(&args, "--secs", "3").parse().unwrap();
+    let hold: f64 = arg(&args, "--hold", "5").parse().unwrap();
+    let warmup: f64 = arg(&args, "--warmup", "0.5").parse().unwrap();
+    let setup_timeout: f64 = arg(&args, "--setup-timeout", "60").parse().unwrap();
+
+    let shared = Arc::new(Shared { phase: AtomicU8::new(SETUP), connected: AtomicUsize::new(0), failed: AtomicUsize::new(0) });
+    let started = Instant::now();
+    let workers: Vec<_> = (0..config.threads)
+        .map(|t| {
+            let n = config.clients / config.threads + usize::from(t < config.clients % config.threads);
+            let (config, shared) = (config.clone(), shared.clone());
+            std::thread::spawn(move || worker(&config, n, &shared))
+        })
+        .collect();
+
+    // Setup: wait for every client (or the timeout, or for every client to have either connected
+    // or failed).
+    let deadline = started + Duration::from_secs_f64(setup_timeout);
+    while shared.connected.load(Acquire) + shared.failed.load(Acquire) < clients && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    let setup_secs = started.elapsed().as_secs_f64();
+    let connected = shared.connected.load(Acquire);
+    println!("READY {connected}");
+    let (mut t0, mut t1) = (wss_bench::unix_time(), wss_bench::unix_time());
+    match mode.as_str() {
+        "echo" | "broadcast" => {
+            shared.phase.store(WARMUP, Release);
+            std::thread::sleep(Duration::from_secs_f64(warmup));
+            t0 = wss_bench::unix_time();
+            shared.phase.store(MEASURE, Release);
+            std::thread::sleep(Duration::from_secs_f64(secs));
+            t1 = wss_bench::unix_time();
+        }
+        "idle" => std::thread::sleep(Duration::from_secs_f64(hold)),
+        _ => {}
+    }
+    shared.phase.store(STOP, Release);
+    let mut all = Outcome::default();
+    for w in workers {
+        let o = w.join().expect("worker");
+        all.msgs += o.msgs;
+        all.latencies_us.extend(o.latencies_us);
+    }
+    all.latencies_us.sort_unstable();
+    let pct = |p: f64| -> u32 {
+        if all.latencies_us.is_empty() {
+            return 0;
+        }
+        all.latencies_us[((all.latencies_us.len() - 1) as f64 * p).round() as usize]
+    };
+    let window = (t1 - t0).max(1e-9);
+    println!(
+        "RESULT {{\"mode\":\"{mode}\",\"clients\":{clients},\"connected\":{connected},\"failed\":{},\"setup_secs\":{setup_secs:.4},\"msgs\":{},\"rate\":{:.1},\"p50_us\":{},\"p99_us\":{},\"t0\":{t0:.6},\"t1\":{t1:.6}}}",
+        shared.failed.load(Acquire),
+        all.msgs,
+        all.msgs as f64 / window,
+        pct(0.5),
+        pct(0.99)
+    );
+}
+
+fn worker(config: &Config, n: usize, shared: &Shared) -> Outcome {
+    let mut poll = Poll::new().expect("poll");
+    let mut events = Events::with_capacity(1024);
+    let mut clients: Vec<Client> = Vec::with_capacity(n);
+    let mut outcome = Outcome::default();
+    let payload = Bytes::from((0..config.size).map(|i| (i % 251) as u8).collect::<Vec<u8>>());
+    let request = format!(
+        "GET {} HTTP/1.1\r\nHost: {}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
+        config.path, config.host
+    );
+    let per_thread = (config.concurrency / config.threads).max(1);
+    let (mut started, mut pending) = (0usize, 0usize);
+    loop {
+        if shared.phase.load(Acquire) == STOP {
+            return outcome;
+        }
+        while started < n && pending < per_thread {
+            started += 1;
+            match TcpStream::connect(config.addr) {
+                Ok(mut sock) => {
+                    let token = Token(clients.len());
+                    poll.registry().register(&mut sock, token, Interest::READABLE | Interest::WRITABLE).expect("register");
+                    clients.push(Client { sock, state: State::Connecting, sent_at: None, skip: config.skip_first });
+                    pending += 1;
+                }
+                Err(_) => {
+                    shared.failed.fetch_add(1, AcqRel);
+                }
+            }
+        }
+        if poll.poll(&mut events, Some(Duration::from_millis(5))).is_err() {
+            continue;
+        }
+        for event in events.iter() {
+            let c = &mut clients[event.token().0];
+            let was_pending = matches!(c.state, State::Connecting | State::Handshake(_));
+            step(c, config, shared, &request, &payload, &mut outcome, event.is_writable());
+            if was_pending && !matches!(c.state, State::Connecting | State::Handshake(_)) {
+                pending -= 1;
+            }
+        }
+    }
+}
+
+fn fail(c: &mut Client, shared: &Shared) {
+    if !matches!(c.state, State::Dead) {
+        if matches!(c.state, State::Open(_)) {
+            shared.connected.fetch_sub(1, AcqRel);
+        }
+        shared.failed.fetch_add(1, AcqRel);
+        c.state = State::Dead;
+    }
+}
+
+fn send(c: &mut Client, payload: &Bytes) {
+    if let State::Open(ws) = &mut c.state {
+        c.sent_at = Some(Instant::now());
+        let _ = ws.write(&mut c.sock, Message::Binary(payload.clone()));
+        let _ = ws.flush(&mut c.sock);
+    }
+}
+
+fn step(
+    c: &mut Client,
+    config: &Config,
+    shared: &Shared,
+    request: &str,
+    payload: &Bytes,
+    outcome: &mut Outcome,
+    writable: bool,
+) {
+    if let State::Connecting = c.state {
+        if !writable {
+            return;
+        }
+        if c.sock.take_error().ok().flatten().is_some() || c.sock.peer_addr().is_err() {
+            return fail(c, shared);
+        }
+        // A request this small fits in an empty socket buffer.
+        if c.sock.write_all(request.as_bytes()).is_err() {
+            return fail(c, shared);
+        }
+        c.state = State::Handshake(Vec::new());
+    }
+    if let State::Handshake(buf) = &mut c.state {
+        let mut chunk = [0u8; 4096];
+        loop {
+            match c.sock.read(&mut chunk) {
+                Ok(0) => return fail(c, shared),
+                Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                Err(e) if e.kind() == ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                Err(_) => return fail(c, shared),
+            }
+        }
+        let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") else { return };
+        if !buf.starts_with(b"HTTP/1.1 101") {
+            return fail(c, shared);
+        }
+        let rest = buf.split_off(end + 4);
+        c.state = State::Open(Box::new(WebSocketContext::from_partially_read(rest, Role::Client, None)));
+        shared.connected.fetch_add(1, AcqRel);
+        if config.mode == "echo" {
+            send(c, payload);
+        }
+    }
+    if let State::Open(ws) = &mut c.state {
+        let _ = ws.flush(&mut c.sock);
+    }
+    read_messages(c, config, shared, payload, outcome);
+}
+
+/// Reads every message waiting (readiness is edge-triggered: read until WouldBlock); in echo
+/// mode each one is answered with the next.
+fn read_messages(c: &mut Client, config: &Config, shared: &Shared, payload: &Bytes, outcome: &mut Outcome) {
+    loop {
+        let State::Open(ws) = &mut c.state else { return };
+        match ws.read(&mut c.sock) {
+            Ok(Message::Binary(_) | Message::Text(_)) => {
+                if c.skip {
+                    c.skip = false;
+                    continue;
+                }
+                let phase = shared.phase.load(Relaxed);
+                if phase == MEASURE {
+                    outcome.msgs += 1;
+                    if let Some(sent) = c.sent_at {
+                        outcome.latencies_us.push(sent.elapsed().as_micros().min(u32::MAX as u128) as u32);
+                    }
+                }
+                if config.mode == "echo" && phase != STOP {
+                    send(c, payload);
+                }
+            }
+            Ok(_) => {}
+            Err(tungstenite::Error::Io(e)) if e.kind() == ErrorKind::WouldBlock => return,
+            Err(_) => return fail(c, shared),
+        }
+    }
+}
