@@ -25,6 +25,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 TICK_US = 1e6 / os.sysconf("SC_CLK_TCK")
+TLS_CERT = ROOT / "godot-project/tests/data/ecdsa.crt"
+TLS_KEY = ROOT / "godot-project/tests/data/ecdsa.key"
 
 
 def free_port():
@@ -36,13 +38,15 @@ def free_port():
 class Server:
     """A bench server process; collects its STAT lines."""
 
-    def __init__(self, impl, mode, unpaced, godot, bindir):
+    def __init__(self, impl, mode, unpaced, godot, bindir, tls=False):
         self.port = free_port()
         if impl == "core":
             cmd = [str(bindir / "core-echo"), "--port", str(self.port), "--mode", mode]
+            cmd += ["--cert", str(TLS_CERT), "--key", str(TLS_KEY)] if tls else []
         else:
             cmd = [godot, "--headless", "--path", str(ROOT / "godot-project"), "res://bench/bench_server.tscn", "--",
                    "--impl", impl, "--mode", mode, "--port", str(self.port)] + (["--unpaced"] if unpaced else [])
+            cmd += ["--tls"] if tls else []
         self.p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         self.stats, self.log, self.ready = [], [], threading.Event()
         threading.Thread(target=self._read, daemon=True).start()
@@ -84,8 +88,10 @@ class Server:
             self.p.kill()
 
 
-def wsload(bindir, mode, port, clients, *extra, timeout=300):
-    out = subprocess.run([str(bindir / "wsload"), mode, "--url", f"ws://127.0.0.1:{port}/", "--clients", str(clients), *map(str, extra)],
+def wsload(bindir, mode, port, clients, *extra, timeout=300, tls=False):
+    url = f"wss://127.0.0.1:{port}/" if tls else f"ws://127.0.0.1:{port}/"
+    extra = [*extra, "--ca", TLS_CERT] if tls else list(extra)
+    out = subprocess.run([str(bindir / "wsload"), mode, "--url", url, "--clients", str(clients), *map(str, extra)],
                          capture_output=True, text=True, timeout=timeout).stdout
     for line in out.splitlines():
         if line.startswith("RESULT "):
@@ -111,20 +117,21 @@ class Bench:
     def __init__(self, smoke, godot, bindir):
         self.smoke, self.godot, self.bindir = smoke, godot, bindir
         self.rows = []  # (figure, ours, stock, core, unit, target-text, met)
+        self.plain = {}  # (size, clients, unpaced) -> echo results (a, b, c), for the TLS shares
 
     def row(self, figure, a, b, c, unit="", target=None, met=None):
         self.rows.append((figure, a, b, c, unit, target, met))
         print(f"  {figure}: ours {fmt(a, unit)} | stock {fmt(b, unit)} | core {fmt(c, unit)}", flush=True)
 
-    def serve(self, impl, mode="echo", unpaced=False):
-        return Server(impl, mode, unpaced, self.godot, self.bindir)
+    def serve(self, impl, mode="echo", unpaced=False, tls=False):
+        return Server(impl, mode, unpaced, self.godot, self.bindir, tls)
 
-    def echo(self, impl, clients, size, unpaced):
+    def echo(self, impl, clients, size, unpaced, tls=False):
         secs = 0.4 if self.smoke else 3
-        s = self.serve(impl, "echo", unpaced)
+        s = self.serve(impl, "echo", unpaced, tls)
         try:
             r = wsload(self.bindir, "echo", s.port, clients, "--size", size, "--secs", secs, "--warmup", 0.2 if self.smoke else 0.5,
-                       "--connect-concurrency", 8, "--setup-timeout", 20 if self.smoke else 90)
+                       "--connect-concurrency", 8, "--setup-timeout", 20 if self.smoke else 90, tls=tls)
             time.sleep(0.3)
             w = s.window(r["t0"], r["t1"])
         finally:
@@ -146,6 +153,7 @@ class Bench:
                 for unpaced in (False, True):
                     pacing = "unpaced" if unpaced else "paced"
                     a, b = self.echo("ours", n, size, unpaced), self.echo("stock", n, size, unpaced)
+                    self.plain[(size, n, unpaced)] = (a, b, core)
                     label = f"echo {size} B, {n} client{'s' if n > 1 else ''}, {pacing}"
                     target = met = None
                     if size == 64 and n == 100 and unpaced:
@@ -243,6 +251,31 @@ class Bench:
         self.row(f"{n} clients connecting at once: time until every handshake is done", res["ours"], res["stock"], res["core"], " s",
                  "≤ 0.5 s", (num(res["ours"]) or 99) <= 0.5)
 
+    def run_tls(self):
+        n = 50 if self.smoke else 500
+        rates = {}
+        for impl in ("ours", "stock", "core"):
+            s = self.serve(impl, "idle", tls=True)
+            try:
+                r = wsload(self.bindir, "connect", s.port, n, "--setup-timeout", 20, tls=True)
+            finally:
+                s.stop()
+            rates[impl] = n / r["setup_secs"] if r["connected"] == n else None
+        self.row(f"TLS: {n} clients connecting at once (ECDSA P-256): handshakes per second", rates["ours"], rates["stock"], rates["core"], "/s")
+        clients = 10 if self.smoke else 100
+        for unpaced in (False, True):
+            key = (64, clients, unpaced)
+            if key not in self.plain:
+                continue
+            plain = self.plain[key]
+            tls = [self.echo("ours", clients, 64, unpaced, True), self.echo("stock", clients, 64, unpaced, True)]
+            tls.append(self.echo("core", clients, 64, True, True) if unpaced else None)
+            share = [None if t is None or not p.get("rate") or t.get("rate") is None else 100 * t["rate"] / p["rate"]
+                     for t, p in zip(tls, plain)]
+            pacing = "unpaced" if unpaced else "paced"
+            self.row(f"TLS echo 64 B, {clients} clients, {pacing}: msg/s", tls[0]["rate"], tls[1]["rate"], tls[2]["rate"] if tls[2] else None)
+            self.row(f"TLS echo 64 B, {clients} clients, {pacing}: throughput as a share of plain", share[0], share[1], share[2] if unpaced else None, " %")
+
     def table(self):
         lines = ["| figure | (a) ours | (b) stock | (c) core | a/b | target | met |", "|---|---|---|---|---|---|---|"]
         for figure, a, b, c, unit, target, met in self.rows:
@@ -265,7 +298,7 @@ def main():
     version = subprocess.run([godot, "--headless", "--version"], capture_output=True, text=True).stdout.strip().splitlines()[-1]
     bench = Bench(args.smoke, godot, Path(args.bindir))
     started = time.time()
-    for part in (bench.run_echo, bench.run_idle, bench.run_broadcast, bench.run_connect):
+    for part in (bench.run_echo, bench.run_idle, bench.run_broadcast, bench.run_connect, bench.run_tls):
         print(f"== {part.__name__}", flush=True)
         part()
     cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), platform.processor())

@@ -31,10 +31,10 @@ while IFS= read -r expected; do
 done < godot-project/tests/expected_errors.txt
 [ "$missing" -eq 0 ] || exit 1
 
-echo "== Python websockets client against the demo server; multiplayer across processes"
-scripts/python-env.sh
-.venv/bin/python -m pytest -q tests/python
-
 echo "== Benchmark smoke run (every figure is produced; timings are not judged)"
 scripts/bench.sh --smoke > "$logs/bench-smoke.log" 2>&1 || { cat "$logs/bench-smoke.log"; exit 1; }
 tail -n 30 target/bench-smoke.md
+
+echo "== Python websockets client against the demo server; multiplayer across processes"
+scripts/python-env.sh
+.venv/bin/python -m pytest -q tests/python

@@ -3,7 +3,8 @@
 ##   --impl ours      this addon's WebSocketServer (raw mode)
 ##   --impl ours_mp   this addon in multiplayer mode (broadcast with put_packet to target 0)
 ##   --impl stock     Godot's TCPServer + one WebSocketPeer per client, as Godot 4 games do today
-## Options after `--`: --impl, --mode echo|broadcast|idle, --port N, --unpaced.
+## Options after `--`: --impl, --mode echo|broadcast|idle, --port N, --unpaced, --tls (wss:// with
+## the ECDSA test certificate in tests/data, for both servers).
 ## Prints a STAT line every 0.25 s: unix time, messages sent, µs spent in the networking part of the
 ## frame (work) and in poll() alone, frames, main-thread CPU ticks, process CPU ticks, RSS KiB, peers.
 extends Node
@@ -21,6 +22,7 @@ var work_usec := 0
 var poll_usec := 0
 var frames := 0
 var main_stat := ""
+var tls_options: TLSOptions
 ## The 64 bytes the broadcast mode sends to every client each frame.
 var broadcast := PackedByteArray()
 
@@ -40,13 +42,21 @@ func _ready() -> void:
 	main_stat = "/proc/self/task/%d/stat" % OS.get_process_id()
 	broadcast.resize(64)
 	broadcast.fill(7)
+	var key: CryptoKey = load("res://tests/data/ecdsa.key")
+	var cert: X509Certificate = load("res://tests/data/ecdsa.crt")
+	var tls := OS.get_cmdline_user_args().has("--tls")
 	var err: Error
 	if impl == "stock":
+		if tls:
+			tls_options = TLSOptions.server(key, cert)
 		tcp = TCPServer.new()
 		err = tcp.listen(port, "127.0.0.1")
 	else:
 		ours = WebSocketServer.new()
 		ours.bind_ip = "127.0.0.1"
+		if tls:
+			ours.private_key = key
+			ours.ssl_certificate = cert
 		ours.data_received.connect(_on_data)
 		err = ours.listen(port, PackedStringArray(), impl == "ours_mp")
 	if err != OK:
@@ -95,7 +105,12 @@ func _stock_frame() -> void:
 	var start := Time.get_ticks_usec()
 	while tcp.is_connection_available():
 		var ws := WebSocketPeer.new()
-		if ws.accept_stream(tcp.take_connection()) == OK:
+		var stream: StreamPeer = tcp.take_connection()
+		if tls_options != null:
+			var tls := StreamPeerTLS.new()
+			tls.accept_stream(stream, tls_options)
+			stream = tls
+		if ws.accept_stream(stream) == OK:
 			stock_peers.append(ws)
 	var i := 0
 	while i < stock_peers.size():

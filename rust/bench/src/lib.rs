@@ -5,9 +5,13 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 /// User + system CPU time in clock ticks from a /proc `stat` file (fields 14 and 15).
 pub fn cpu_ticks(path: &str) -> u64 {
-    let Ok(text) = std::fs::read_to_string(path) else { return 0 };
+    let Ok(text) = std::fs::read_to_string(path) else {
+        return 0;
+    };
     // The command name (field 2) may contain spaces: count fields after its closing parenthesis.
-    let Some(rest) = text.rfind(')').map(|i| &text[i + 2..]) else { return 0 };
+    let Some(rest) = text.rfind(')').map(|i| &text[i + 2..]) else {
+        return 0;
+    };
     let fields: Vec<&str> = rest.split_whitespace().collect();
     let get = |i: usize| fields.get(i).and_then(|f| f.parse::<u64>().ok()).unwrap_or(0);
     get(11) + get(12) // utime, stime (fields 14 and 15; 'rest' starts at field 3)
@@ -24,7 +28,9 @@ pub fn rss_kib() -> u64 {
 }
 
 pub fn unix_time() -> f64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64())
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64())
 }
 
 /// Counters a bench server keeps, printed as one `STAT` line.

@@ -32,7 +32,10 @@ enum Transport {
     /// `drained`: the last read returned less than asked, so the socket is empty until its next
     /// readiness event (readiness is edge-triggered, and every arrival raises a new edge); reads
     /// until then answer WouldBlock without a system call.
-    Plain { sock: TcpStream, drained: bool },
+    Plain {
+        sock: TcpStream,
+        drained: bool,
+    },
     Tls(Box<TlsStream<TcpStream>>),
 }
 
@@ -226,7 +229,10 @@ impl Driver {
                     // Godot's WebSocketPeer disables Nagle by default; so do we.
                     let _ = stream.set_nodelay(true);
                     let stream = match &self.tls {
-                        None => Transport::Plain { sock: stream, drained: false },
+                        None => Transport::Plain {
+                            sock: stream,
+                            drained: false,
+                        },
                         Some(config) => match TlsStream::new(config.clone(), stream) {
                             Ok(t) => Transport::Tls(Box::new(t)),
                             Err(_) => continue,

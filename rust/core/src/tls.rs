@@ -8,8 +8,9 @@ use std::io::{self, ErrorKind, Read, Write};
 use std::sync::Arc;
 
 use rustls::crypto::ring;
-use rustls::{ServerConfig, ServerConnection};
+use rustls::{ClientConfig, ClientConnection, Connection, ServerConfig, ServerConnection};
 use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::ServerName;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 
 use crate::config::ConfigError;
@@ -59,23 +60,38 @@ pub fn server_config(pem: &TlsPem) -> Result<Arc<ServerConfig>, ConfigError> {
     Ok(Arc::new(config))
 }
 
-/// A socket with rustls in front of it, for non-blocking use.
+/// A socket with rustls in front of it, for non-blocking use (the server's side; the benchmark's
+/// load generator uses the client's).
 ///
 /// Reading decrypts what the socket has; writing encrypts into rustls and pushes ciphertext to the
 /// socket. rustls holds at most one write's worth of ciphertext: while any is left unsent, `write`
 /// and `flush` report `WouldBlock`, so the rest waits (and is counted) in the connection's own
 /// buffer, and a flush only succeeds once everything is on the socket.
 pub struct TlsStream<S> {
-    conn: ServerConnection,
+    conn: Connection,
     sock: S,
     eof: bool,
 }
 
 impl<S: Read + Write> TlsStream<S> {
     pub fn new(config: Arc<ServerConfig>, sock: S) -> io::Result<TlsStream<S>> {
-        let mut conn = ServerConnection::new(config).map_err(io::Error::other)?;
+        let conn = ServerConnection::new(config).map_err(io::Error::other)?;
+        Ok(TlsStream::with(conn.into(), sock))
+    }
+
+    pub fn client(config: Arc<ClientConfig>, name: ServerName<'static>, sock: S) -> io::Result<TlsStream<S>> {
+        let conn = ClientConnection::new(config, name).map_err(io::Error::other)?;
+        Ok(TlsStream::with(conn.into(), sock))
+    }
+
+    fn with(mut conn: Connection, sock: S) -> TlsStream<S> {
         conn.set_buffer_limit(None);
-        Ok(TlsStream { conn, sock, eof: false })
+        TlsStream { conn, sock, eof: false }
+    }
+
+    /// Whether the TLS handshake is still going on.
+    pub fn is_handshaking(&self) -> bool {
+        self.conn.is_handshaking()
     }
 
     pub fn get_ref(&self) -> &S {

@@ -2,25 +2,43 @@
 //! on `wss_core::Server` directly, as the ceiling the addon is measured against. Prints `STAT`
 //! lines like the Godot bench server.
 //!
-//! Usage: core-echo --port N [--mode echo|broadcast|idle] [--frame-usec N]
+//! Usage: core-echo --port N [--mode echo|broadcast|idle] [--frame-usec N] [--cert PEM --key PEM]
 //! Each "frame" polls the server and handles what arrived; between frames it sleeps `frame-usec`
 //! (default 0: an unpaced loop that yields briefly when idle).
 
 use std::time::{Duration, Instant};
 
 use wss_bench::Stats;
+use wss_core::tls::{server_config, TlsPem};
 use wss_core::{BindIp, Server, ServerConfig, Signal};
 
 fn arg(name: &str, default: &str) -> String {
     let args: Vec<String> = std::env::args().collect();
-    args.iter().position(|a| a == name).and_then(|i| args.get(i + 1).cloned()).unwrap_or_else(|| default.to_string())
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1).cloned())
+        .unwrap_or_else(|| default.to_string())
 }
 
 fn main() {
     let port: u16 = arg("--port", "0").parse().expect("--port");
     let mode = arg("--mode", "echo");
     let frame = Duration::from_micros(arg("--frame-usec", "0").parse().expect("--frame-usec"));
-    let config = ServerConfig { bind_ip: BindIp::parse("127.0.0.1").unwrap(), port, ..ServerConfig::default() };
+    let tls = (arg("--cert", "") != "").then(|| {
+        let read = |name| std::fs::read_to_string(arg(name, "")).expect(name);
+        let pem = TlsPem {
+            certificate: read("--cert"),
+            private_key: read("--key"),
+            ca_chain: String::new(),
+        };
+        server_config(&pem).expect("TLS configuration")
+    });
+    let config = ServerConfig {
+        bind_ip: BindIp::parse("127.0.0.1").unwrap(),
+        port,
+        tls,
+        ..ServerConfig::default()
+    };
     let mut server = Server::listen(&config).expect("listen");
     println!("LISTENING {}", server.local_addr().port());
     let broadcast = vec![7u8; 64];

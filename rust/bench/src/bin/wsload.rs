@@ -5,6 +5,7 @@
 //!   wsload idle      --url ... --clients N --hold S                              connect, then sit
 //!   wsload connect   --url ... --clients N                                       all at once: handshake time
 //!
+//! URLs may be wss:// with --ca PEM (the certificate to trust; the name checked is "localhost").
 //! Common options: --threads T (default 4), --connect-concurrency C (default 64; `connect` uses N),
 //! --setup-timeout S (default 60), --warmup S (default 0.5), --skip-first (ignore each client's first
 //! message: the id a multiplayer-mode server sends).
@@ -18,8 +19,10 @@ use std::time::{Duration, Instant};
 
 use mio::net::TcpStream;
 use mio::{Events, Interest, Poll, Token};
+use rustls_pki_types::ServerName;
 use tungstenite::protocol::{Role, WebSocketContext};
 use tungstenite::{Bytes, Message};
+use wss_core::tls::TlsStream;
 
 const SETUP: u8 = 0;
 const WARMUP: u8 = 1;
@@ -37,6 +40,46 @@ struct Config {
     threads: usize,
     concurrency: usize,
     skip_first: bool,
+    tls: Option<Arc<rustls::ClientConfig>>,
+}
+
+/// A client socket, with TLS in front of it for wss://.
+enum Transport {
+    Plain(TcpStream),
+    Tls(Box<TlsStream<TcpStream>>),
+}
+
+impl Transport {
+    fn socket(&mut self) -> &mut TcpStream {
+        match self {
+            Transport::Plain(s) => s,
+            Transport::Tls(t) => t.get_mut(),
+        }
+    }
+}
+
+impl Read for Transport {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        match self {
+            Transport::Plain(s) => s.read(buf),
+            Transport::Tls(t) => t.read(buf),
+        }
+    }
+}
+
+impl Write for Transport {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        match self {
+            Transport::Plain(s) => s.write(buf),
+            Transport::Tls(t) => t.write(buf),
+        }
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        match self {
+            Transport::Plain(s) => s.flush(),
+            Transport::Tls(t) => t.flush(),
+        }
+    }
 }
 
 struct Shared {
@@ -59,14 +102,17 @@ enum State {
 }
 
 struct Client {
-    sock: TcpStream,
+    sock: Transport,
     state: State,
     sent_at: Option<Instant>,
     skip: bool,
 }
 
 fn arg(args: &[String], name: &str, default: &str) -> String {
-    args.iter().position(|a| a == name).and_then(|i| args.get(i + 1).cloned()).unwrap_or_else(|| default.to_string())
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1).cloned())
+        .unwrap_or_else(|| default.to_string())
 }
 
 fn main() {
@@ -77,28 +123,67 @@ fn main() {
         std::process::exit(2);
     }
     let url = arg(&args, "--url", "ws://127.0.0.1:9080/");
-    let rest = url.strip_prefix("ws://").expect("only ws:// URLs");
-    let (authority, path) = rest.split_once('/').map_or((rest, "/".to_string()), |(a, p)| (a, format!("/{p}")));
+    let secure = url.starts_with("wss://");
+    let rest = url
+        .strip_prefix("ws://")
+        .or_else(|| url.strip_prefix("wss://"))
+        .expect("a ws:// or wss:// URL");
+    let tls = secure.then(|| {
+        use rustls_pki_types::pem::PemObject;
+        let pem = std::fs::read(arg(&args, "--ca", "")).expect("wss:// needs --ca PEM");
+        let mut roots = rustls::RootCertStore::empty();
+        for cert in rustls_pki_types::CertificateDer::pem_slice_iter(&pem) {
+            roots.add(cert.expect("PEM")).expect("certificate");
+        }
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        Arc::new(
+            rustls::ClientConfig::builder_with_provider(provider)
+                .with_safe_default_protocol_versions()
+                .unwrap()
+                .with_root_certificates(roots)
+                .with_no_client_auth(),
+        )
+    });
+    let (authority, path) = rest
+        .split_once('/')
+        .map_or((rest, "/".to_string()), |(a, p)| (a, format!("/{p}")));
     let addr: SocketAddr = authority.parse().expect("--url needs an IP:port authority");
+    let host = if secure {
+        format!("localhost:{}", addr.port())
+    } else {
+        authority.to_string()
+    };
     let clients: usize = arg(&args, "--clients", "1").parse().unwrap();
-    let concurrency = if mode == "connect" { clients } else { arg(&args, "--connect-concurrency", "64").parse().unwrap() };
+    let concurrency = if mode == "connect" {
+        clients
+    } else {
+        arg(&args, "--connect-concurrency", "64").parse().unwrap()
+    };
     let config = Config {
         mode: mode.clone(),
         addr,
-        host: authority.to_string(),
+        host,
         path,
         clients,
         size: arg(&args, "--size", "64").parse().unwrap(),
-        threads: arg(&args, "--threads", "4").parse::<usize>().unwrap().clamp(1, clients.max(1)),
+        threads: arg(&args, "--threads", "4")
+            .parse::<usize>()
+            .unwrap()
+            .clamp(1, clients.max(1)),
         concurrency: concurrency.max(1),
         skip_first: args.iter().any(|a| a == "--skip-first"),
+        tls,
     };
     let secs: f64 = arg(&args, "--secs", "3").parse().unwrap();
     let hold: f64 = arg(&args, "--hold", "5").parse().unwrap();
     let warmup: f64 = arg(&args, "--warmup", "0.5").parse().unwrap();
     let setup_timeout: f64 = arg(&args, "--setup-timeout", "60").parse().unwrap();
 
-    let shared = Arc::new(Shared { phase: AtomicU8::new(SETUP), connected: AtomicUsize::new(0), failed: AtomicUsize::new(0) });
+    let shared = Arc::new(Shared {
+        phase: AtomicU8::new(SETUP),
+        connected: AtomicUsize::new(0),
+        failed: AtomicUsize::new(0),
+    });
     let started = Instant::now();
     let workers: Vec<_> = (0..config.threads)
         .map(|t| {
@@ -176,8 +261,22 @@ fn worker(config: &Config, n: usize, shared: &Shared) -> Outcome {
             match TcpStream::connect(config.addr) {
                 Ok(mut sock) => {
                     let token = Token(clients.len());
-                    poll.registry().register(&mut sock, token, Interest::READABLE | Interest::WRITABLE).expect("register");
-                    clients.push(Client { sock, state: State::Connecting, sent_at: None, skip: config.skip_first });
+                    poll.registry()
+                        .register(&mut sock, token, Interest::READABLE | Interest::WRITABLE)
+                        .expect("register");
+                    let sock = match &config.tls {
+                        None => Transport::Plain(sock),
+                        Some(tls) => Transport::Tls(Box::new(
+                            TlsStream::client(tls.clone(), ServerName::try_from("localhost").unwrap(), sock)
+                                .expect("TLS"),
+                        )),
+                    };
+                    clients.push(Client {
+                        sock,
+                        state: State::Connecting,
+                        sent_at: None,
+                        skip: config.skip_first,
+                    });
                     pending += 1;
                 }
                 Err(_) => {
@@ -230,16 +329,24 @@ fn step(
         if !writable {
             return;
         }
-        if c.sock.take_error().ok().flatten().is_some() || c.sock.peer_addr().is_err() {
+        let sock = c.sock.socket();
+        if sock.take_error().ok().flatten().is_some() || sock.peer_addr().is_err() {
             return fail(c, shared);
         }
-        // A request this small fits in an empty socket buffer.
-        if c.sock.write_all(request.as_bytes()).is_err() {
-            return fail(c, shared);
+        // A request this small fits in an empty socket buffer (over TLS, rustls holds it until
+        // its handshake is done).
+        match c.sock.write(request.as_bytes()) {
+            Ok(n) if n == request.len() => {}
+            Err(e) if e.kind() == ErrorKind::WouldBlock && matches!(c.sock, Transport::Tls(_)) => {}
+            _ => return fail(c, shared),
         }
         c.state = State::Handshake(Vec::new());
     }
     if let State::Handshake(buf) = &mut c.state {
+        match c.sock.flush() {
+            Err(e) if e.kind() != ErrorKind::WouldBlock => return fail(c, shared),
+            _ => {}
+        }
         let mut chunk = [0u8; 4096];
         loop {
             match c.sock.read(&mut chunk) {
@@ -250,12 +357,18 @@ fn step(
                 Err(_) => return fail(c, shared),
             }
         }
-        let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") else { return };
+        let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") else {
+            return;
+        };
         if !buf.starts_with(b"HTTP/1.1 101") {
             return fail(c, shared);
         }
         let rest = buf.split_off(end + 4);
-        c.state = State::Open(Box::new(WebSocketContext::from_partially_read(rest, Role::Client, None)));
+        c.state = State::Open(Box::new(WebSocketContext::from_partially_read(
+            rest,
+            Role::Client,
+            None,
+        )));
         shared.connected.fetch_add(1, AcqRel);
         if config.mode == "echo" {
             send(c, payload);
@@ -282,7 +395,9 @@ fn read_messages(c: &mut Client, config: &Config, shared: &Shared, payload: &Byt
                 if phase == MEASURE {
                     outcome.msgs += 1;
                     if let Some(sent) = c.sent_at {
-                        outcome.latencies_us.push(sent.elapsed().as_micros().min(u32::MAX as u128) as u32);
+                        outcome
+                            .latencies_us
+                            .push(sent.elapsed().as_micros().min(u32::MAX as u128) as u32);
                     }
                 }
                 if config.mode == "echo" && phase != STOP {
