@@ -260,7 +260,7 @@ class Bench:
                 r = wsload(self.bindir, "connect", s.port, n, "--setup-timeout", 20, tls=True)
             finally:
                 s.stop()
-            rates[impl] = n / r["setup_secs"] if r["connected"] == n else None
+            rates[impl] = n / r["setup_secs"] if r["connected"] == n else f"{r['connected']} of {n} in {r['setup_secs']:.0f} s"
         self.row(f"TLS: {n} clients connecting at once (ECDSA P-256): handshakes per second", rates["ours"], rates["stock"], rates["core"], "/s")
         clients = 10 if self.smoke else 100
         for unpaced in (False, True):

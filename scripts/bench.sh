@@ -17,4 +17,4 @@ else
 fi
 godot=$(scripts/godot.sh)
 timeout 300 "$godot" --headless --path godot-project --import > /dev/null 2>&1 || true
-exec python3 bench/run.py --bindir "$bindir" --out "$out" --command "scripts/bench.sh ${1:-}" "${extra[@]}"
+exec python3 bench/run.py --bindir "$bindir" --out "$out" --command "scripts/bench.sh${1:+ $1}" "${extra[@]}"

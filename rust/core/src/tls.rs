@@ -60,6 +60,24 @@ pub fn server_config(pem: &TlsPem) -> Result<Arc<ServerConfig>, ConfigError> {
     Ok(Arc::new(config))
 }
 
+/// A client configuration trusting the certificates in `ca_pem` (for tests and the benchmark's
+/// load generator).
+pub fn client_config(ca_pem: &[u8]) -> Result<Arc<ClientConfig>, ConfigError> {
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in CertificateDer::pem_slice_iter(ca_pem) {
+        let cert = cert.map_err(|e| ConfigError(format!("CA file is not valid PEM: {e}")))?;
+        roots
+            .add(cert)
+            .map_err(|e| ConfigError(format!("CA certificate cannot be used: {e}")))?;
+    }
+    let config = ClientConfig::builder_with_provider(Arc::new(ring::default_provider()))
+        .with_safe_default_protocol_versions()
+        .map_err(|e| ConfigError(format!("TLS configuration: {e}")))?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(Arc::new(config))
+}
+
 /// A socket with rustls in front of it, for non-blocking use (the server's side; the benchmark's
 /// load generator uses the client's).
 ///
@@ -186,7 +204,7 @@ mod tests {
     }
 
     fn error(p: &TlsPem) -> String {
-        server_config(p).err().expect("expected an error").0
+        server_config(p).expect_err("expected an error").0
     }
 
     #[test]

@@ -269,19 +269,7 @@ mod tls {
     }
 
     fn client_config() -> Arc<rustls::ClientConfig> {
-        let mut roots = rustls::RootCertStore::empty();
-        use rustls_pki_types::pem::PemObject;
-        for c in rustls_pki_types::CertificateDer::pem_slice_iter(fixture("root.crt").as_bytes()) {
-            roots.add(c.unwrap()).unwrap();
-        }
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        Arc::new(
-            rustls::ClientConfig::builder_with_provider(provider)
-                .with_safe_default_protocol_versions()
-                .unwrap()
-                .with_root_certificates(roots)
-                .with_no_client_auth(),
-        )
+        wss_core::tls::client_config(fixture("root.crt").as_bytes()).unwrap()
     }
 
     #[test]

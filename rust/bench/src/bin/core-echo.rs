@@ -24,7 +24,7 @@ fn main() {
     let port: u16 = arg("--port", "0").parse().expect("--port");
     let mode = arg("--mode", "echo");
     let frame = Duration::from_micros(arg("--frame-usec", "0").parse().expect("--frame-usec"));
-    let tls = (arg("--cert", "") != "").then(|| {
+    let tls = (!arg("--cert", "").is_empty()).then(|| {
         let read = |name| std::fs::read_to_string(arg(name, "")).expect(name);
         let pem = TlsPem {
             certificate: read("--cert"),

@@ -129,20 +129,8 @@ fn main() {
         .or_else(|| url.strip_prefix("wss://"))
         .expect("a ws:// or wss:// URL");
     let tls = secure.then(|| {
-        use rustls_pki_types::pem::PemObject;
         let pem = std::fs::read(arg(&args, "--ca", "")).expect("wss:// needs --ca PEM");
-        let mut roots = rustls::RootCertStore::empty();
-        for cert in rustls_pki_types::CertificateDer::pem_slice_iter(&pem) {
-            roots.add(cert.expect("PEM")).expect("certificate");
-        }
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        Arc::new(
-            rustls::ClientConfig::builder_with_provider(provider)
-                .with_safe_default_protocol_versions()
-                .unwrap()
-                .with_root_certificates(roots)
-                .with_no_client_auth(),
-        )
+        wss_core::tls::client_config(&pem).expect("--ca")
     });
     let (authority, path) = rest
         .split_once('/')
