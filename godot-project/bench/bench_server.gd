@@ -4,7 +4,8 @@
 ##   --impl ours_mp   this addon in multiplayer mode (broadcast with put_packet to target 0)
 ##   --impl stock     Godot's TCPServer + one WebSocketPeer per client, as Godot 4 games do today
 ## Options after `--`: --impl, --mode echo|broadcast|idle, --port N, --unpaced, --tls (wss:// with
-## the ECDSA test certificate in tests/data, for both servers).
+## the ECDSA test certificate in tests/data, for both servers), --limit BYTES (our inbound and
+## outbound buffer sizes; tests/python/test_autobahn.py raises them for Autobahn's 16 MiB cases).
 ## Prints a STAT line every 0.25 s: unix time, messages sent, µs spent in the networking part of the
 ## frame (work) and in poll() alone, frames, main-thread CPU ticks, process CPU ticks, RSS KiB, peers.
 extends Node
@@ -57,6 +58,9 @@ func _ready() -> void:
 		if tls:
 			ours.private_key = key
 			ours.ssl_certificate = cert
+		if _opt("--limit") != "":
+			ours.inbound_buffer_size = int(_opt("--limit"))
+			ours.outbound_buffer_size = int(_opt("--limit"))
 		ours.data_received.connect(_on_data)
 		err = ours.listen(port, PackedStringArray(), impl == "ours_mp")
 	if err != OK:
@@ -96,8 +100,8 @@ func _process(_delta: float) -> void:
 func _on_data(id: int) -> void:
 	var peer := ours.get_peer(id)
 	var packet := peer.get_packet()
-	peer.write_mode = WebSocketServerPeer.WRITE_MODE_TEXT if peer.was_string_packet() else WebSocketServerPeer.WRITE_MODE_BINARY
-	if peer.put_packet(packet) == OK:
+	var write_mode := WebSocketServerPeer.WRITE_MODE_TEXT if peer.was_string_packet() else WebSocketServerPeer.WRITE_MODE_BINARY
+	if peer.send(packet, write_mode) == OK:
 		msgs += 1
 
 

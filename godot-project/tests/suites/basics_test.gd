@@ -109,3 +109,27 @@ func test_peer_getters() -> void:
 	check(h.server.get_local_port() == h.port and h.port > 0, "get_local_port")
 	check_eq(h.server.get_unique_id(), 1, "the server is peer 1")
 	check_eq(h.server.get_connection_status(), MultiplayerPeer.CONNECTION_CONNECTED, "connection status")
+
+
+func test_empty_messages_both_ways() -> void:
+	var h := start_server()
+	var r := await connected_client(h)
+	var c: WebSocketPeer = r[0]
+	var peer := h.server.get_peer(r[1])
+	c.send_text("")
+	c.send(PackedByteArray())
+	var ok: bool = await pump([h, c], func() -> bool: return peer.get_available_packet_count() == 2)
+	check(ok, "two empty messages arrive")
+	check_eq(peer.get_packet(), PackedByteArray(), "empty text")
+	check(peer.was_string_packet(), "as text")
+	check_eq(peer.get_packet(), PackedByteArray(), "empty binary")
+	check(not peer.was_string_packet(), "as binary")
+	check_eq(peer.send(PackedByteArray(), WebSocketServerPeer.WRITE_MODE_TEXT), OK, "send empty text")
+	check_eq(peer.send(PackedByteArray()), OK, "send empty binary")
+	check_eq(peer.send(PackedByteArray([1]), 5), ERR_INVALID_PARAMETER, "bad write_mode")
+	ok = await pump([h, c], func() -> bool: return c.get_available_packet_count() == 2)
+	check(ok, "both reach the client")
+	check_eq(c.get_packet(), PackedByteArray(), "empty text received")
+	check(c.was_string_packet(), "text")
+	check_eq(c.get_packet(), PackedByteArray(), "empty binary received")
+	check(not c.was_string_packet(), "binary")

@@ -37,7 +37,11 @@ impl WebSocketServerPeer {
         })
     }
 
-    fn send(&self, data: Vec<u8>, text: bool) -> Error {
+    fn send_bytes(&self, data: Vec<u8>, text: bool) -> Error {
+        if text && std::str::from_utf8(&data).is_err() {
+            godot_error!("WebSocketServerPeer {}: a text message must be UTF-8", self.handle.id());
+            return Error::ERR_INVALID_PARAMETER;
+        }
         match self.handle.send(data, text) {
             Ok(()) => Error::OK,
             Err(SendError::NotOpen) => {
@@ -94,10 +98,26 @@ impl WebSocketServerPeer {
         }
     }
 
+    /// Sends [param message] as one message, binary or text by [param write_mode] (as
+    /// [method WebSocketPeer.send]). Unlike [method PacketPeer.put_packet], which Godot skips for
+    /// an empty array, this also sends empty messages.
+    #[func]
+    fn send(&mut self, message: PackedByteArray, #[opt(default = 1)] write_mode: i64) -> Error {
+        let text = match write_mode {
+            Self::WRITE_MODE_TEXT => true,
+            Self::WRITE_MODE_BINARY => false,
+            other => {
+                godot_error!("write_mode must be WRITE_MODE_TEXT (0) or WRITE_MODE_BINARY (1), not {other}");
+                return Error::ERR_INVALID_PARAMETER;
+            }
+        };
+        self.send_bytes(message.to_vec(), text)
+    }
+
     /// Sends [param text] as one text message.
     #[func]
     fn send_text(&mut self, text: GString) -> Error {
-        self.send(text.to_string().into_bytes(), true)
+        self.send_bytes(text.to_string().into_bytes(), true)
     }
 
     /// Returns [code]true[/code] if the message the last [method PacketPeer.get_packet] returned
@@ -164,6 +184,18 @@ impl WebSocketServerPeer {
     }
 }
 
+/// Copies a packet out of the buffer Godot passes to `_put_packet` (one copy, which the I/O thread
+/// then shares).
+///
+/// # Safety
+/// `buffer` must point to `size` readable bytes (or `size` may be 0).
+pub unsafe fn copy_packet(buffer: RawPtr<*const u8>, size: i32) -> Vec<u8> {
+    match usize::try_from(size) {
+        Ok(len) if len > 0 => unsafe { std::slice::from_raw_parts(buffer.ptr(), len) }.to_vec(),
+        _ => Vec::new(),
+    }
+}
+
 /// Validates and forwards a close request; shared by the peer and the server.
 pub fn close_peer(handle: &PeerHandle, code: i64, reason: &str) {
     let Ok(code16) = u16::try_from(code) else {
@@ -204,22 +236,9 @@ impl IPacketPeerExtension for WebSocketServerPeer {
     }
 
     unsafe fn put_packet_rawptr(&mut self, p_buffer: RawPtr<*const u8>, p_buffer_size: i32) -> Error {
-        let len = usize::try_from(p_buffer_size).unwrap_or(0);
-        let data = if len == 0 {
-            Vec::new()
-        } else {
-            // SAFETY: Godot passes a buffer of `p_buffer_size` bytes.
-            unsafe { std::slice::from_raw_parts(p_buffer.ptr(), len) }.to_vec()
-        };
-        let text = self.write_mode == Self::WRITE_MODE_TEXT;
-        if text && std::str::from_utf8(&data).is_err() {
-            godot_error!(
-                "WebSocketServerPeer {}: write_mode is WRITE_MODE_TEXT but the packet is not UTF-8",
-                self.handle.id()
-            );
-            return Error::ERR_INVALID_PARAMETER;
-        }
-        self.send(data, text)
+        // SAFETY: Godot passes a buffer of `p_buffer_size` bytes.
+        let data = unsafe { copy_packet(p_buffer, p_buffer_size) };
+        self.send_bytes(data, self.write_mode == Self::WRITE_MODE_TEXT)
     }
 
     fn get_available_packet_count(&self) -> i32 {

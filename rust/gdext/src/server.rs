@@ -12,7 +12,7 @@ use wss_core::{
     BindIp, ConfigError, Limits, ListenError, Packet, SendError, Server, ServerConfig, Signal, TargetError,
 };
 
-use crate::peer::{close_peer, WebSocketServerPeer};
+use crate::peer::{close_peer, copy_packet, WebSocketServerPeer};
 
 /// A WebSocket server: Godot 4.0-alpha's [code]WebSocketServer[/code], re-created.
 ///
@@ -187,14 +187,9 @@ impl IMultiplayerPeerExtension for WebSocketServer {
         let Some(server) = self.multiplayer_server("send packets through the server itself") else {
             return Error::ERR_UNAVAILABLE;
         };
-        let len = usize::try_from(p_buffer_size).unwrap_or(0);
         // One copy out of Godot's buffer, shared by every recipient of a broadcast.
-        let data = if len == 0 {
-            Vec::new()
-        } else {
-            // SAFETY: Godot passes a buffer of `p_buffer_size` bytes.
-            unsafe { std::slice::from_raw_parts(p_buffer.ptr(), len) }.to_vec()
-        };
+        // SAFETY: Godot passes a buffer of `p_buffer_size` bytes.
+        let data = unsafe { copy_packet(p_buffer, p_buffer_size) };
         match server.send_to(target, data.into(), false) {
             Ok(()) => Error::OK,
             Err(TargetError::UnknownPeer(id)) => {

@@ -3,6 +3,7 @@
 //! lines like the Godot bench server.
 //!
 //! Usage: core-echo --port N [--mode echo|broadcast|idle] [--frame-usec N] [--cert PEM --key PEM]
+//!                  [--limit BYTES] (inbound and outbound buffer sizes; default Godot's 65535)
 //! Each "frame" polls the server and handles what arrived; between frames it sleeps `frame-usec`
 //! (default 0: an unpaced loop that yields briefly when idle).
 
@@ -10,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use wss_bench::Stats;
 use wss_core::tls::{server_config, TlsPem};
-use wss_core::{BindIp, Server, ServerConfig, Signal};
+use wss_core::{BindIp, Limits, Server, ServerConfig, Signal};
 
 fn arg(name: &str, default: &str) -> String {
     let args: Vec<String> = std::env::args().collect();
@@ -33,10 +34,17 @@ fn main() {
         };
         server_config(&pem).expect("TLS configuration")
     });
+    let limit: usize = arg("--limit", "65535").parse().expect("--limit");
+    let limits = Limits {
+        inbound_buffer_size: limit,
+        outbound_buffer_size: limit,
+        ..Limits::default()
+    };
     let config = ServerConfig {
         bind_ip: BindIp::parse("127.0.0.1").unwrap(),
         port,
         tls,
+        limits,
         ..ServerConfig::default()
     };
     let mut server = Server::listen(&config).expect("listen");
