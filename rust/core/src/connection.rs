@@ -144,10 +144,6 @@ impl Connection {
         }
     }
 
-    pub fn addr(&self) -> SocketAddr {
-        self.addr
-    }
-
     /// The socket has data (or EOF). Reads until it would block, the game's queue is full, or
     /// the connection ends; then writes whatever is due.
     pub fn on_readable<S: Read + Write>(&mut self, io: &mut S, cx: &mut Cx) -> Status {

@@ -107,15 +107,6 @@ impl<S: Read + Write> TlsStream<S> {
         TlsStream { conn, sock, eof: false }
     }
 
-    /// Whether the TLS handshake is still going on.
-    pub fn is_handshaking(&self) -> bool {
-        self.conn.is_handshaking()
-    }
-
-    pub fn get_ref(&self) -> &S {
-        &self.sock
-    }
-
     pub fn get_mut(&mut self) -> &mut S {
         &mut self.sock
     }
