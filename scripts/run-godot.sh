@@ -11,7 +11,7 @@ timeout --kill-after=10 "${GODOT_TIMEOUT:-900}" "$godot" --headless --path "$roo
 status=${PIPESTATUS[0]}
 bad=0
 for pattern in "SCRIPT ERROR" "Can't open dynamic library" "Error loading extension" \
-               "ObjectDB instances leaked" "resources still in use at exit" "Parse Error"; do
+               "ObjectDB instances leaked" "resources still in use at exit" "Parse Error" "Unicode parsing error"; do
   if grep -q "$pattern" "$log"; then
     echo "run-godot.sh: the output contains \"$pattern\"" >&2
     bad=1

@@ -580,12 +580,13 @@ impl WebSocketServer {
             ));
         }
         let pem = TlsPem {
-            certificate: cert.clone().save_to_string().to_string(),
+            certificate: certificate_pem(cert)?,
             private_key: key.clone().save_to_string().to_string(),
             ca_chain: self
                 .ca_chain
                 .clone()
-                .map(|mut c| c.save_to_string().to_string())
+                .map(certificate_pem)
+                .transpose()?
                 .unwrap_or_default(),
         };
         server_config(&pem).map(Some)
@@ -620,6 +621,25 @@ impl WebSocketServer {
             godot_error!("WebSocketServer: no peer with id {id}");
         }
         found
+    }
+}
+
+/// The PEM text of a certificate resource. `X509Certificate.save_to_string()` would do, but
+/// Godot includes the C string's terminating NUL in it and prints a Unicode warning on every
+/// call; `save()` writes the same PEM to a file without that, so go through a temporary file.
+fn certificate_pem(mut cert: Gd<X509Certificate>) -> Result<String, ConfigError> {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static COUNTER: AtomicU32 = AtomicU32::new(0);
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    let path = std::env::temp_dir().join(format!("websocket_server-{}-{n}.crt", std::process::id()));
+    let err = cert.save(path.to_string_lossy().as_ref());
+    let text = std::fs::read(&path);
+    let _ = std::fs::remove_file(&path);
+    match (err, text) {
+        (Error::OK, Ok(bytes)) => Ok(String::from_utf8_lossy(&bytes).replace('\0', "")),
+        (err, _) => Err(ConfigError(format!(
+            "a certificate resource cannot be read ({err:?}); is it empty?"
+        ))),
     }
 }
 
