@@ -37,11 +37,17 @@ impl WebSocketServerPeer {
         })
     }
 
-    fn send_bytes(&self, data: Vec<u8>, text: bool) -> Error {
+    /// Sends bytes the caller got from GDScript: text must be checked for UTF-8.
+    fn send_checked(&self, data: Vec<u8>, text: bool) -> Error {
         if text && std::str::from_utf8(&data).is_err() {
             godot_error!("WebSocketServerPeer {}: a text message must be UTF-8", self.handle.id());
             return Error::ERR_INVALID_PARAMETER;
         }
+        self.queue(data, text)
+    }
+
+    /// Queues a message whose text, if any, is known to be UTF-8.
+    fn queue(&self, data: Vec<u8>, text: bool) -> Error {
         match self.handle.send(data, text) {
             Ok(()) => Error::OK,
             Err(SendError::NotOpen) => {
@@ -111,13 +117,14 @@ impl WebSocketServerPeer {
                 return Error::ERR_INVALID_PARAMETER;
             }
         };
-        self.send_bytes(message.to_vec(), text)
+        self.send_checked(message.to_vec(), text)
     }
 
     /// Sends [param text] as one text message.
     #[func]
     fn send_text(&mut self, text: GString) -> Error {
-        self.send_bytes(text.to_string().into_bytes(), true)
+        // A GString converts to valid UTF-8: no check needed.
+        self.queue(text.to_string().into_bytes(), true)
     }
 
     /// Returns [code]true[/code] if the message the last [method PacketPeer.get_packet] returned
@@ -238,7 +245,7 @@ impl IPacketPeerExtension for WebSocketServerPeer {
     unsafe fn put_packet_rawptr(&mut self, p_buffer: RawPtr<*const u8>, p_buffer_size: i32) -> Error {
         // SAFETY: Godot passes a buffer of `p_buffer_size` bytes.
         let data = unsafe { copy_packet(p_buffer, p_buffer_size) };
-        self.send_bytes(data, self.write_mode == Self::WRITE_MODE_TEXT)
+        self.send_checked(data, self.write_mode == Self::WRITE_MODE_TEXT)
     }
 
     fn get_available_packet_count(&self) -> i32 {
