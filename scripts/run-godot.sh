@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs headless Godot on godot-project/ with the given arguments, and fails (exit 1) if Godot
-# failed, or its output shows a SCRIPT ERROR, a failed extension load, or leaked objects.
+# failed, or its output shows a SCRIPT ERROR, a failed extension load, leaked objects, or a Rust
+# panic (caught or not).
 # Usage: scripts/run-godot.sh LOGFILE [godot args...]
 set -uo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -11,7 +12,7 @@ timeout --kill-after=10 "${GODOT_TIMEOUT:-900}" "$godot" --headless --path "$roo
 status=${PIPESTATUS[0]}
 bad=0
 for pattern in "SCRIPT ERROR" "Can't open dynamic library" "Error loading extension" \
-               "ObjectDB instances leaked" "resources still in use at exit" "Parse Error" "Unicode parsing error"; do
+               "ObjectDB instances leaked" "resources still in use at exit" "Parse Error" "Unicode parsing error" "panicked"; do
   if grep -q "$pattern" "$log"; then
     echo "run-godot.sh: the output contains \"$pattern\"" >&2
     bad=1

@@ -19,17 +19,8 @@ timeout 300 "$godot" --headless --path godot-project --import > "$logs/import.lo
   cat "$logs/import.log"; echo "test.sh: godot --import failed" >&2; exit 1; }
 
 echo "== Headless Godot tests"
+# Each test declares the errors it causes (expect_error); the runner fails it on any other.
 scripts/run-godot.sh "$logs/godot.log" -s res://tests/runner.gd
-# Every bad-input case must have said what was wrong (push_error), not just returned a code.
-missing=0
-while IFS= read -r expected; do
-  [ -z "$expected" ] && continue
-  if ! grep -qF -- "$expected" "$logs/godot.log"; then
-    echo "test.sh: expected error message not printed: $expected" >&2
-    missing=1
-  fi
-done < godot-project/tests/expected_errors.txt
-[ "$missing" -eq 0 ] || exit 1
 
 echo "== Benchmark smoke run (every figure is produced; timings are not judged)"
 scripts/bench.sh --smoke > "$logs/bench-smoke.log" 2>&1 || { cat "$logs/bench-smoke.log"; exit 1; }

@@ -1,7 +1,10 @@
 ## Headless test runner: runs every `test_*` method of every suite in res://tests/suites/, in file
 ## order, awaiting each. Prints one line per test and a closing "N passed, M failed" line; exits
 ## non-zero if any check failed. Run by scripts/test.sh, which also fails the run on SCRIPT ERROR,
-## a failed extension load, or leaked objects.
+## a failed extension load, leaked objects, or a Rust panic.
+##
+## Every error and warning printed while a test runs is captured: each one the test announced
+## with `expect_error` must appear, and any other fails the test.
 extends SceneTree
 
 const SUITES_DIR := "res://tests/suites/"
@@ -18,6 +21,8 @@ func _run() -> void:
 		push_error("The WebSocketServer extension is not loaded")
 		quit(2)
 		return
+	var logger := CaptureLogger.new()
+	OS.add_logger(logger)
 	var only := OS.get_environment("TEST_FILTER")
 	var passed := 0
 	var failed := 0
@@ -33,10 +38,13 @@ func _run() -> void:
 			if not name.begins_with("test_") or (only != "" and not name.contains(only)):
 				continue
 			suite.current_test = name
+			suite.expected_errors.clear()
+			logger.take()
 			var before := suite.failures.size()
 			var started := Time.get_ticks_msec()
 			await suite.call(name)
 			await suite.cleanup()
+			_check_errors(suite, logger.take())
 			var ms := Time.get_ticks_msec() - started
 			if suite.failures.size() == before:
 				passed += 1
@@ -47,5 +55,24 @@ func _run() -> void:
 				for i in range(before, suite.failures.size()):
 					print("        " + suite.failures[i])
 		suite.free()
+	OS.remove_logger(logger)
 	print("%d passed, %d failed" % [passed, failed])
 	quit(1 if failed > 0 or passed == 0 else 0)
+
+
+## Each expected message printed at least once; nothing else printed.
+func _check_errors(suite: TestSuite, lines: PackedStringArray) -> void:
+	var seen := {}
+	for line: String in lines:
+		if line.begins_with("ERROR FAILED "):
+			continue  # a failed check, already recorded
+		var matched := false
+		for expected: String in suite.expected_errors:
+			if line.contains(expected):
+				seen[expected] = true
+				matched = true
+		if not matched:
+			suite.failures.append("%s: unexpected %s" % [suite.current_test, line])
+	for expected: String in suite.expected_errors:
+		if not seen.has(expected):
+			suite.failures.append("%s: expected message not printed: %s" % [suite.current_test, expected])

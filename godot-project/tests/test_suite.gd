@@ -5,8 +5,16 @@ extends Node
 
 var current_test := ""
 var failures := PackedStringArray()
+## Messages (substrings) the current test makes Godot print as errors or warnings; the runner
+## checks that each appears and that nothing else does.
+var expected_errors := PackedStringArray()
 ## Servers, clients and harnesses made by the current test; closed by cleanup().
 var _owned: Array = []
+
+
+## Announces an error or warning this test causes on purpose (a substring of it).
+func expect_error(substring: String) -> void:
+	expected_errors.append(substring)
 
 
 func check(condition: bool, what: String) -> bool:

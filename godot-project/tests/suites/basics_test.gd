@@ -112,6 +112,7 @@ func test_peer_getters() -> void:
 
 
 func test_empty_messages_both_ways() -> void:
+	expect_error("write_mode must be WRITE_MODE_TEXT (0) or WRITE_MODE_BINARY (1), not 5")
 	var h := start_server()
 	var r := await connected_client(h)
 	var c: WebSocketPeer = r[0]

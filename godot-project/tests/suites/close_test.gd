@@ -17,6 +17,7 @@ func test_client_close_request_then_clean_disconnect() -> void:
 
 
 func test_disconnect_peer_sends_code_and_reason() -> void:
+	expect_error("cannot send, the connection is closing")
 	var h := start_server()
 	var r := await connected_client(h)
 	var c: WebSocketPeer = r[0]
@@ -82,6 +83,7 @@ func test_unanswered_close_is_dropped_after_close_timeout() -> void:
 
 
 func test_stop_closes_everyone_without_signals() -> void:
+	expect_error("cannot send, the connection is closed")
 	var h := start_server()
 	var a := await connected_client(h)
 	var b := await connected_client(h)
@@ -101,6 +103,8 @@ func test_stop_closes_everyone_without_signals() -> void:
 
 
 func test_a_kept_peer_object_after_the_client_left() -> void:
+	expect_error("cannot send, the connection is closed")
+	expect_error("is already closing or closed")
 	var h := start_server()
 	var r := await connected_client(h)
 	var c: WebSocketPeer = r[0]
@@ -132,6 +136,25 @@ func test_forced_disconnect_through_multiplayer_peer() -> void:
 	mp.disconnect_peer(b[1])
 	ok = await pump([h, b[0]], func() -> bool: return h.count("disconnected", b[1]) == 1)
 	check(ok, "unforced: a normal close")
+	check_eq(b[0].get_close_code(), 1000, "with 1000")
+
+
+## Regression (issue 8.7): through an untyped variable (or a WebSocketServer-typed one) the call
+## `disconnect_peer(id, true)` reaches the 3-argument method with code 1; it must still be the
+## forced drop that MultiplayerPeer's signature promises, and `false` (0) a normal close.
+func test_forced_disconnect_through_an_untyped_variable() -> void:
+	var h := start_server()
+	var a := await connected_client(h)
+	var b := await connected_client(h)
+	var untyped = h.server
+	untyped.disconnect_peer(a[1], true)
+	check(not h.server.has_peer(a[1]), "removed at once")
+	var ok: bool = await pump([h, a[0]], func() -> bool: return a[0].get_ready_state() == WebSocketPeer.STATE_CLOSED)
+	check(ok, "client dropped")
+	check_eq(h.count("disconnected", a[1]), 0, "no signal for a forced disconnect")
+	untyped.disconnect_peer(b[1], false)
+	ok = await pump([h, b[0]], func() -> bool: return h.count("disconnected", b[1]) == 1)
+	check(ok, "false: a normal close")
 	check_eq(b[0].get_close_code(), 1000, "with 1000")
 
 

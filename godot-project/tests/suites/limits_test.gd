@@ -25,6 +25,7 @@ func test_message_over_inbound_buffer_size_closes_with_1009() -> void:
 
 
 func test_put_packet_past_outbound_limits_fails() -> void:
+	expect_error("cannot send, outbound_buffer_size would be exceeded (the client is not reading fast enough)")
 	var h := start_server(PackedStringArray(), func(s: WebSocketServer) -> void: s.outbound_buffer_size = 100)
 	var r := await connected_client(h)
 	var peer := h.server.get_peer(r[1])

@@ -71,6 +71,7 @@ func test_wss_echo_both_ways_and_disconnect_peer() -> void:
 
 
 func test_a_client_that_does_not_trust_the_certificate_fails() -> void:
+	expect_error("TLS handshake error")
 	_self_signed()
 	var h := _tls_server(_key, _cert)
 	var other := Crypto.new().generate_self_signed_certificate(Crypto.new().generate_rsa(2048), "CN=localhost")
@@ -97,6 +98,7 @@ func test_plain_client_on_the_tls_port_is_dropped() -> void:
 
 
 func test_ca_chain_completes_the_chain_to_the_root() -> void:
+	expect_error("TLS handshake error")
 	var leaf: X509Certificate = load("res://tests/data/leaf.crt")
 	var key: CryptoKey = load("res://tests/data/leaf.key")
 	var intermediate: X509Certificate = load("res://tests/data/intermediate.crt")
@@ -146,6 +148,13 @@ func test_limits_hold_over_tls() -> void:
 
 
 func test_bad_tls_material_is_refused() -> void:
+	expect_error("WebSocketServer: private_key does not match ssl_certificate")
+	expect_error("WebSocketServer: ssl_certificate is set but private_key is not; wss:// needs both")
+	expect_error("WebSocketServer: private_key is set but ssl_certificate is not; wss:// needs both")
+	expect_error("WebSocketServer: ssl_certificate holds no certificate")
+	expect_error("WebSocketServer: private_key holds no private key (it is empty or public only)")
+	expect_error("WebSocketServer: private_key is not a supported key (RSA of 2048 bits or more")
+	expect_error("WebSocketServer: ca_chain is set, but private_key and ssl_certificate are not")
 	_self_signed()
 	var s := WebSocketServer.new()
 	s.private_key = Crypto.new().generate_rsa(2048)

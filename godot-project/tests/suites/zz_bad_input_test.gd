@@ -23,6 +23,12 @@ func test_bind_star_listens_everywhere() -> void:
 
 
 func test_listen_errors() -> void:
+	expect_error("WebSocketServer is already listening; call stop() first")
+	expect_error("the port is already in use")
+	expect_error("WebSocketServer: port must be between 0 and 65535, not -1")
+	expect_error("WebSocketServer: port must be between 0 and 65535, not 65536")
+	expect_error("WebSocketServer: \"bad protocol\" is not a valid subprotocol name")
+	expect_error("no interface has this address")
 	var h := start_server()
 	check_eq(h.server.listen(0), ERR_ALREADY_IN_USE, "listen twice")
 	var s := WebSocketServer.new()
@@ -38,6 +44,13 @@ func test_listen_errors() -> void:
 
 
 func test_setters_refuse_invalid_values() -> void:
+	expect_error("WebSocketServer: bind_ip must be \"*\" or an IP address, not \"not an ip\"")
+	expect_error("WebSocketServer: handshake_timeout must be a number of seconds in (0, 86400], not -1")
+	expect_error("WebSocketServer: close_timeout must be a number of seconds in (0, 86400], not 0")
+	expect_error("WebSocketServer: inbound_buffer_size must be between 1 and 1073741824, not 0")
+	expect_error("WebSocketServer: outbound_buffer_size must be between 1 and 1073741824, not -5")
+	expect_error("WebSocketServer: max_queued_packets must be between 1 and 1073741824, not 0")
+	expect_error("WebSocketServer: extra header \"no colon here\" is not of the form \"Name: value\"")
 	var s := WebSocketServer.new()
 	s.bind_ip = "not an ip"
 	check_eq(s.bind_ip, "*", "bind_ip unchanged")
@@ -57,6 +70,10 @@ func test_setters_refuse_invalid_values() -> void:
 
 
 func test_setters_refuse_while_listening() -> void:
+	expect_error("WebSocketServer: bind_ip cannot change while listening; call stop() first")
+	expect_error("WebSocketServer: handshake_timeout cannot change while listening")
+	expect_error("WebSocketServer: inbound_buffer_size cannot change while listening")
+	expect_error("WebSocketServer: private_key cannot change while listening")
 	var h := start_server()
 	h.server.bind_ip = "0.0.0.0"
 	check_eq(h.server.bind_ip, "127.0.0.1", "bind_ip unchanged while listening")
@@ -69,6 +86,10 @@ func test_setters_refuse_while_listening() -> void:
 
 
 func test_unknown_ids() -> void:
+	expect_error("WebSocketServer: no peer with id 12345")
+	expect_error("WebSocketServer: no peer with id -7")
+	expect_error("WebSocketServer: no peer with id 999")
+	expect_error("WebSocketServer: no peer with id 2")
 	var h := start_server()
 	check(h.server.get_peer(12345) == null, "get_peer")
 	check_eq(h.server.get_peer_address(12345), "", "get_peer_address")
@@ -85,6 +106,13 @@ func test_unknown_ids() -> void:
 
 
 func test_bad_peer_calls() -> void:
+	expect_error("no packet available")
+	expect_error("write_mode must be WRITE_MODE_TEXT (0) or WRITE_MODE_BINARY (1), not 7")
+	expect_error("a text message must be UTF-8")
+	expect_error("close code 1005 may not be sent (use 1000-1003, 1007-1014 or 3000-4999)")
+	expect_error("close code 99999 is not a valid WebSocket close code")
+	expect_error("close reason cut to 123 bytes (the most a Close frame carries)")
+	expect_error("is already closing or closed")
 	var h := start_server()
 	var r := await connected_client(h)
 	var peer := h.server.get_peer(r[1])
@@ -106,6 +134,9 @@ func test_bad_peer_calls() -> void:
 
 
 func test_calls_that_belong_to_the_other_mode() -> void:
+	expect_error("WebSocketServer: in raw mode you cannot send packets through the server itself")
+	expect_error("get_peer() is for raw mode; in multiplayer mode SceneMultiplayer owns the peers' messages")
+	expect_error("WebSocketServer: target peer 4242 is not connected")
 	var h := start_server()
 	var mp: MultiplayerPeer = h.server
 	check_eq(mp.put_packet(PackedByteArray([1])), ERR_UNAVAILABLE, "raw mode: put_packet on the server")

@@ -80,6 +80,9 @@ pub struct ServerConfig {
     pub multiplayer: bool,
     /// Serve `wss://` only, with this configuration (see `tls::server_config`).
     pub tls: Option<std::sync::Arc<rustls::ServerConfig>>,
+    /// Events that may wait for the game's `poll()` before new connections wait in the kernel's
+    /// queue instead of being accepted (`shared::MAX_EVENT_BACKLOG` unless a test sets it).
+    pub max_event_backlog: usize,
 }
 
 impl Default for ServerConfig {
@@ -94,6 +97,7 @@ impl Default for ServerConfig {
             limits: Limits::default(),
             multiplayer: false,
             tls: None,
+            max_event_backlog: crate::shared::MAX_EVENT_BACKLOG,
         }
     }
 }

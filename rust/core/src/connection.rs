@@ -5,11 +5,18 @@
 //! as `Event`s. Tests drive it with an in-memory stream and a made-up clock.
 //!
 //! Lifecycle: `Handshake` (reading the HTTP upgrade; `handshake_timeout` runs from accept) →
-//! `Open` (tungstenite frames; reading pauses while the game's queue for this peer is full) →
-//! gone. A refused upgrade goes through `Rejecting` (the HTTP error is written, then the socket
-//! closed). A protocol violation goes through `Failing`: our Close frame (1002, 1007 or 1009) is
-//! written, further input is discarded, and the socket is closed once the client closes its end
-//! or `close_timeout` passes.
+//! `Open` (tungstenite frames; reading pauses while the game's queue for this peer is full, or
+//! while the bytes waiting for the socket exceed the outbound limit) → `Ending` (the close
+//! handshake is complete or the upgrade was refused: the output drains, then `close_notify` and
+//! FIN) → gone. A protocol violation goes through `FailPending` (the game first takes the
+//! messages that came before it) and `Failing`: our Close frame (1002, 1007 or 1009) is written,
+//! and the connection ends with the client's Close reply (then, as after every close handshake,
+//! the server closes the TCP connection first), its EOF, or `close_timeout`. (No FIN is sent
+//! before the client's reply: Godot's TLS client drops a Close frame that `close_notify`
+//! follows at once, and reports code -1 instead.)
+//!
+//! Every byte for the socket goes through one `OutQueue` (tungstenite writes into it and never
+//! buffers on its own), so what a connection holds for a slow client is counted and bounded.
 
 use std::io::{self, ErrorKind, Read, Write};
 use std::net::SocketAddr;
@@ -23,8 +30,9 @@ use tungstenite::protocol::{Role, WebSocketConfig, WebSocketContext};
 use tungstenite::{Bytes, Message};
 
 use crate::config::{Limits, ServerConfig};
-use crate::handshake::{Decision, Offer};
+use crate::handshake::{Decision, Offer, MAX_REQUEST_SIZE};
 use crate::ids::IdAllocator;
+use crate::outq::OutQueue;
 use crate::shared::{Event, Packet, PeerShared, PeerState};
 
 /// The close code reported when a Close frame carries none (RFC 6455 §7.1.5).
@@ -34,9 +42,6 @@ pub const NO_STATUS_RECEIVED: u16 = 1005;
 /// read buffer afterwards (its default of 128 KiB per connection is far too much for thousands of
 /// mostly idle game clients; larger messages grow the buffer as needed).
 pub const READ_CHUNK: usize = 4096;
-/// Messages are collected up to this many bytes before tungstenite writes them to the socket;
-/// everything is written at the end of each I/O-thread turn anyway.
-const WRITE_BATCH: usize = 64 * 1024;
 
 /// What every connection of one server shares.
 #[derive(Clone, Debug)]
@@ -55,7 +60,8 @@ impl Settings {
         let limit = config.limits.inbound_buffer_size;
         let ws = WebSocketConfig::default()
             .read_buffer_size(READ_CHUNK)
-            .write_buffer_size(WRITE_BATCH)
+            // Every frame goes straight to the connection's `OutQueue` (see `Tx`).
+            .write_buffer_size(0)
             .max_write_buffer_size(usize::MAX)
             .max_message_size(Some(limit))
             .max_frame_size(Some(limit));
@@ -90,44 +96,89 @@ pub enum Status {
     Gone,
 }
 
+/// A connection's socket as the state machine needs it.
+pub trait Stream: Read + Write {
+    /// Ends our direction after the last byte: TLS `close_notify`, then a TCP FIN. `WouldBlock`
+    /// means: call again once the socket is writable.
+    fn close_write(&mut self) -> io::Result<()>;
+}
+
 enum Phase {
+    /// Reading the HTTP upgrade. `scanned`: how much of `buf` was already searched for the blank
+    /// line that ends the request (so a trickled request is not parsed again on every read).
     Handshake {
         buf: Vec<u8>,
+        scanned: usize,
     },
-    Rejecting,
     Open {
         ws: Box<WebSocketContext>,
         peer: Arc<PeerShared>,
         closing_by_us: bool,
     },
+    /// The client broke the protocol. Reading has stopped; the game was sent
+    /// `Event::ProtocolError` after the messages that came before the violation, and our Close
+    /// goes out when the game answers it (`fail_now`), i.e. after whatever the game sent in reply
+    /// to those messages (or at the deadline, if the game does not poll).
+    FailPending {
+        ws: Box<WebSocketContext>,
+        peer: Arc<PeerShared>,
+        code: CloseCode,
+        /// The violation left tungstenite at a frame boundary (see `Failing::frames`).
+        aligned: bool,
+    },
+    /// Our Close for a violation is out. `frames`: the stream is still in step, so frames are
+    /// read to catch the client's Close reply; otherwise input is discarded until EOF.
     Failing {
         ws: Box<WebSocketContext>,
         peer: Arc<PeerShared>,
+        frames: bool,
+    },
+    /// Nothing more is read or sent: the output drains, then our end is closed and the connection
+    /// is gone. `peer` is `None` for a refused upgrade (the game never knew of it).
+    Ending {
+        peer: Option<Arc<PeerShared>>,
+        clean: bool,
     },
     Gone,
+}
+
+/// What a round of reading found.
+enum Input {
+    /// Nothing that ends the connection (it may have paused or would block).
+    More,
+    /// The close handshake is complete: drain the output, then close.
+    Closed,
+    /// The client is gone (EOF or error) without a complete close handshake.
+    Lost,
 }
 
 pub struct Connection {
     addr: SocketAddr,
     phase: Phase,
     deadline: Option<Instant>,
-    /// Bytes that must reach the socket before anything tungstenite writes (the HTTP response).
-    pre: Vec<u8>,
-    /// Messages handed to tungstenite since its buffer was last fully written: (bytes, count).
-    unflushed: (usize, usize),
-    /// Reading stopped because the game's queue for this peer is full.
+    /// Everything not yet on the socket: the HTTP response, frames, pongs, Close frames.
+    out: OutQueue,
+    /// Reading stopped because the game's queue for this peer is full (until `resume`).
     paused: bool,
+    /// Reading stopped because `out` is over the peer's outbound limit (until it drains).
+    out_paused: bool,
+    /// The socket refused bytes; nothing is tried again until it reports writable.
+    write_blocked: bool,
 }
 
 impl Connection {
     pub fn new(addr: SocketAddr, now: Instant, settings: &Settings) -> Connection {
         Connection {
             addr,
-            phase: Phase::Handshake { buf: Vec::new() },
+            phase: Phase::Handshake {
+                buf: Vec::new(),
+                scanned: 0,
+            },
             deadline: Some(now + settings.handshake_timeout),
-            pre: Vec::new(),
-            unflushed: (0, 0),
+            out: OutQueue::default(),
             paused: false,
+            out_paused: false,
+            write_blocked: false,
         }
     }
 
@@ -139,171 +190,273 @@ impl Connection {
     /// The peer, once the upgrade is done.
     pub fn peer(&self) -> Option<&Arc<PeerShared>> {
         match &self.phase {
-            Phase::Open { peer, .. } | Phase::Failing { peer, .. } => Some(peer),
-            _ => None,
+            Phase::Open { peer, .. } | Phase::FailPending { peer, .. } | Phase::Failing { peer, .. } => Some(peer),
+            Phase::Ending { peer, .. } => peer.as_ref(),
+            Phase::Handshake { .. } | Phase::Gone => None,
         }
     }
 
-    /// The socket has data (or EOF). Reads until it would block, the game's queue is full, or
-    /// the connection ends; then writes whatever is due.
-    pub fn on_readable<S: Read + Write>(&mut self, io: &mut S, cx: &mut Cx) -> Status {
-        if let Some(status) = self.read_handshake(io, cx) {
-            return status;
-        }
-        let ended = match &self.phase {
-            Phase::Open { .. } if self.paused => None,
-            Phase::Open { .. } => self.read_frames(io, cx),
-            Phase::Failing { .. } => discard_input(io).then_some(false),
-            Phase::Handshake { .. } | Phase::Rejecting | Phase::Gone => None,
-        };
-        match ended {
-            Some(clean) => self.finish(clean, cx),
-            None => self.flush(io, cx),
-        }
+    /// Bytes waiting for the socket (every kind of frame, and the HTTP response).
+    pub fn buffered_out(&self) -> usize {
+        self.out.len()
+    }
+
+    /// Memory held for output, whether or not it holds bytes now.
+    pub fn out_capacity(&self) -> usize {
+        self.out.capacity()
+    }
+
+    /// The socket has data (or EOF). Reads until it would block, a queue is full, or the
+    /// connection ends; then writes whatever is due.
+    pub fn on_readable<S: Stream>(&mut self, io: &mut S, cx: &mut Cx) -> Status {
+        self.drive(io, cx, true)
     }
 
     /// The socket can take more bytes.
-    pub fn on_writable<S: Read + Write>(&mut self, io: &mut S, cx: &mut Cx) -> Status {
-        self.flush(io, cx)
+    pub fn on_writable<S: Stream>(&mut self, io: &mut S, cx: &mut Cx) -> Status {
+        self.write_blocked = false;
+        self.drive(io, cx, false)
+    }
+
+    /// The socket reported an error (a reset): the client is gone, whatever was paused.
+    pub fn on_reset(&mut self, cx: &mut Cx) -> Status {
+        self.finish(false, cx)
     }
 
     /// The game read enough of this peer's queue: read the socket again.
-    pub fn resume<S: Read + Write>(&mut self, io: &mut S, cx: &mut Cx) -> Status {
+    pub fn resume<S: Stream>(&mut self, io: &mut S, cx: &mut Cx) -> Status {
         self.paused = false;
-        self.on_readable(io, cx)
+        self.drive(io, cx, true)
     }
 
-    /// Queues one message; it is written by the next `flush`. A message for a connection that can
-    /// no longer send (closing, failed) is discarded and its reservation returned.
-    pub fn send<S: Read + Write>(&mut self, io: &mut S, packet: Packet, cx: &mut Cx) -> Status {
-        let Phase::Open { ws, peer, .. } = &mut self.phase else {
-            if let Some(peer) = self.peer() {
-                peer.sub_outbound(packet.data.len(), 1);
-            }
-            return Status::Alive;
-        };
+    /// Writes everything queued, as far as the socket takes it.
+    pub fn flush<S: Stream>(&mut self, io: &mut S, cx: &mut Cx) -> Status {
+        self.drive(io, cx, false)
+    }
+
+    /// Whether this connection has bytes to write and a socket that may take them.
+    pub fn wants_flush(&self) -> bool {
+        !self.out.is_empty() && !self.write_blocked
+    }
+
+    /// Queues one message; the next `flush` writes it. A message for a connection that can no
+    /// longer send (closing, failed) is discarded and its reservation returned.
+    pub fn send<S: Stream>(&mut self, io: &mut S, packet: Packet, _cx: &mut Cx) -> Status {
         let len = packet.data.len();
-        let op = OpCode::Data(if packet.text { OpData::Text } else { OpData::Binary });
-        let frame = Frame::message(packet.data, op, true);
-        match ws.write(&mut Prefixed { pre: &mut self.pre, io }, Message::Frame(frame)) {
-            // On WouldBlock the frame is in tungstenite's buffer all the same.
-            Ok(()) => {}
-            Err(WsError::Io(e)) if e.kind() == ErrorKind::WouldBlock => {}
-            Err(WsError::Io(_)) => {
-                peer.sub_outbound(len, 1);
-                return self.finish(false, cx);
+        match &mut self.phase {
+            Phase::Open { ws, peer, .. } | Phase::FailPending { ws, peer, .. } if ws.can_write() => {
+                let op = OpCode::Data(if packet.text { OpData::Text } else { OpData::Binary });
+                let frame = Frame::message(packet.data, op, true);
+                // The frame goes into `out` at once (tungstenite's own buffer is never used).
+                match ws.write(&mut Tx { io, out: &mut self.out }, Message::Frame(frame)) {
+                    Ok(()) => self.out.mark_message(len),
+                    Err(_) => peer.sub_outbound(len, 1),
+                }
             }
-            Err(_) => {
-                peer.sub_outbound(len, 1);
-                return Status::Alive;
+            _ => {
+                if let Some(peer) = self.peer() {
+                    peer.sub_outbound(len, 1);
+                }
             }
         }
-        self.unflushed.0 += len;
-        self.unflushed.1 += 1;
         Status::Alive
     }
 
     /// Starts the close handshake: our Close frame goes out after any queued messages, and the
     /// client has `close_timeout` to answer before it is dropped (`clean == false`).
-    pub fn close<S: Read + Write>(&mut self, io: &mut S, code: u16, reason: &str, cx: &mut Cx) -> Status {
-        let Phase::Open {
-            ws,
-            peer,
-            closing_by_us,
-        } = &mut self.phase
-        else {
-            return Status::Alive;
-        };
-        if !ws.can_write() {
-            return Status::Alive; // already closing
-        }
-        peer.advance(PeerState::Closing);
-        *closing_by_us = true;
-        self.deadline = Some(cx.now + cx.settings.close_timeout);
-        let frame = CloseFrame {
-            code: CloseCode::from(code),
-            reason: reason.into(),
-        };
-        // `close` queues the frame and flushes; our flush handles the outcome.
-        let _ = ws.close(&mut Prefixed { pre: &mut self.pre, io }, Some(frame));
-        self.flush(io, cx)
-    }
-
-    /// Called at or after `deadline()`.
-    pub fn on_timeout(&mut self, cx: &mut Cx) -> Status {
-        match self.deadline {
-            Some(d) if d <= cx.now => self.finish(false, cx),
+    pub fn close<S: Stream>(&mut self, io: &mut S, code: u16, reason: &str, cx: &mut Cx) -> Status {
+        match &mut self.phase {
+            Phase::Open {
+                ws,
+                peer,
+                closing_by_us,
+            } if ws.can_write() => {
+                peer.advance(PeerState::Closing);
+                *closing_by_us = true;
+                self.deadline = Some(cx.now + cx.settings.close_timeout);
+                let frame = CloseFrame {
+                    code: CloseCode::from(code),
+                    reason: reason.into(),
+                };
+                let _ = ws.close(&mut Tx { io, out: &mut self.out }, Some(frame));
+                self.drive(io, cx, false)
+            }
+            // The game closes a peer whose violation it has not seen yet: the failure's Close.
+            Phase::FailPending { .. } => self.fail_now(io, cx),
             _ => Status::Alive,
         }
     }
 
-    /// Writes everything queued.
-    pub fn flush<S: Read + Write>(&mut self, io: &mut S, cx: &mut Cx) -> Status {
-        let mut out = Prefixed { pre: &mut self.pre, io };
-        let result = match &mut self.phase {
-            Phase::Rejecting => match out.drain_pre() {
-                Ok(()) => return self.finish(false, cx),
-                Err(e) if e.kind() == ErrorKind::WouldBlock => return Status::Alive,
-                Err(_) => return self.finish(false, cx),
-            },
-            Phase::Open { ws, .. } | Phase::Failing { ws, .. } => ws.flush(&mut out),
-            // A TLS stream may have handshake bytes to send.
-            Phase::Handshake { .. } => match out.io.flush() {
-                Err(e) if e.kind() != ErrorKind::WouldBlock => return self.finish(false, cx),
-                _ => return Status::Alive,
-            },
-            Phase::Gone => return Status::Alive,
+    /// The game has taken everything the client sent before its protocol violation (and queued
+    /// its answers): send our Close for the violation.
+    pub fn fail_now<S: Stream>(&mut self, io: &mut S, cx: &mut Cx) -> Status {
+        let Phase::FailPending {
+            mut ws,
+            peer,
+            code,
+            aligned,
+        } = std::mem::replace(&mut self.phase, Phase::Gone)
+        else {
+            return Status::Alive;
         };
-        match result {
-            Ok(()) => {
-                self.written();
-                Status::Alive
+        peer.advance(PeerState::Closing);
+        let reason = match code {
+            CloseCode::Size => "message too big",
+            CloseCode::Invalid => "invalid UTF-8",
+            _ => "protocol error",
+        };
+        let frame = CloseFrame {
+            code,
+            reason: reason.into(),
+        };
+        let _ = ws.close(&mut Tx { io, out: &mut self.out }, Some(frame));
+        self.phase = Phase::Failing {
+            ws,
+            peer,
+            frames: aligned,
+        };
+        self.deadline = Some(cx.now + cx.settings.close_timeout);
+        // Input that waited while the game caught up (the client's Close reply, say) is read now.
+        self.drive(io, cx, true)
+    }
+
+    /// Called at or after `deadline()`.
+    pub fn on_timeout<S: Stream>(&mut self, io: &mut S, cx: &mut Cx) -> Status {
+        match self.deadline {
+            Some(d) if d <= cx.now => {}
+            _ => return Status::Alive,
+        }
+        if matches!(self.phase, Phase::FailPending { .. }) {
+            // The game did not poll in time: the Close goes out without waiting any longer.
+            return self.fail_now(io, cx);
+        }
+        self.finish(false, cx)
+    }
+
+    /// One round of reading (if asked), then writing, repeated while draining the output
+    /// un-pauses reading.
+    fn drive<S: Stream>(&mut self, io: &mut S, cx: &mut Cx, mut read: bool) -> Status {
+        loop {
+            if read {
+                match self.read_input(io, cx) {
+                    Input::More => {}
+                    Input::Closed => self.end(true),
+                    Input::Lost => return self.finish(false, cx),
+                }
             }
-            Err(WsError::Io(e)) if e.kind() == ErrorKind::WouldBlock => Status::Alive,
-            // The close handshake is complete (tungstenite has written our last frame).
-            Err(WsError::ConnectionClosed) | Err(WsError::AlreadyClosed) => {
-                self.written();
-                let clean = matches!(self.phase, Phase::Open { .. });
-                self.finish(clean, cx)
+            if self.write_output(io).is_err() {
+                return self.finish(false, cx);
             }
-            Err(_) => self.finish(false, cx),
+            // The close is complete and everything is written: end our direction (with TLS's
+            // close_notify) and let go. The server closes first, as RFC 6455 §7.1.1 asks.
+            if let (Phase::Ending { clean, .. }, true) = (&self.phase, self.out.is_empty() && !self.write_blocked) {
+                let clean = *clean;
+                return match io.close_write() {
+                    Err(e) if e.kind() == ErrorKind::WouldBlock => {
+                        self.write_blocked = true;
+                        Status::Alive
+                    }
+                    _ => self.finish(clean, cx),
+                };
+            }
+            if self.out_paused && self.out.len() <= cx.settings.limits.outbound_buffer_size {
+                self.out_paused = false;
+                read = true;
+                continue;
+            }
+            return Status::Alive;
         }
     }
 
-    /// Whether this connection has anything waiting to be written.
-    pub fn wants_flush(&self) -> bool {
-        !self.pre.is_empty() || self.unflushed.1 > 0 || matches!(self.phase, Phase::Rejecting)
+    /// The close handshake is complete: nothing more is read or sent.
+    fn end(&mut self, clean: bool) {
+        let peer = match std::mem::replace(&mut self.phase, Phase::Gone) {
+            Phase::Open { peer, .. } | Phase::FailPending { peer, .. } | Phase::Failing { peer, .. } => Some(peer),
+            Phase::Ending { peer, .. } => peer,
+            Phase::Handshake { .. } | Phase::Gone => None,
+        };
+        self.phase = Phase::Ending { peer, clean };
     }
 
-    fn written(&mut self) {
-        if let Some(peer) = self.peer() {
-            peer.sub_outbound(self.unflushed.0, self.unflushed.1);
+    /// Writes `out` to the socket; `Err` if the socket failed.
+    fn write_output<S: Stream>(&mut self, io: &mut S) -> Result<(), ()> {
+        if self.write_blocked {
+            return Ok(());
         }
-        self.unflushed = (0, 0);
+        let (result, (bytes, count)) = self.out.write_to(io);
+        if count > 0 {
+            if let Some(peer) = self.peer() {
+                peer.sub_outbound(bytes, count);
+            }
+        }
+        // A TLS stream may still hold ciphertext.
+        match result.and_then(|()| io.flush()) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == ErrorKind::WouldBlock => {
+                self.write_blocked = true;
+                Ok(())
+            }
+            Err(_) => Err(()),
+        }
     }
 
-    /// Reads the HTTP upgrade. `None` once upgraded, or if it was already (the caller goes on
-    /// reading frames).
-    fn read_handshake<S: Read + Write>(&mut self, io: &mut S, cx: &mut Cx) -> Option<Status> {
-        let Phase::Handshake { buf } = &mut self.phase else {
+    fn read_input<S: Stream>(&mut self, io: &mut S, cx: &mut Cx) -> Input {
+        if matches!(self.phase, Phase::Handshake { .. }) {
+            if let Some(input) = self.read_handshake(io, cx) {
+                return input;
+            }
+        }
+        match &self.phase {
+            Phase::Open { .. } if self.paused || self.out_paused => Input::More,
+            Phase::Open { .. } => self.read_frames(io, cx),
+            Phase::Failing { frames: true, .. } => self.read_close_reply(io),
+            Phase::Failing { frames: false, .. } => match discard_input(io) {
+                true => Input::Lost,
+                false => Input::More,
+            },
+            // Whatever arrives after the close handshake is dropped; an EOF changes nothing (the
+            // output may still drain into a half-closed socket).
+            Phase::Ending { .. } => {
+                discard_input(io);
+                Input::More
+            }
+            Phase::Handshake { .. } | Phase::FailPending { .. } | Phase::Gone => Input::More,
+        }
+    }
+
+    /// Reads the HTTP upgrade. `None` once upgraded (the caller goes on reading frames).
+    fn read_handshake<S: Stream>(&mut self, io: &mut S, cx: &mut Cx) -> Option<Input> {
+        let Phase::Handshake { buf, scanned } = &mut self.phase else {
             return None;
         };
-        let mut chunk = [0u8; READ_CHUNK];
         loop {
-            let n = match io.read(&mut chunk) {
-                Ok(0) => return Some(self.finish(false, cx)),
-                Ok(n) => n,
+            let old = buf.len();
+            buf.resize(old + READ_CHUNK, 0);
+            let result = io.read(&mut buf[old..]);
+            buf.truncate(old + *result.as_ref().unwrap_or(&0));
+            match result {
+                Ok(0) => return Some(Input::Lost),
+                Ok(_) => {}
                 Err(e) if e.kind() == ErrorKind::Interrupted => continue,
-                Err(e) if e.kind() == ErrorKind::WouldBlock => return Some(Status::Alive),
-                Err(_) => return Some(self.finish(false, cx)),
-            };
-            buf.extend_from_slice(&chunk[..n]);
+                Err(e) if e.kind() == ErrorKind::WouldBlock => return Some(Input::More),
+                Err(_) => return Some(Input::Lost),
+            }
+            // Only the new bytes (and the three before them) can hold the blank line.
+            let from = scanned.saturating_sub(3);
+            let ended = contains(&buf[from..], b"\n\r\n") || contains(&buf[from..], b"\n\n");
+            *scanned = buf.len();
+            if !ended && buf.len() < MAX_REQUEST_SIZE {
+                continue;
+            }
             match cx.settings.offer.decide(buf) {
                 Decision::Incomplete => continue,
                 Decision::Reject { response, .. } => {
-                    self.pre = response;
-                    self.phase = Phase::Rejecting;
-                    return Some(self.flush(io, cx));
+                    self.out.push(&response);
+                    self.phase = Phase::Ending {
+                        peer: None,
+                        clean: false,
+                    };
+                    return Some(Input::More);
                 }
                 Decision::Accept {
                     response,
@@ -319,13 +472,12 @@ impl Connection {
                         protocol,
                         resource,
                     });
-                    self.pre = response;
+                    self.out.push(&response);
                     if cx.settings.send_id {
                         // Godot's multiplayer clients stay "connecting" until this arrives.
                         let id = Bytes::copy_from_slice(&peer.id.to_le_bytes());
                         let frame = Frame::message(id, OpCode::Data(OpData::Binary), true);
-                        // Buffered behind the response; written by the flush that follows.
-                        let _ = ws.write(&mut Prefixed { pre: &mut self.pre, io }, Message::Frame(frame));
+                        let _ = ws.write(&mut Tx { io, out: &mut self.out }, Message::Frame(frame));
                     }
                     self.deadline = None;
                     self.phase = Phase::Open {
@@ -339,24 +491,34 @@ impl Connection {
         }
     }
 
-    /// Reads frames until the socket would block or the game's queue is full. `Some(clean)` when
-    /// the connection has ended.
-    fn read_frames<S: Read + Write>(&mut self, io: &mut S, cx: &mut Cx) -> Option<bool> {
+    /// Reads frames until the socket would block, a queue is full, or the connection ends.
+    fn read_frames<S: Stream>(&mut self, io: &mut S, cx: &mut Cx) -> Input {
         let Phase::Open {
             ws,
             peer,
             closing_by_us,
         } = &mut self.phase
         else {
-            return None;
+            return Input::More;
         };
-        let mut out = Prefixed { pre: &mut self.pre, io };
-        let fail_code = loop {
+        let out_limit = cx.settings.limits.outbound_buffer_size;
+        let mut tx = Tx { io, out: &mut self.out };
+        // (code, whether the stream is still at a frame boundary): after a frame that was too
+        // long tungstenite is inside its payload, and a bad opcode is refused before its header
+        // is consumed; every other violation is found after the whole frame was read.
+        let (code, aligned) = loop {
+            // Pongs and Close replies are written by tungstenite as it reads: stop reading while
+            // the client is not taking what it is sent (a ping flood from a client that never
+            // reads is bounded here).
+            if tx.out.len() > out_limit {
+                self.out_paused = true;
+                return Input::More;
+            }
             if peer.inbound_full() && peer.pause() {
                 self.paused = true;
-                return None;
+                return Input::More;
             }
-            match ws.read(&mut out) {
+            match ws.read(&mut tx) {
                 Ok(Message::Text(text)) => {
                     let data = Bytes::from(text);
                     peer.add_inbound(data.len());
@@ -384,53 +546,77 @@ impl Connection {
                             code,
                             reason,
                         });
-                        // tungstenite writes our reply on the next read or flush, then reports
-                        // ConnectionClosed; this bounds how long that may take.
+                        // tungstenite queues our reply on the next read, then reports
+                        // ConnectionClosed; this bounds how long the reply may take to drain.
                         self.deadline = Some(cx.now + cx.settings.close_timeout);
                     }
                 }
                 Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_)) => {}
-                Err(WsError::Io(e)) if e.kind() == ErrorKind::WouldBlock => return None,
+                Err(WsError::Io(e)) if e.kind() == ErrorKind::WouldBlock => return Input::More,
                 Err(WsError::Io(e)) if e.kind() == ErrorKind::Interrupted => {}
                 // The close handshake is complete.
-                Err(WsError::ConnectionClosed | WsError::AlreadyClosed) => return Some(true),
-                Err(WsError::Capacity(CapacityError::MessageTooLong { .. })) => break CloseCode::Size,
-                Err(WsError::Utf8(_)) => break CloseCode::Invalid,
-                Err(WsError::Protocol(ProtocolError::ResetWithoutClosingHandshake)) => return Some(false),
-                Err(WsError::Protocol(_)) => break CloseCode::Protocol,
-                Err(_) => return Some(false),
+                Err(WsError::ConnectionClosed | WsError::AlreadyClosed) => return Input::Closed,
+                Err(WsError::Capacity(CapacityError::MessageTooLong { .. })) => break (CloseCode::Size, false),
+                Err(WsError::Utf8(_)) => break (CloseCode::Invalid, true),
+                Err(WsError::Protocol(ProtocolError::ResetWithoutClosingHandshake)) => return Input::Lost,
+                Err(WsError::Protocol(ProtocolError::InvalidOpcode(_))) => break (CloseCode::Protocol, false),
+                Err(WsError::Protocol(_)) => break (CloseCode::Protocol, true),
+                Err(_) => return Input::Lost,
             }
         };
-        self.fail(io, fail_code, cx);
-        None
-    }
-
-    /// Fails the connection (RFC 6455 §7.1.7): sends our Close frame and stops reading frames.
-    fn fail<S: Read + Write>(&mut self, io: &mut S, code: CloseCode, cx: &mut Cx) {
+        // Fail the connection (RFC 6455 §7.1.7), once the game has seen what came before.
         let Phase::Open { ws, peer, .. } = std::mem::replace(&mut self.phase, Phase::Gone) else {
-            return;
+            unreachable!()
         };
-        peer.advance(PeerState::Closing);
-        let mut ws = ws;
-        let reason = match code {
-            CloseCode::Size => "message too big",
-            CloseCode::Invalid => "invalid UTF-8",
-            _ => "protocol error",
+        cx.events.push(Event::ProtocolError {
+            id: peer.id,
+            code: code.into(),
+        });
+        self.phase = Phase::FailPending {
+            ws,
+            peer,
+            code,
+            aligned,
         };
-        let _ = ws.close(
-            &mut Prefixed { pre: &mut self.pre, io },
-            Some(CloseFrame {
-                code,
-                reason: reason.into(),
-            }),
-        );
-        self.phase = Phase::Failing { ws, peer };
         self.deadline = Some(cx.now + cx.settings.close_timeout);
+        Input::More
     }
 
-    /// The connection is over: tell the game if it knew of it.
+    /// After our Close for a violation: frames are read (and dropped) until the client's Close
+    /// reply completes the handshake. A second violation leaves only discarding.
+    fn read_close_reply<S: Stream>(&mut self, io: &mut S) -> Input {
+        let Phase::Failing { ws, frames, .. } = &mut self.phase else {
+            return Input::More;
+        };
+        let mut tx = Tx { io, out: &mut self.out };
+        loop {
+            match ws.read(&mut tx) {
+                Ok(_) => {}
+                Err(WsError::Io(e)) if e.kind() == ErrorKind::WouldBlock => return Input::More,
+                Err(WsError::Io(e)) if e.kind() == ErrorKind::Interrupted => {}
+                Err(WsError::ConnectionClosed | WsError::AlreadyClosed) => return Input::Closed,
+                Err(WsError::Protocol(ProtocolError::ResetWithoutClosingHandshake)) | Err(WsError::Io(_)) => {
+                    return Input::Lost
+                }
+                Err(_) => {
+                    *frames = false;
+                    return match discard_input(tx.io) {
+                        true => Input::Lost,
+                        false => Input::More,
+                    };
+                }
+            }
+        }
+    }
+
+    /// The connection is over: tell the game if it knew of it, and return the reservations of
+    /// messages that never reached the socket.
     fn finish(&mut self, clean: bool, cx: &mut Cx) -> Status {
+        let (bytes, count) = self.out.discard();
         if let Some(peer) = self.peer() {
+            if count > 0 {
+                peer.sub_outbound(bytes, count);
+            }
             peer.advance(PeerState::Closed);
             cx.events.push(Event::Disconnected { id: peer.id, clean });
         }
@@ -440,7 +626,11 @@ impl Connection {
     }
 }
 
-/// After a failure: read and drop whatever the client still sends. True once it has closed.
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+/// Reads and drops whatever the client sends. True once it has closed (or failed).
 fn discard_input<S: Read>(io: &mut S) -> bool {
     let mut sink = [0u8; READ_CHUNK];
     loop {
@@ -454,38 +644,26 @@ fn discard_input<S: Read>(io: &mut S) -> bool {
     }
 }
 
-/// A stream that writes `pre` (the handshake response) before anything else.
-struct Prefixed<'a, S> {
-    pre: &'a mut Vec<u8>,
+/// What tungstenite reads from and writes to: the socket for reading, `out` for writing. Writes
+/// always succeed, so tungstenite never holds bytes of its own and every byte is counted in `out`.
+struct Tx<'a, S> {
     io: &'a mut S,
+    out: &'a mut OutQueue,
 }
 
-impl<S: Write> Prefixed<'_, S> {
-    fn drain_pre(&mut self) -> io::Result<()> {
-        while !self.pre.is_empty() {
-            match self.io.write(self.pre)? {
-                0 => return Err(ErrorKind::WriteZero.into()),
-                n => drop(self.pre.drain(..n)),
-            }
-        }
-        Ok(())
-    }
-}
-
-impl<S: Read> Read for Prefixed<'_, S> {
+impl<S: Read> Read for Tx<'_, S> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         self.io.read(buf)
     }
 }
 
-impl<S: Write> Write for Prefixed<'_, S> {
+impl<S> Write for Tx<'_, S> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.drain_pre()?;
-        self.io.write(buf)
+        self.out.push(buf);
+        Ok(buf.len())
     }
 
     fn flush(&mut self) -> io::Result<()> {
-        self.drain_pre()?;
-        self.io.flush()
+        Ok(())
     }
 }

@@ -8,7 +8,7 @@
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
 use std::io::{ErrorKind, Read, Write};
-use std::net::SocketAddr;
+use std::net::{Shutdown, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -16,7 +16,7 @@ use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Interest, Poll, Token};
 use slab::Slab;
 
-use crate::connection::{Connection, Cx, Settings, Status};
+use crate::connection::{Connection, Cx, Settings, Status, Stream};
 use crate::ids::IdAllocator;
 use crate::shared::{Command, Event, Link, PeerId};
 use crate::tls::TlsStream;
@@ -28,29 +28,20 @@ const FIRST_CONNECTION: usize = 2;
 const ACCEPT_RETRY: Duration = Duration::from_millis(100);
 
 /// A connection's socket, with TLS in front of it for `wss://`.
+///
+/// Every read goes to the kernel until it reports `WouldBlock`: readiness is edge-triggered, and
+/// data followed by the client's FIN can arrive as one edge, so a short read does not mean the
+/// end of the stream was seen.
 enum Transport {
-    /// `drained`: the last read returned less than asked, so the socket is empty until its next
-    /// readiness event (readiness is edge-triggered, and every arrival raises a new edge); reads
-    /// until then answer WouldBlock without a system call.
-    Plain {
-        sock: TcpStream,
-        drained: bool,
-    },
+    Plain(TcpStream),
     Tls(Box<TlsStream<TcpStream>>),
 }
 
 impl Transport {
     fn socket(&mut self) -> &mut TcpStream {
         match self {
-            Transport::Plain { sock, .. } => sock,
+            Transport::Plain(sock) => sock,
             Transport::Tls(t) => t.get_mut(),
-        }
-    }
-
-    /// A readiness event arrived: the socket may have data again.
-    fn readable(&mut self) {
-        if let Transport::Plain { drained, .. } = self {
-            *drained = false;
         }
     }
 }
@@ -58,12 +49,7 @@ impl Transport {
 impl Read for Transport {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
         match self {
-            Transport::Plain { drained: true, .. } => Err(ErrorKind::WouldBlock.into()),
-            Transport::Plain { sock, drained } => {
-                let n = sock.read(buf)?;
-                *drained = n < buf.len() && n > 0;
-                Ok(n)
-            }
+            Transport::Plain(sock) => sock.read(buf),
             Transport::Tls(t) => t.read(buf),
         }
     }
@@ -72,16 +58,27 @@ impl Read for Transport {
 impl Write for Transport {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
         match self {
-            Transport::Plain { sock, .. } => sock.write(buf),
+            Transport::Plain(sock) => sock.write(buf),
             Transport::Tls(t) => t.write(buf),
         }
     }
 
     fn flush(&mut self) -> std::io::Result<()> {
         match self {
-            Transport::Plain { sock, .. } => sock.flush(),
+            Transport::Plain(sock) => sock.flush(),
             Transport::Tls(t) => t.flush(),
         }
+    }
+}
+
+impl Stream for Transport {
+    fn close_write(&mut self) -> std::io::Result<()> {
+        if let Transport::Tls(t) = self {
+            t.close_notify()?;
+        }
+        // The client may have gone already; there is nothing to do about a failure here.
+        let _ = self.socket().shutdown(Shutdown::Write);
+        Ok(())
     }
 }
 
@@ -103,6 +100,8 @@ pub(crate) struct Driver {
     by_id: HashMap<PeerId, usize>,
     timers: BinaryHeap<Reverse<(Instant, usize)>>,
     accept_retry: Option<Instant>,
+    /// Accepting stopped because the game has not taken its events (`Link::backlog_full`).
+    accept_paused: bool,
     /// Connections with writes queued this turn.
     dirty: Vec<usize>,
     events: Vec<Event>,
@@ -128,6 +127,7 @@ impl Driver {
             by_id: HashMap::new(),
             timers: BinaryHeap::new(),
             accept_retry: None,
+            accept_paused: false,
             dirty: Vec::new(),
             events: Vec::new(),
             commands: Vec::new(),
@@ -177,11 +177,20 @@ impl Driver {
                     LISTENER => self.accept(now),
                     Token(t) => {
                         let key = t - FIRST_CONNECTION;
+                        // A reset: the client is gone even if reading is paused (a full queue)
+                        // and nothing would read the socket to find out.
+                        if event.is_error() {
+                            let reset = self
+                                .conns
+                                .get_mut(key)
+                                .is_some_and(|slot| !matches!(slot.stream.socket().take_error(), Ok(None)));
+                            if reset {
+                                self.with_conn(key, now, |c, _, cx| c.on_reset(cx));
+                                continue;
+                            }
+                        }
                         if event.is_readable() || event.is_read_closed() || event.is_error() {
-                            self.with_conn(key, now, |c, s, cx| {
-                                s.readable();
-                                c.on_readable(s, cx)
-                            });
+                            self.with_conn(key, now, |c, s, cx| c.on_readable(s, cx));
                         }
                         if event.is_writable() {
                             self.with_conn(key, now, |c, s, cx| c.on_writable(s, cx));
@@ -193,7 +202,11 @@ impl Driver {
                 self.accept_retry = None;
                 self.accept(now);
             }
-            self.apply_commands(now);
+            if self.accept_paused && !self.link.backlog_full() {
+                self.accept_paused = false;
+                self.accept(now);
+            }
+            self.apply_commands(now)?;
             self.fire_timers(now);
             self.flush_dirty(now);
             self.link.publish(&mut self.events);
@@ -211,6 +224,11 @@ impl Driver {
 
     fn accept(&mut self, now: Instant) {
         loop {
+            // The game is not polling: leave new clients in the kernel's queue.
+            if self.link.backlog_full() {
+                self.accept_paused = true;
+                return;
+            }
             match self.listener.accept() {
                 // Refused connections are accepted and closed at once, as Godot's server does.
                 Ok(_) if self.link.is_refusing() => {}
@@ -229,10 +247,7 @@ impl Driver {
                     // Godot's WebSocketPeer disables Nagle by default; so do we.
                     let _ = stream.set_nodelay(true);
                     let stream = match &self.tls {
-                        None => Transport::Plain {
-                            sock: stream,
-                            drained: false,
-                        },
+                        None => Transport::Plain(stream),
                         Some(config) => match TlsStream::new(config.clone(), stream) {
                             Ok(t) => Transport::Tls(Box::new(t)),
                             Err(_) => continue,
@@ -310,7 +325,7 @@ impl Driver {
         }
     }
 
-    fn apply_commands(&mut self, now: Instant) {
+    fn apply_commands(&mut self, now: Instant) -> std::io::Result<()> {
         let mut commands = std::mem::take(&mut self.commands);
         self.link.take_commands(&mut commands);
         for command in commands.drain(..) {
@@ -351,10 +366,20 @@ impl Driver {
                     }
                     self.ids.release(id);
                 }
+                Command::Fail { id } => {
+                    if let Some(k) = key(&self.by_id, id) {
+                        self.with_conn(k, now, |c, s, cx| c.fail_now(s, cx));
+                    }
+                }
                 Command::SetExtraHeaders(headers) => self.settings.offer.extra_headers = headers,
+                Command::InjectFailure { panic: true } => panic!("failure injected by a test"),
+                Command::InjectFailure { panic: false } => {
+                    return Err(std::io::Error::other("failure injected by a test"))
+                }
             }
         }
         self.commands = commands;
+        Ok(())
     }
 
     fn fire_timers(&mut self, now: Instant) {
@@ -365,7 +390,7 @@ impl Driver {
             self.timers.pop();
             // An entry may be stale (the connection moved on, or the key was reused);
             // `on_timeout` only acts on the connection's own, expired deadline.
-            self.with_conn(key, now, |c, _, cx| c.on_timeout(cx));
+            self.with_conn(key, now, |c, s, cx| c.on_timeout(s, cx));
         }
     }
 
@@ -377,7 +402,8 @@ impl Driver {
                 self.with_conn(key, now, |c, s, cx| c.flush(s, cx));
             }
         }
-        // A connection whose socket was full is queued again and retried next turn.
+        // A connection whose socket is full is not in the list again: its writable event brings
+        // it back, so a blocked client costs nothing per turn.
         if self.dirty.is_empty() {
             self.dirty = dirty;
         }

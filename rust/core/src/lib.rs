@@ -14,10 +14,11 @@ pub mod connection;
 mod driver;
 pub mod handshake;
 pub mod ids;
+mod outq;
 pub mod server;
 pub mod shared;
 pub mod tls;
 
 pub use config::{BindIp, ConfigError, Limits, ServerConfig};
 pub use server::{CloseError, ListenError, PeerHandle, SendError, Server, Signal, TargetError};
-pub use shared::{Packet, PeerId, PeerState};
+pub use shared::{Packet, PeerId, PeerState, MAX_EVENT_BACKLOG};

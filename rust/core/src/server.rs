@@ -71,6 +71,9 @@ pub struct Server {
     later: Vec<Event>,
     /// Multiplayer mode: every peer's messages, in arrival order, with their sender.
     mp_queue: Option<VecDeque<(PeerHandle, Packet)>>,
+    /// The I/O thread died: the pending signals end with every peer's `Disconnected`, and the
+    /// server is stopped once they have been taken.
+    dead: bool,
 }
 
 impl Server {
@@ -83,7 +86,7 @@ impl Server {
         poll.registry()
             .register(&mut listener, LISTENER, Interest::READABLE)
             .map_err(cant_create)?;
-        let link = Arc::new(Link::new(waker));
+        let link = Arc::new(Link::new(waker, config.max_event_backlog.max(1)));
         let driver = Driver::new(poll, listener, link.clone(), Settings::new(config), config.tls.clone());
         let thread = std::thread::Builder::new()
             .name("websocket-server-io".into())
@@ -98,6 +101,7 @@ impl Server {
             incoming: Vec::new(),
             later: Vec::new(),
             mp_queue: config.multiplayer.then(VecDeque::new),
+            dead: false,
         })
     }
 
@@ -107,12 +111,16 @@ impl Server {
 
     /// Takes what the I/O thread reported since the last call, ordered as Godot orders a poll:
     /// first everything about peers the game already knows, then the new connections (each
-    /// followed by whatever else that peer did). Returns the I/O thread's failure, if it died.
+    /// followed by whatever else that peer did).
+    ///
+    /// If the I/O thread died, returns why (once): what it reported before dying is still
+    /// delivered, followed by a `Disconnected` (unclean) for every peer, after which
+    /// `is_dead()` is true and the server should be stopped.
     pub fn poll(&mut self) -> Result<(), String> {
-        if let Some(failure) = self.link.take_failure() {
-            self.stop();
-            return Err(failure);
+        if self.dead || self.thread.is_none() {
+            return Ok(());
         }
+        let failure = self.link.take_failure();
         // If the last batch was not drained to the end, its sends still wait for a wake.
         self.link.release_wakes();
         self.link.take_events(&mut self.incoming);
@@ -127,7 +135,39 @@ impl Server {
             }
         }
         self.pending.extend(self.later.drain(..));
-        Ok(())
+        let Some(failure) = failure else {
+            return Ok(());
+        };
+        self.dead = true;
+        let mut ids: Vec<PeerId> = self.peers.keys().copied().collect();
+        ids.extend(self.pending.iter().filter_map(|e| match e {
+            Event::Connected { peer, .. } => Some(peer.id),
+            _ => None,
+        }));
+        let gone: std::collections::HashSet<PeerId> = self
+            .pending
+            .iter()
+            .filter_map(|e| match e {
+                Event::Disconnected { id, .. } => Some(*id),
+                _ => None,
+            })
+            .collect();
+        for id in ids.into_iter().filter(|id| !gone.contains(id)) {
+            self.pending.push_back(Event::Disconnected { id, clean: false });
+        }
+        Err(failure)
+    }
+
+    /// The I/O thread died and every signal about it has been queued (see `poll`).
+    pub fn is_dead(&self) -> bool {
+        self.dead
+    }
+
+    /// Tests only: makes the I/O thread die, by a panic or by an error, as a bug or a failing
+    /// system call would.
+    #[doc(hidden)]
+    pub fn inject_io_failure(&self, panic: bool) {
+        self.link.command(Command::InjectFailure { panic });
     }
 
     /// The next signal to emit, with the peer table already updated for it: a `DataReceived`
@@ -170,8 +210,19 @@ impl Server {
                 },
                 // Events of a peer the game removed with `abort` are dropped: it was told nothing
                 // more would come, and the I/O thread frees the id itself.
-                Event::CloseRequest { id, .. } | Event::Disconnected { id, .. } if !self.peers.contains_key(&id) => {
+                Event::CloseRequest { id, .. } | Event::ProtocolError { id, .. } | Event::Disconnected { id, .. }
+                    if !self.peers.contains_key(&id) =>
+                {
                     continue
+                }
+                // Everything this peer sent before its violation has been signalled, and the
+                // handlers' replies are queued: now the Close may follow them.
+                Event::ProtocolError { id, .. } => {
+                    if let Some(p) = self.peers.get(&id) {
+                        p.shared.advance(PeerState::Closing);
+                    }
+                    self.link.command(Command::Fail { id });
+                    continue;
                 }
                 Event::CloseRequest { id, code, reason } => Signal::CloseRequest { id, code, reason },
                 Event::Disconnected { id, clean } => {
@@ -220,10 +271,12 @@ impl Server {
                 .send(packet.data, text)
                 .map_err(|e| TargetError::Refused(vec![(target, e)]));
         }
+        // `-target` of i32::MIN does not exist as an id: then nobody is excluded.
+        let excluded = target.checked_neg();
         let mut ids = Vec::with_capacity(self.peers.len());
         let mut refused = Vec::new();
         for (&id, peer) in &self.peers {
-            if id == -target || peer.state() != PeerState::Open {
+            if Some(id) == excluded || peer.state() != PeerState::Open {
                 continue;
             }
             match peer.shared.reserve_outbound(packet.data.len()) {
@@ -327,6 +380,9 @@ pub const LISTEN_BACKLOG: i32 = 4096;
 fn listener(addr: SocketAddr) -> io::Result<TcpListener> {
     use socket2::{Domain, Socket, Type};
     let socket = Socket::new(Domain::for_address(addr), Type::STREAM, None)?;
+    // So that a restarted server can bind while old connections sit in TIME_WAIT. Not on
+    // Windows, where SO_REUSEADDR lets another process take over a port in use.
+    #[cfg(not(windows))]
     socket.set_reuse_address(true)?;
     if addr.is_ipv6() && addr.ip().is_unspecified() {
         socket.set_only_v6(false)?;
@@ -382,14 +438,18 @@ impl PeerHandle {
         self.shared.addr
     }
 
+    /// `Closed` as soon as the I/O thread has died, even before the game has polled.
     pub fn state(&self) -> PeerState {
+        if self.link.has_failed() {
+            return PeerState::Closed;
+        }
         self.shared.state()
     }
 
     /// Queues one message. Fails if the connection is closing or the peer's outbound limits
     /// would be exceeded; never drops it later.
     pub fn send(&self, data: impl Into<Bytes>, text: bool) -> Result<(), SendError> {
-        if self.shared.state() != PeerState::Open {
+        if self.state() != PeerState::Open {
             return Err(SendError::NotOpen);
         }
         let data = data.into();
@@ -407,7 +467,7 @@ impl PeerHandle {
         if !matches!(code, 1000..=1003 | 1007..=1014 | 3000..=4999) {
             return Err(CloseError::BadCode(code));
         }
-        if self.shared.state() != PeerState::Open {
+        if self.state() != PeerState::Open {
             return Err(CloseError::NotOpen);
         }
         let mut end = reason.len().min(MAX_CLOSE_REASON);

@@ -1,12 +1,19 @@
 //! What the game thread and the I/O thread share: the event and command queues with the waker
 //! (`Link`), and one `PeerShared` per open connection holding its counters and state.
 //!
-//! Both queues are bounded by the per-peer limits rather than by a fixed length: the I/O thread
-//! stops reading a peer once that peer's undrained messages reach its inbound limits, and the game
-//! thread refuses a send past a peer's outbound limits. So no message is ever dropped to make room.
+//! Both queues are bounded without dropping anything: the I/O thread stops reading a peer once that
+//! peer's undrained messages reach its inbound limits, the game thread refuses a send past a peer's
+//! outbound limits, and while more than `MAX_EVENT_BACKLOG` events wait for the game (it is not
+//! calling `poll()`: a paused tree, a long load) no new connection is accepted, so connection
+//! churn cannot grow the event queue either.
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering::*};
+
+/// Events that may wait for the game's `poll()` before the I/O thread stops accepting new
+/// connections (they wait in the kernel's accept queue meanwhile). Messages are bounded per peer by
+/// the inbound limits; this bounds the connection events of clients that come and go.
+pub const MAX_EVENT_BACKLOG: usize = 16 * 1024;
 
 use parking_lot::Mutex;
 use tungstenite::Bytes;
@@ -41,6 +48,12 @@ pub enum Event {
         code: u16,
         reason: String,
     },
+    /// The client broke the protocol after the messages before this event. The game answers with
+    /// `Command::Fail` once it has handled them, so our Close goes out after its replies.
+    ProtocolError {
+        id: PeerId,
+        code: u16,
+    },
     /// The connection is gone; always the last event of an id.
     Disconnected {
         id: PeerId,
@@ -52,7 +65,10 @@ impl Event {
     pub fn id(&self) -> PeerId {
         match self {
             Event::Connected { peer, .. } => peer.id,
-            Event::Message { id, .. } | Event::CloseRequest { id, .. } | Event::Disconnected { id, .. } => *id,
+            Event::Message { id, .. }
+            | Event::CloseRequest { id, .. }
+            | Event::ProtocolError { id, .. }
+            | Event::Disconnected { id, .. } => *id,
         }
     }
 }
@@ -91,8 +107,18 @@ pub enum Command {
     Abort {
         id: PeerId,
     },
+    /// The game has handled everything before this peer's `ProtocolError`: send the Close.
+    Fail {
+        id: PeerId,
+    },
     /// Header lines for the `101` responses of upgrades that finish from now on.
     SetExtraHeaders(Vec<String>),
+    /// Tests only: make the I/O thread die (by a panic, or by returning an error), to check that
+    /// the game is told.
+    #[doc(hidden)]
+    InjectFailure {
+        panic: bool,
+    },
 }
 
 /// The two queues between the threads and the means to wake the I/O thread.
@@ -110,10 +136,17 @@ pub struct Link {
     refusing: AtomicBool,
     /// Set by the I/O thread if it ended on its own (a panic); read by the game thread's poll.
     failure: Mutex<Option<String>>,
+    /// Set with `failure`: sends fail from then on, before the game has polled.
+    failed: AtomicBool,
+    /// Events published and not yet taken by the game, and how many may be.
+    backlog: AtomicUsize,
+    max_backlog: usize,
+    /// The I/O thread stopped accepting because of the backlog: wake it when the game takes.
+    accept_waiting: AtomicBool,
 }
 
 impl Link {
-    pub fn new(waker: mio::Waker) -> Link {
+    pub fn new(waker: mio::Waker, max_backlog: usize) -> Link {
         Link {
             events: Mutex::new(Vec::new()),
             commands: Mutex::new(Vec::new()),
@@ -124,6 +157,10 @@ impl Link {
             stopping: AtomicBool::new(false),
             refusing: AtomicBool::new(false),
             failure: Mutex::new(None),
+            failed: AtomicBool::new(false),
+            backlog: AtomicUsize::new(0),
+            max_backlog,
+            accept_waiting: AtomicBool::new(false),
         }
     }
 
@@ -170,6 +207,7 @@ impl Link {
             return;
         }
         let mut q = self.events.lock();
+        self.backlog.fetch_add(events.len(), AcqRel);
         if q.is_empty() {
             std::mem::swap(&mut *q, events);
         } else {
@@ -179,7 +217,29 @@ impl Link {
 
     /// Game thread: take every published event.
     pub fn take_events(&self, into: &mut Vec<Event>) {
-        std::mem::swap(&mut *self.events.lock(), into);
+        {
+            let mut q = self.events.lock();
+            std::mem::swap(&mut *q, into);
+            self.backlog.store(0, SeqCst);
+        }
+        if self.accept_waiting.swap(false, SeqCst) {
+            self.wake();
+        }
+    }
+
+    /// I/O thread: whether too many events wait for the game to accept more connections. If so,
+    /// the next `take_events` wakes the I/O thread.
+    pub fn backlog_full(&self) -> bool {
+        if self.backlog.load(Acquire) < self.max_backlog {
+            return false;
+        }
+        self.accept_waiting.store(true, SeqCst);
+        // The game may have taken the events between the two lines above.
+        if self.backlog.load(SeqCst) < self.max_backlog {
+            self.accept_waiting.store(false, Release);
+            return false;
+        }
+        true
     }
 
     pub fn stop(&self) {
@@ -201,6 +261,12 @@ impl Link {
 
     pub fn set_failure(&self, why: String) {
         *self.failure.lock() = Some(why);
+        self.failed.store(true, Release);
+    }
+
+    /// Whether the I/O thread died on its own.
+    pub fn has_failed(&self) -> bool {
+        self.failed.load(Acquire)
     }
 
     pub fn take_failure(&self) -> Option<String> {
@@ -218,6 +284,20 @@ pub enum PeerState {
     Closed = 2,
 }
 
+#[derive(Debug, Default)]
+struct Inbound {
+    bytes: usize,
+    packets: usize,
+    /// The I/O thread stopped reading because the queue was full.
+    paused: bool,
+}
+
+impl Inbound {
+    fn full(&self, limits: &Limits) -> bool {
+        self.packets >= limits.max_queued_packets || self.bytes >= limits.inbound_buffer_size
+    }
+}
+
 /// One open connection's counters, shared by the threads.
 #[derive(Debug)]
 pub struct PeerShared {
@@ -225,12 +305,11 @@ pub struct PeerShared {
     pub addr: SocketAddr,
     pub limits: Limits,
     state: AtomicU8,
-    in_bytes: AtomicUsize,
-    in_packets: AtomicUsize,
+    /// Inbound counters and the paused flag change together under one lock, so the hand-over
+    /// between "the I/O thread pauses" and "the game drains" cannot lose a resume on any CPU.
+    inbound: Mutex<Inbound>,
     out_bytes: AtomicUsize,
     out_packets: AtomicUsize,
-    /// Set by the I/O thread when it stopped reading because the inbound queue was full.
-    paused: AtomicBool,
     /// The messages the game has been told about (`data_received`) and not yet read. Only the game
     /// thread touches it; it lives here so that a peer object outlives the server's table.
     pub inbox: Mutex<std::collections::VecDeque<Packet>>,
@@ -243,11 +322,9 @@ impl PeerShared {
             addr,
             limits,
             state: AtomicU8::new(PeerState::Open as u8),
-            in_bytes: AtomicUsize::new(0),
-            in_packets: AtomicUsize::new(0),
+            inbound: Mutex::new(Inbound::default()),
             out_bytes: AtomicUsize::new(0),
             out_packets: AtomicUsize::new(0),
-            paused: AtomicBool::new(false),
             inbox: Mutex::new(Default::default()),
         }
     }
@@ -268,32 +345,34 @@ impl PeerShared {
     // ---- inbound: counted from the moment the I/O thread reads a message until the game reads it.
 
     pub fn inbound_full(&self) -> bool {
-        self.in_packets.load(Acquire) >= self.limits.max_queued_packets
-            || self.in_bytes.load(Acquire) >= self.limits.inbound_buffer_size
+        self.inbound.lock().full(&self.limits)
     }
 
     /// I/O thread: a message was read.
     pub fn add_inbound(&self, len: usize) {
-        self.in_bytes.fetch_add(len, AcqRel);
-        self.in_packets.fetch_add(1, AcqRel);
+        let mut i = self.inbound.lock();
+        i.bytes += len;
+        i.packets += 1;
     }
 
-    /// I/O thread: the queue is full. Returns true if reading must stop; false if the game drained
-    /// the queue meanwhile (then reading goes on and no `Resume` will come).
+    /// I/O thread: the queue is full. Returns true if reading must stop (a `Resume` will come);
+    /// false if the game drained the queue meanwhile (reading goes on).
     pub fn pause(&self) -> bool {
-        self.paused.store(true, SeqCst);
-        if self.inbound_full() {
-            true
-        } else {
-            !self.paused.swap(false, SeqCst)
-        }
+        let mut i = self.inbound.lock();
+        i.paused = i.full(&self.limits);
+        i.paused
     }
 
     /// Game thread: a message was read. Returns true if the I/O thread must be told to resume.
     pub fn sub_inbound(&self, len: usize) -> bool {
-        self.in_bytes.fetch_sub(len, AcqRel);
-        self.in_packets.fetch_sub(1, AcqRel);
-        self.paused.load(SeqCst) && !self.inbound_full() && self.paused.swap(false, SeqCst)
+        let mut i = self.inbound.lock();
+        i.bytes -= len;
+        i.packets -= 1;
+        let resume = i.paused && !i.full(&self.limits);
+        if resume {
+            i.paused = false;
+        }
+        resume
     }
 
     // ---- outbound: counted from `put_packet` until the bytes are written to the socket.

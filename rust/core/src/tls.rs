@@ -82,14 +82,19 @@ pub fn client_config(ca_pem: &[u8]) -> Result<Arc<ClientConfig>, ConfigError> {
 /// load generator uses the client's).
 ///
 /// Reading decrypts what the socket has; writing encrypts into rustls and pushes ciphertext to the
-/// socket. rustls holds at most one write's worth of ciphertext: while any is left unsent, `write`
-/// and `flush` report `WouldBlock`, so the rest waits (and is counted) in the connection's own
-/// buffer, and a flush only succeeds once everything is on the socket.
+/// socket. rustls holds at most one write's worth of ciphertext (`MAX_PLAINTEXT_PER_WRITE` bytes
+/// of plaintext): while any is left unsent, `write` and `flush` report `WouldBlock`, so the rest
+/// waits (and is counted) in the connection's own queue, and a flush only succeeds once everything
+/// is on the socket. `close_notify` sends TLS's own end-of-stream alert.
 pub struct TlsStream<S> {
     conn: Connection,
     sock: S,
     eof: bool,
+    close_notify_sent: bool,
 }
+
+/// Plaintext taken per `write` call: one TLS record's worth.
+pub const MAX_PLAINTEXT_PER_WRITE: usize = 16 * 1024;
 
 impl<S: Read + Write> TlsStream<S> {
     pub fn new(config: Arc<ServerConfig>, sock: S) -> io::Result<TlsStream<S>> {
@@ -104,7 +109,22 @@ impl<S: Read + Write> TlsStream<S> {
 
     fn with(mut conn: Connection, sock: S) -> TlsStream<S> {
         conn.set_buffer_limit(None);
-        TlsStream { conn, sock, eof: false }
+        TlsStream {
+            conn,
+            sock,
+            eof: false,
+            close_notify_sent: false,
+        }
+    }
+
+    /// Queues TLS's `close_notify` alert (once) and pushes every pending byte to the socket;
+    /// `WouldBlock` if some is left.
+    pub fn close_notify(&mut self) -> io::Result<()> {
+        if !self.close_notify_sent {
+            self.close_notify_sent = true;
+            self.conn.send_close_notify();
+        }
+        self.push_tls()
     }
 
     pub fn get_mut(&mut self) -> &mut S {
@@ -166,7 +186,10 @@ impl<S: Read + Write> Read for TlsStream<S> {
 impl<S: Read + Write> Write for TlsStream<S> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         self.push_tls()?;
-        let n = self.conn.writer().write(buf)?;
+        let n = self
+            .conn
+            .writer()
+            .write(&buf[..buf.len().min(MAX_PLAINTEXT_PER_WRITE)])?;
         self.push_tls_if_possible()?;
         Ok(n)
     }

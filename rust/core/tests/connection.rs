@@ -10,7 +10,7 @@ use tungstenite::protocol::frame::coding::CloseCode;
 use tungstenite::protocol::frame::CloseFrame;
 use tungstenite::protocol::{Role, WebSocketContext};
 use tungstenite::Message;
-use wss_core::connection::{Connection, Cx, Settings, Status};
+use wss_core::connection::{Connection, Cx, Settings, Status, Stream};
 use wss_core::ids::IdAllocator;
 use wss_core::shared::{Event, PeerState};
 use wss_core::{Limits, ServerConfig};
@@ -23,6 +23,15 @@ struct Pipe {
     eof: bool,
     /// Bytes the "kernel" still accepts before writes would block.
     room: Option<usize>,
+    /// `close_write` was called: our FIN (and for TLS, close_notify) went out.
+    write_closed: bool,
+}
+
+impl Stream for Pipe {
+    fn close_write(&mut self) -> io::Result<()> {
+        self.write_closed = true;
+        Ok(())
+    }
 }
 
 impl Read for Pipe {
@@ -134,6 +143,11 @@ impl Harness {
     fn readable(&mut self) -> Status {
         let (c, p, mut cx) = self.cx();
         c.on_readable(p, &mut cx)
+    }
+
+    fn timeout(&mut self) -> Status {
+        let (c, p, mut cx) = self.cx();
+        c.on_timeout(p, &mut cx)
     }
 
     fn take(&mut self) -> Vec<Event> {
@@ -296,12 +310,27 @@ fn handshake_timeout_drops_silently() {
     assert_eq!(h.readable(), Status::Alive);
     let start = h.now;
     h.now = start + Duration::from_millis(2999);
-    let (c, _, mut cx) = h.cx();
-    assert_eq!(c.on_timeout(&mut cx), Status::Alive);
+    assert_eq!(h.timeout(), Status::Alive);
     h.now = start + Duration::from_secs(3);
-    let (c, _, mut cx) = h.cx();
-    assert_eq!(c.on_timeout(&mut cx), Status::Gone);
+    assert_eq!(h.timeout(), Status::Gone);
     assert!(h.take().is_empty(), "a peer that never connected is never reported");
+}
+
+/// The handshake deadline runs from accept and is never extended: a client trickling its request
+/// (slowloris) is dropped at `handshake_timeout` however often it sends a byte.
+#[test]
+fn handshake_deadline_is_not_extended_by_trickled_bytes() {
+    let mut h = Harness::new(config());
+    let start = h.now;
+    for (i, b) in REQUEST.bytes().take(30).enumerate() {
+        h.now = start + Duration::from_millis(100 * i as u64);
+        h.pipe.input.push_back(b);
+        assert_eq!(h.readable(), Status::Alive);
+    }
+    assert_eq!(h.conn.deadline(), Some(start + Duration::from_secs(3)));
+    h.now = start + Duration::from_secs(3);
+    assert_eq!(h.timeout(), Status::Gone);
+    assert!(h.take().is_empty());
 }
 
 #[test]
@@ -390,11 +419,9 @@ fn unanswered_close_is_dropped_after_close_timeout() {
     let (c, p, mut cx) = h.cx();
     assert_eq!(c.close(p, 1000, "", &mut cx), Status::Alive);
     h.now = start + Duration::from_millis(1999);
-    let (c, _, mut cx) = h.cx();
-    assert_eq!(c.on_timeout(&mut cx), Status::Alive);
+    assert_eq!(h.timeout(), Status::Alive);
     h.now = start + Duration::from_secs(2);
-    let (c, _, mut cx) = h.cx();
-    assert_eq!(c.on_timeout(&mut cx), Status::Gone);
+    assert_eq!(h.timeout(), Status::Gone);
     assert!(matches!(
         h.take().as_slice(),
         [Event::Disconnected { clean: false, .. }]
@@ -412,24 +439,57 @@ fn abrupt_eof_is_an_unclean_disconnect() {
     ));
 }
 
-/// A violation gets our Close with its code; the connection ends when the client closes.
-fn assert_fails_with(h: &mut Harness, code: u16) {
+/// A violation is first reported to the game (`ProtocolError`, after the messages before it);
+/// our Close with its code goes out when the game answers (`fail_now`). The client's
+/// Close reply then ends it cleanly, except after a frame that was too long (the stream cannot be
+/// parsed past it): then input is discarded until the client's EOF, an unclean end. Returns the
+/// events before the `ProtocolError`.
+fn assert_fails_with(h: &mut Harness, code: u16) -> Vec<Event> {
+    assert_fails_with_reply(h, code, code != 1009)
+}
+
+/// `reply_seen`: whether the stream can still be parsed after the violation.
+fn assert_fails_with_reply(h: &mut Harness, code: u16, reply_seen: bool) -> Vec<Event> {
     assert_eq!(h.readable(), Status::Alive);
+    let mut ev = h.take();
+    assert!(
+        matches!(ev.last(), Some(Event::ProtocolError { code: c, .. }) if *c == code),
+        "{ev:?}"
+    );
+    ev.pop();
+    assert!(
+        h.client_receives().is_empty(),
+        "nothing is sent before the game has caught up"
+    );
+    let (c, p, mut cx) = h.cx();
+    assert_eq!(c.fail_now(p, &mut cx), Status::Alive);
     let got = h.client_receives();
     assert!(
         matches!(&got[..], [Message::Close(Some(f))] if u16::from(f.code) == code),
         "{got:?}"
     );
-    assert!(h.take().is_empty());
+    assert!(!h.pipe.write_closed, "no FIN before the client's reply");
     assert_eq!(h.conn.peer().unwrap().state(), PeerState::Closing);
-    h.client_sends_raw(&[0x82, 0x85, 1, 2, 3, 4]); // garbage after the failure is ignored
-    assert_eq!(h.readable(), Status::Alive);
-    h.pipe.eof = true;
-    assert_eq!(h.readable(), Status::Gone);
-    assert!(matches!(
-        h.take().as_slice(),
-        [Event::Disconnected { clean: false, .. }]
-    ));
+    // The tungstenite client has answered our Close; its reply is in the pipe.
+    if !reply_seen {
+        h.client_sends_raw(&[0x82, 0x85, 1, 2, 3, 4]); // more garbage is ignored too
+        assert_eq!(h.readable(), Status::Alive);
+        assert!(h.take().is_empty());
+        h.pipe.eof = true;
+        assert_eq!(h.readable(), Status::Gone);
+        assert!(matches!(
+            h.take().as_slice(),
+            [Event::Disconnected { clean: false, .. }]
+        ));
+    } else {
+        assert_eq!(h.readable(), Status::Gone);
+        assert!(matches!(h.take().as_slice(), [Event::Disconnected { clean: true, .. }]));
+        assert!(
+            h.pipe.write_closed,
+            "the server closes first once the handshake is complete"
+        );
+    }
+    ev
 }
 
 #[test]
@@ -481,7 +541,7 @@ fn unmasked_frame_closes_with_1002() {
 fn reserved_opcode_closes_with_1002() {
     let mut h = Harness::open(config());
     h.client_sends_raw(&masked(0x3, b""));
-    assert_fails_with(&mut h, 1002);
+    assert_fails_with_reply(&mut h, 1002, false);
 }
 
 #[test]
@@ -554,7 +614,10 @@ fn outbound_bytes_count_until_written() {
     let (c, p, mut cx) = h.cx();
     assert_eq!(c.flush(p, &mut cx), Status::Alive);
     assert_eq!(peer.outbound_bytes(), 3000, "socket full: still buffered");
-    assert!(h.conn.wants_flush());
+    assert!(
+        !h.conn.wants_flush(),
+        "a blocked socket is not tried again every turn, only when it reports writable"
+    );
     h.pipe.room = None;
     let (c, p, mut cx) = h.cx();
     assert_eq!(c.on_writable(p, &mut cx), Status::Alive);

@@ -1,6 +1,7 @@
 //! The whole server (I/O thread, queues, game-side ordering) over loopback, with tungstenite's
 //! blocking client on other threads.
 
+use std::io::Read;
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
@@ -9,14 +10,8 @@ use tungstenite::protocol::frame::CloseFrame;
 use tungstenite::{Message, WebSocket};
 use wss_core::{BindIp, Limits, PeerState, Server, ServerConfig, Signal};
 
-fn listen(config: ServerConfig) -> Server {
-    Server::listen(&ServerConfig {
-        bind_ip: BindIp::parse("127.0.0.1").unwrap(),
-        port: 0,
-        ..config
-    })
-    .unwrap()
-}
+mod common;
+use common::listen;
 
 fn connect(server: &Server, path: &str) -> WebSocket<TcpStream> {
     let port = server.local_addr().port();
@@ -272,17 +267,22 @@ mod tls {
         wss_core::tls::client_config(fixture("root.crt").as_bytes()).unwrap()
     }
 
-    #[test]
-    fn wss_echo_with_an_intermediate_in_ca_chain() {
+    /// A `wss://` server with the test chain (leaf, then the intermediate in `ca_chain`).
+    fn tls_server(config: ServerConfig) -> Server {
         let pem = TlsPem {
             certificate: fixture("leaf.crt"),
             private_key: fixture("leaf.key"),
             ca_chain: fixture("intermediate.crt"),
         };
-        let mut server = listen(ServerConfig {
+        listen(ServerConfig {
             tls: Some(server_config(&pem).unwrap()),
-            ..ServerConfig::default()
-        });
+            ..config
+        })
+    }
+
+    #[test]
+    fn wss_echo_with_an_intermediate_in_ca_chain() {
+        let mut server = tls_server(ServerConfig::default());
         let port = server.local_addr().port();
 
         // A plain client on the TLS port is dropped; the TLS client is unaffected.
@@ -313,6 +313,65 @@ mod tls {
             other => panic!("{other:?}"),
         }
         let _ = ws.flush();
+        assert_eq!(signals(&mut server, 1), vec![Signal::Disconnected { id, clean: true }]);
+    }
+
+    /// Regression (issue 8.4): two large messages queued for a slow TLS reader, then the client
+    /// closes. Both messages, the Close reply and TLS's close_notify must reach the client before
+    /// the server calls the close clean and drops the socket.
+    #[test]
+    fn wss_close_delivers_everything_queued_and_close_notify() {
+        let mut server = tls_server(ServerConfig {
+            limits: Limits {
+                outbound_buffer_size: 32 << 20,
+                ..Limits::default()
+            },
+            ..ServerConfig::default()
+        });
+        let port = server.local_addr().port();
+        // A small receive window, so the server's socket fills while the client is not reading.
+        let sock = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+        sock.set_recv_buffer_size(4096).unwrap();
+        sock.connect(&std::net::SocketAddr::from(([127, 0, 0, 1], port)).into())
+            .unwrap();
+        let tcp: TcpStream = sock.into();
+        tcp.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let conn = rustls::ClientConnection::new(client_config(), "localhost".try_into().unwrap()).unwrap();
+        let tls = rustls::StreamOwned::new(conn, tcp);
+        let (mut ws, _) = tungstenite::client(format!("wss://localhost:{port}/"), tls).unwrap();
+        let id = connected_id(&signals(&mut server, 1)[0]);
+        let peer = server.peer(id).unwrap().clone();
+        // More than the kernel's largest send buffer (tcp_wmem's maximum is 4 MiB).
+        const SIZE: usize = 6 << 20;
+        peer.send(vec![1u8; SIZE], false).unwrap();
+        peer.send(vec![2u8; SIZE], false).unwrap();
+        std::thread::sleep(Duration::from_millis(100));
+        assert!(
+            peer.outbound_buffered() > 0,
+            "the test needs a full socket to mean anything"
+        );
+        ws.close(None).unwrap();
+        // The server sees the Close (and answers it) while its output is still queued.
+        let got = signals(&mut server, 1);
+        assert!(matches!(got[..], [Signal::CloseRequest { code: 1005, .. }]), "{got:?}");
+        let mut received = Vec::new();
+        loop {
+            match ws.read() {
+                Ok(Message::Binary(d)) => received.push(d.len()),
+                Ok(Message::Close(_)) => received.push(0),
+                Ok(other) => panic!("{other:?}"),
+                Err(tungstenite::Error::ConnectionClosed) => break,
+                Err(e) => panic!("after {received:?}: {e}"),
+            }
+        }
+        assert_eq!(received, vec![SIZE, SIZE, 0], "both messages, then the Close reply");
+        let tls = ws.get_mut();
+        let mut rest = Vec::new();
+        let end = tls.read_to_end(&mut rest);
+        assert!(
+            end.is_ok(),
+            "the stream ended with close_notify, not a bare FIN: {end:?}"
+        );
         assert_eq!(signals(&mut server, 1), vec![Signal::Disconnected { id, clean: true }]);
     }
 }

@@ -4,6 +4,7 @@
 use godot::prelude::*;
 
 mod peer;
+mod ratelimit;
 mod server;
 
 struct WebSocketServerExtension;

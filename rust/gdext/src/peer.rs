@@ -50,18 +50,27 @@ impl WebSocketServerPeer {
     fn queue(&self, data: Vec<u8>, text: bool) -> Error {
         match self.handle.send(data, text) {
             Ok(()) => Error::OK,
+            // A game loop may hit these thousands of times a second: warn, rate-limited.
             Err(SendError::NotOpen) => {
-                godot_error!(
-                    "WebSocketServerPeer {}: cannot send, the connection is {}",
-                    self.handle.id(),
-                    self.state_name()
+                crate::ratelimit::warn(
+                    "send-not-open",
+                    Some(self.handle.id() as i64),
+                    format!(
+                        "WebSocketServerPeer {}: cannot send, the connection is {}",
+                        self.handle.id(),
+                        self.state_name()
+                    ),
                 );
                 Error::FAILED
             }
             Err(SendError::Full(limit)) => {
-                godot_error!(
-                    "WebSocketServerPeer {}: cannot send, {limit} would be exceeded (the client is not reading fast enough)",
-                    self.handle.id()
+                crate::ratelimit::warn(
+                    "send-full",
+                    Some(self.handle.id() as i64),
+                    format!(
+                        "WebSocketServerPeer {}: cannot send, {limit} would be exceeded (the client is not reading fast enough)",
+                        self.handle.id()
+                    ),
                 );
                 Error::ERR_OUT_OF_MEMORY
             }
@@ -229,7 +238,11 @@ impl IPacketPeerExtension for WebSocketServerPeer {
         r_buffer_size: RawPtr<*mut i32>,
     ) -> Error {
         let Some(packet) = self.handle.pop() else {
-            godot_error!("WebSocketServerPeer {}: no packet available", self.handle.id());
+            crate::ratelimit::error(
+                "no-packet",
+                Some(self.handle.id() as i64),
+                format!("WebSocketServerPeer {}: no packet available", self.handle.id()),
+            );
             return Error::ERR_UNAVAILABLE;
         };
         let data = &self.last.insert(packet).data;

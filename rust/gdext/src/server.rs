@@ -110,13 +110,21 @@ impl IMultiplayerPeerExtension for WebSocketServer {
             return;
         };
         if let Err(failure) = server.poll() {
+            // Every peer's disconnect is among the signals below; the server stops after them.
             godot_error!("WebSocketServer stopped: {failure}");
-            self.stop();
-            return;
         }
+        // A handler may drop the last reference to this server (`server = null`, or
+        // `multiplayer.multiplayer_peer = null`). Godot would then destroy it while this method
+        // runs; holding a reference of our own keeps it alive until we are done.
+        let keep = self.to_gd();
         // A handler may call back into this object (even stop() or listen()), so nothing is
         // borrowed across an emit: take one signal, emit it, repeat.
         while let Some(signal) = self.server.as_mut().and_then(Server::next_signal) {
+            if is_last_reference(&keep) {
+                // Nobody can reach this server any more: stop it, and emit nothing else.
+                self.stop();
+                break;
+            }
             match signal {
                 Signal::Connected { id, .. } if self.multiplayer => {
                     self.base_mut()
@@ -143,6 +151,15 @@ impl IMultiplayerPeerExtension for WebSocketServer {
                 }
             }
         }
+        if self.server.as_ref().is_some_and(Server::is_dead) {
+            self.stop();
+        }
+        if is_last_reference(&keep) {
+            // Dropping `keep` here would destroy the object inside its own method: release it
+            // once this call has returned.
+            self.stop();
+            release_later(keep);
+        }
     }
 
     fn close(&mut self) {
@@ -151,10 +168,7 @@ impl IMultiplayerPeerExtension for WebSocketServer {
 
     fn disconnect_peer(&mut self, peer: i32, force: bool) {
         if force {
-            if !self.server.as_mut().is_some_and(|s| s.abort(peer)) {
-                godot_error!("WebSocketServer: no peer with id {peer}");
-            }
-            self.peer_objects.remove(&peer);
+            self.abort_peer(peer);
         } else {
             self.disconnect_peer_with_code(peer as i64, 1000, GString::new());
         }
@@ -169,7 +183,7 @@ impl IMultiplayerPeerExtension for WebSocketServer {
             return Error::ERR_UNAVAILABLE;
         };
         let Some((_, packet)) = server.pop_packet() else {
-            godot_error!("WebSocketServer: no packet available");
+            crate::ratelimit::error("mp-no-packet", None, "WebSocketServer: no packet available".into());
             return Error::ERR_UNAVAILABLE;
         };
         let data = &self.last_packet.insert(packet).data;
@@ -205,7 +219,11 @@ impl IMultiplayerPeerExtension for WebSocketServer {
                         SendError::NotOpen => format!("{id} (closing)"),
                     })
                     .collect();
-                godot_error!("WebSocketServer: packet not sent to peer {}", who.join(", "));
+                crate::ratelimit::warn(
+                    "put_packet",
+                    refused.first().map(|(id, _)| *id as i64),
+                    format!("WebSocketServer: packet not sent to peer {}", who.join(", ")),
+                );
                 if full {
                     Error::ERR_OUT_OF_MEMORY
                 } else {
@@ -361,6 +379,7 @@ impl WebSocketServer {
             },
             multiplayer: gd_mp_api,
             tls,
+            ..ServerConfig::default()
         };
         match Server::listen(&config) {
             Ok(server) => {
@@ -448,6 +467,11 @@ impl WebSocketServer {
     /// Starts the close handshake with client [param id], sending [param code] and [param reason]
     /// (see [method WebSocketServerPeer.close]). [signal client_disconnected] follows once the
     /// client answers, or after [member close_timeout].
+    ///
+    /// [MultiplayerPeer]'s own [code]disconnect_peer(id, force)[/code] is this same method:
+    /// called with [code]true[/code] (which arrives as code 1) the peer is dropped at once, with
+    /// no close handshake and no further signal; with [code]false[/code] (code 0) it is closed
+    /// with 1000. Neither 0 nor 1 is a valid close code, so nothing is ambiguous.
     #[func(rename = disconnect_peer)]
     fn disconnect_peer_with_code(
         &mut self,
@@ -455,6 +479,17 @@ impl WebSocketServer {
         #[opt(default = 1000)] code: i64,
         #[opt(default = "")] reason: GString,
     ) {
+        match code {
+            1 => {
+                match i32::try_from(id) {
+                    Ok(id) => self.abort_peer(id),
+                    Err(_) => godot_error!("WebSocketServer: no peer with id {id}"),
+                }
+                return;
+            }
+            0 => return self.disconnect_peer_with_code(id, 1000, reason),
+            _ => {}
+        }
         if let Some(peer) = self.require(id) {
             close_peer(peer, code, &reason.to_string());
         }
@@ -537,6 +572,14 @@ impl WebSocketServer {
 }
 
 impl WebSocketServer {
+    /// Drops a peer at once, without a close handshake or any further signal.
+    fn abort_peer(&mut self, peer: i32) {
+        if !self.server.as_mut().is_some_and(|s| s.abort(peer)) {
+            godot_error!("WebSocketServer: no peer with id {peer}");
+        }
+        self.peer_objects.remove(&peer);
+    }
+
     /// The running server if it is in multiplayer mode; otherwise an error saying that `what`
     /// needs it.
     fn multiplayer_server(&mut self, what: &str) -> Option<&mut Server> {
@@ -626,15 +669,22 @@ impl WebSocketServer {
 
 /// The PEM text of a certificate resource. `X509Certificate.save_to_string()` would do, but
 /// Godot includes the C string's terminating NUL in it and prints a Unicode warning on every
-/// call; `save()` writes the same PEM to a file without that, so go through a temporary file.
+/// call; `save()` writes the same PEM to a file without that, so go through a temporary file, in
+/// a directory of our own with a random name that only this user can enter (a predictable path in
+/// a shared temporary directory could be planted by another user).
 fn certificate_pem(mut cert: Gd<X509Certificate>) -> Result<String, ConfigError> {
-    use std::sync::atomic::{AtomicU32, Ordering};
-    static COUNTER: AtomicU32 = AtomicU32::new(0);
-    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-    let path = std::env::temp_dir().join(format!("websocket_server-{}-{n}.crt", std::process::id()));
+    let dir = tempfile::Builder::new()
+        .prefix("websocket_server-")
+        .tempdir()
+        .map_err(|e| {
+            ConfigError(format!(
+                "cannot make a temporary directory to read the certificate: {e}"
+            ))
+        })?;
+    let path = dir.path().join("certificate.crt");
     let err = cert.save(path.to_string_lossy().as_ref());
     let text = std::fs::read(&path);
-    let _ = std::fs::remove_file(&path);
+    drop(dir);
     match (err, text) {
         (Error::OK, Ok(bytes)) => Ok(String::from_utf8_lossy(&bytes).replace('\0', "")),
         (err, _) => Err(ConfigError(format!(
@@ -648,4 +698,22 @@ fn is_token(s: &str) -> bool {
     !s.is_empty()
         && s.chars()
             .all(|c| c.is_ascii_alphanumeric() || "!#$%&'*+-.^_`|~".contains(c))
+}
+
+/// Whether `gd` holds the only reference left to its object.
+fn is_last_reference(gd: &Gd<WebSocketServer>) -> bool {
+    gd.upcast_ref::<godot::classes::RefCounted>().get_reference_count() <= 1
+}
+
+/// Drops the last reference to a server after the current call has returned (a deferred call),
+/// so that Godot never destroys the object while one of its methods runs.
+fn release_later(mut gd: Gd<WebSocketServer>) {
+    let main = godot::classes::Os::singleton().get_main_thread_id();
+    if godot::classes::Os::singleton().get_thread_caller_id() == main {
+        gd.run_deferred_gd(drop);
+    } else {
+        // Off the main thread there is no deferred call to ride on; keeping the (stopped) object
+        // is a small leak, destroying it here would abort the engine.
+        std::mem::forget(gd);
+    }
 }

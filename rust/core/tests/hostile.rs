@@ -1,0 +1,303 @@
+//! Hostile and unlucky clients over loopback, against the whole server (I/O thread, queues,
+//! game-side ordering). Clients are raw sockets, so they can do what a well-behaved library never
+//! would: vanish without a Close frame, reset, flood pings without reading.
+
+use std::io::{Read, Write};
+use std::net::{Shutdown, TcpStream};
+use std::time::{Duration, Instant};
+
+use wss_core::{Limits, Server, ServerConfig, Signal};
+
+mod common;
+use common::listen;
+
+const UPGRADE: &str = "GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n";
+
+/// A masked client frame.
+fn frame(opcode: u8, payload: &[u8]) -> Vec<u8> {
+    let mask = [9u8, 8, 7, 6];
+    let mut f = vec![0x80 | opcode];
+    match payload.len() {
+        n if n < 126 => f.push(0x80 | n as u8),
+        n if n < 65536 => {
+            f.push(0x80 | 126);
+            f.extend_from_slice(&(n as u16).to_be_bytes());
+        }
+        n => {
+            f.push(0x80 | 127);
+            f.extend_from_slice(&(n as u64).to_be_bytes());
+        }
+    }
+    f.extend_from_slice(&mask);
+    f.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
+    f
+}
+
+/// Connects and upgrades a raw socket, reading the whole `101` response.
+fn raw_client(server: &Server) -> TcpStream {
+    let mut s = TcpStream::connect(("127.0.0.1", server.local_addr().port())).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    s.write_all(UPGRADE.as_bytes()).unwrap();
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        s.read_exact(&mut byte).unwrap();
+        head.push(byte[0]);
+    }
+    assert!(head.starts_with(b"HTTP/1.1 101 "));
+    s
+}
+
+/// Polls like a game that reads every message and never answers, until `until` holds for the
+/// tally or `limit` passes. Returns (connected, messages, disconnected).
+fn run_game(
+    server: &mut Server,
+    limit: Duration,
+    until: impl Fn(usize, usize, usize) -> bool,
+) -> (usize, usize, usize) {
+    let end = Instant::now() + limit;
+    let (mut c, mut m, mut d) = (0, 0, 0);
+    while Instant::now() < end && !until(c, m, d) {
+        server.poll().unwrap();
+        while let Some(s) = server.next_signal() {
+            match s {
+                Signal::Connected { .. } => c += 1,
+                Signal::DataReceived { id } => {
+                    server.peer(id).unwrap().pop().unwrap();
+                    m += 1;
+                }
+                Signal::Disconnected { .. } => d += 1,
+                Signal::CloseRequest { .. } => {}
+            }
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    (c, m, d)
+}
+
+/// Regression (issue 8.1): a message and the FIN arriving in one readiness event lost the
+/// disconnect. 200 clients each send one message and close their socket without a Close frame.
+#[test]
+fn hit_and_run_clients_with_fin_are_all_reported() {
+    let mut server = listen(ServerConfig::default());
+    const N: usize = 200;
+    for _ in 0..N {
+        let mut s = raw_client(&server);
+        let mut bytes = frame(0x1, b"hello");
+        bytes.extend(frame(0x2, &[1, 2, 3]));
+        s.write_all(&bytes).unwrap();
+        s.shutdown(Shutdown::Write).unwrap();
+        drop(s);
+    }
+    let (c, m, d) = run_game(&mut server, Duration::from_secs(20), |_, _, d| d == N);
+    assert_eq!(
+        (c, m, d),
+        (N, 2 * N, N),
+        "every client connected, sent 2 messages and was reported gone"
+    );
+    assert_eq!(server.peer_ids().count(), 0);
+}
+
+/// The same with a reset (SO_LINGER 0) right after the message.
+#[test]
+fn hit_and_run_clients_with_rst_are_all_reported() {
+    let mut server = listen(ServerConfig::default());
+    const N: usize = 200;
+    for _ in 0..N {
+        let mut s = raw_client(&server);
+        s.write_all(&frame(0x2, b"x")).unwrap();
+        socket2::SockRef::from(&s).set_linger(Some(Duration::ZERO)).unwrap();
+        drop(s);
+    }
+    let (c, _, d) = run_game(&mut server, Duration::from_secs(20), |_, _, d| d == N);
+    assert_eq!((c, d), (N, N), "every client that connected was reported gone");
+    assert_eq!(server.peer_ids().count(), 0);
+}
+
+/// Clients that fill their inbound queue (reading pauses) and then reset or close: reported once
+/// the game has read what they sent.
+#[test]
+fn clients_with_a_full_queue_that_vanish_are_reported() {
+    let mut server = listen(ServerConfig {
+        limits: Limits {
+            max_queued_packets: 4,
+            ..Limits::default()
+        },
+        ..ServerConfig::default()
+    });
+    const N: usize = 150;
+    for i in 0..N {
+        let mut s = raw_client(&server);
+        let mut bytes = Vec::new();
+        for k in 0..10u8 {
+            bytes.extend(frame(0x2, &[k; 100]));
+        }
+        s.write_all(&bytes).unwrap();
+        if i % 2 == 0 {
+            socket2::SockRef::from(&s).set_linger(Some(Duration::ZERO)).unwrap();
+        } else {
+            s.shutdown(Shutdown::Write).unwrap();
+        }
+        drop(s);
+    }
+    let (c, _, d) = run_game(&mut server, Duration::from_secs(20), |_, _, d| d == N);
+    assert_eq!((c, d), (N, N));
+}
+
+/// Regression (issue 8.2): a client that floods pings and never reads. Pongs count against the
+/// outbound limit: once the socket is full and the queue is over the limit, the server stops
+/// reading that client, so its memory stays bounded; other clients are served meanwhile.
+#[test]
+fn ping_flood_from_a_client_that_never_reads_is_bounded() {
+    let mut server = listen(ServerConfig::default());
+    let mut flooder = raw_client(&server);
+    let mut good = raw_client(&server);
+    let (c, _, _) = run_game(&mut server, Duration::from_secs(5), |c, _, _| c == 2);
+    assert_eq!(c, 2);
+    // 40 MB of pings, written from another thread until the server stops taking them.
+    let ping = frame(0x9, &[0u8; 125]);
+    let burst: Vec<u8> = ping.iter().copied().cycle().take(ping.len() * 1000).collect();
+    flooder.set_write_timeout(Some(Duration::from_millis(500))).unwrap();
+    let writer = std::thread::spawn(move || {
+        let mut sent = 0usize;
+        for _ in 0..300 {
+            match flooder.write_all(&burst) {
+                Ok(()) => sent += burst.len(),
+                Err(_) => break, // the server stopped reading: the write timed out
+            }
+        }
+        (sent, flooder)
+    });
+    let (sent, _flooder) = writer.join().unwrap();
+    assert!(
+        sent < 100 * ping.len() * 1000,
+        "the server kept reading pings it could not answer ({sent} bytes taken)"
+    );
+    // The well-behaved client still gets answers.
+    good.write_all(&frame(0x9, b"are you there")).unwrap();
+    let mut pong = [0u8; 15];
+    good.read_exact(&mut pong).unwrap();
+    assert_eq!(&pong[..2], &[0x8a, 13]);
+    assert_eq!(&pong[2..], b"are you there");
+}
+
+/// Regression (issue 8.9): a valid message followed by a protocol violation. The game's reply to
+/// the message goes out before the server's Close (1002).
+#[test]
+fn close_for_a_violation_follows_the_games_replies() {
+    let mut server = listen(ServerConfig::default());
+    let mut s = raw_client(&server);
+    let mut bytes = frame(0x1, b"first");
+    bytes.extend([0xC1, 0x80, 0, 0, 0, 0]); // RSV1 set: a protocol error
+    s.write_all(&bytes).unwrap();
+    let end = Instant::now() + Duration::from_secs(5);
+    let mut replied = false;
+    while !replied && Instant::now() < end {
+        server.poll().unwrap();
+        while let Some(sig) = server.next_signal() {
+            if let Signal::DataReceived { id } = sig {
+                let peer = server.peer(id).unwrap();
+                let p = peer.pop().unwrap();
+                assert_eq!(peer.send(p.data, true), Ok(()), "the game may still answer");
+                replied = true;
+            }
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    assert!(replied);
+    for _ in 0..10 {
+        server.poll().unwrap();
+        while server.next_signal().is_some() {}
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let mut got = [0u8; 7];
+    s.read_exact(&mut got).unwrap();
+    assert_eq!(&got, b"\x81\x05first", "the echo first");
+    let mut close = [0u8; 4];
+    s.read_exact(&mut close).unwrap();
+    assert_eq!(close[0], 0x88, "then the Close");
+    assert_eq!(u16::from_be_bytes([close[2], close[3]]), 1002);
+}
+
+/// Regression (issue 8.5): while the game does not poll, connection churn cannot grow the event
+/// queue without bound: past the backlog, new clients wait in the kernel's accept queue, and are
+/// served once the game polls again.
+#[test]
+fn event_backlog_stops_accepting_until_the_game_polls() {
+    let mut server = listen(ServerConfig {
+        max_event_backlog: 20,
+        ..ServerConfig::default()
+    });
+    // 10 clients connect and leave: 20 events, the whole backlog.
+    for _ in 0..10 {
+        let s = raw_client(&server);
+        drop(s);
+    }
+    std::thread::sleep(Duration::from_millis(200));
+    // The next client's upgrade is not answered while the game does not poll.
+    let mut late = TcpStream::connect(("127.0.0.1", server.local_addr().port())).unwrap();
+    late.write_all(UPGRADE.as_bytes()).unwrap();
+    late.set_read_timeout(Some(Duration::from_millis(500))).unwrap();
+    let mut byte = [0u8; 1];
+    assert!(late.read(&mut byte).is_err(), "not accepted while the backlog is full");
+    // The game polls: every event is there, and the waiting client is served.
+    let (c, _, d) = run_game(&mut server, Duration::from_secs(5), |c, _, d| c == 11 && d == 10);
+    assert_eq!((c, d), (11, 10));
+    late.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let mut head = [0u8; 12];
+    late.read_exact(&mut head).unwrap();
+    assert_eq!(&head, b"HTTP/1.1 101");
+}
+
+/// Regression (issue 8.8): the I/O thread dies (a panic, or an error from the poller). Sends fail
+/// at once, and the next poll reports the failure and a disconnect for every peer.
+#[test]
+fn io_thread_death_disconnects_every_peer() {
+    for panic in [true, false] {
+        let mut server = listen(ServerConfig::default());
+        let _clients: Vec<_> = (0..3).map(|_| raw_client(&server)).collect();
+        let (c, _, _) = run_game(&mut server, Duration::from_secs(5), |c, _, _| c == 3);
+        assert_eq!(c, 3);
+        let ids: Vec<i32> = server.peer_ids().collect();
+        server.inject_io_failure(panic);
+        let end = Instant::now() + Duration::from_secs(5);
+        let peer = server.peer(ids[0]).unwrap().clone();
+        while peer.send(vec![1u8], false).is_ok() && Instant::now() < end {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        assert_eq!(peer.send(vec![1u8], false), Err(wss_core::SendError::NotOpen));
+        let failure = server.poll().expect_err("the failure is reported");
+        assert!(failure.contains("injected"), "{failure}");
+        let mut gone = Vec::new();
+        while let Some(s) = server.next_signal() {
+            match s {
+                Signal::Disconnected { id, clean: false } => gone.push(id),
+                other => panic!("{other:?}"),
+            }
+        }
+        gone.sort();
+        let mut ids = ids;
+        ids.sort();
+        assert_eq!(gone, ids);
+        assert!(server.is_dead());
+        assert_eq!(server.poll(), Ok(()), "reported once");
+    }
+}
+
+/// Regression (issue 8.7): `set_target_peer(i32::MIN)` overflowed `-target`. It excludes no one.
+#[test]
+fn broadcast_to_all_but_i32_min_reaches_everyone() {
+    let mut server = listen(ServerConfig {
+        multiplayer: true,
+        ..ServerConfig::default()
+    });
+    let mut a = raw_client(&server);
+    let (c, _, _) = run_game(&mut server, Duration::from_secs(5), |c, _, _| c == 1);
+    assert_eq!(c, 1);
+    server.send_to(i32::MIN, vec![5u8].into(), false).unwrap();
+    // The id message (0x82 0x04 and 4 bytes), then the broadcast.
+    let mut got = [0u8; 9];
+    a.read_exact(&mut got).unwrap();
+    assert_eq!(&got[..2], &[0x82, 0x04]);
+    assert_eq!(&got[6..], &[0x82, 0x01, 5]);
+}
