@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
-# Runs every test: Rust (core, driven by bytes and over loopback), headless Godot (the addon driven
-# by Godot's own clients), Python `websockets` against the demo server, the multiplayer scenario
-# across Godot processes, and a smoke run of the benchmark. Exits non-zero on any failure. Sets up what it needs on a fresh machine: Godot (scripts/godot.sh) and a Python venv.
+# Runs every test: Rust (core, driven by bytes, over loopback, hostile clients; the cross-thread
+# hand-overs under loom), 30 s of fuzzing per target, headless Godot (the addon driven by Godot's
+# own clients), Python `websockets` against the demo server, the multiplayer scenario across Godot
+# processes, Autobahn, the attack suite, a 60-second soak, and a smoke run of the benchmark.
+# Exits non-zero on any failure. Sets up what it needs on a fresh machine: Godot
+# (scripts/godot.sh), cargo-fuzz (scripts/fuzz.sh) and a Python venv.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
@@ -10,6 +13,12 @@ mkdir -p "$logs"
 
 echo "== Rust tests"
 cargo test --workspace
+
+echo "== loom: the cross-thread hand-overs in every interleaving"
+RUSTFLAGS="--cfg loom" CARGO_TARGET_DIR=target/loom cargo test -p wss-core --release --test loom
+
+echo "== Fuzzing, 30 s per target (scripts/fuzz.sh --runs 10000000 for the long run)"
+scripts/fuzz.sh --seconds 30
 
 echo "== Build the addon"
 scripts/build.sh
@@ -26,6 +35,12 @@ echo "== Benchmark smoke run (every figure is produced; timings are not judged)"
 scripts/bench.sh --smoke > "$logs/bench-smoke.log" 2>&1 || { cat "$logs/bench-smoke.log"; exit 1; }
 tail -n 30 target/bench-smoke.md
 
-echo "== Python websockets client against the demo server; multiplayer across processes"
+echo "== Python websockets client against the demo server; multiplayer across processes; Autobahn; attacks"
 scripts/python-env.sh
-.venv/bin/python -m pytest -q tests/python
+.venv/bin/python -m pytest -q tests/python tests/attacks
+
+echo "== Autobahn|Testsuite, the original, over ws:// and wss://"
+scripts/autobahn.sh
+
+echo "== Soak, 60 s (scripts/soak.sh for the 10-minute run)"
+.venv/bin/python tests/soak/soak.py --clients 1000 --seconds 60

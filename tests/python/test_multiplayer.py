@@ -38,7 +38,8 @@ class Proc:
         )
         self.lines = []
         self.q = queue.Queue()
-        threading.Thread(target=self._read, daemon=True).start()
+        self.reader = threading.Thread(target=self._read, daemon=True)
+        self.reader.start()
 
     def _read(self):
         for line in self.p.stdout:
@@ -62,7 +63,8 @@ class Proc:
         except subprocess.TimeoutExpired:
             self.p.kill()
             self.p.wait()
-        time.sleep(0.1)
+        # Every line the process printed has been read once its output reaches EOF.
+        self.reader.join(10)
         return self.p.returncode
 
     def observations(self):

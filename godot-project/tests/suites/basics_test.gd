@@ -103,8 +103,6 @@ func test_peer_getters() -> void:
 	check(peer.is_connected_to_host(), "is_connected_to_host")
 	check_eq(peer.get_ready_state(), WebSocketServerPeer.STATE_OPEN, "open")
 	check_eq(peer.get_current_outbound_buffered_amount(), 0, "nothing buffered")
-	peer.set_no_delay(false)
-	peer.set_no_delay(true)
 	check(h.server.is_listening(), "is_listening")
 	check(h.server.get_local_port() == h.port and h.port > 0, "get_local_port")
 	check_eq(h.server.get_unique_id(), 1, "the server is peer 1")

@@ -49,8 +49,11 @@ func test_full_inbound_queue_applies_backpressure_and_drops_nothing() -> void:
 	var peer := h.server.get_peer(id)
 	for i in 60:
 		c.put_var(i)
-	# The game does not read for a while: the server must stop reading, not drop.
-	await pump_for([h, c], 0.3)
+	# The game does not read for a while: the server must stop reading, not drop. Wait for the
+	# queue to fill, then a little longer to see that it stays at its limit.
+	var full: bool = await pump([h, c], func() -> bool: return peer.get_available_packet_count() >= 4)
+	check(full, "the queue fills")
+	await pump_for([h, c], 0.2)
 	check_eq(peer.get_available_packet_count(), 4, "max_queued_packets messages wait")
 	check_eq(h.count("data", id), 4, "one data_received each")
 	var got: Array = []

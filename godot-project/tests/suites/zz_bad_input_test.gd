@@ -47,6 +47,7 @@ func test_setters_refuse_invalid_values() -> void:
 	expect_error("WebSocketServer: bind_ip must be \"*\" or an IP address, not \"not an ip\"")
 	expect_error("WebSocketServer: handshake_timeout must be a number of seconds in (0, 86400], not -1")
 	expect_error("WebSocketServer: close_timeout must be a number of seconds in (0, 86400], not 0")
+	expect_error("WebSocketServer: partial_message_timeout must be a number of seconds in (0, 86400], not -3")
 	expect_error("WebSocketServer: inbound_buffer_size must be between 1 and 1073741824, not 0")
 	expect_error("WebSocketServer: outbound_buffer_size must be between 1 and 1073741824, not -5")
 	expect_error("WebSocketServer: max_queued_packets must be between 1 and 1073741824, not 0")
@@ -60,6 +61,10 @@ func test_setters_refuse_invalid_values() -> void:
 	check_eq(s.handshake_timeout, 3.0, "handshake_timeout unchanged")
 	s.close_timeout = 0.0
 	check_eq(s.close_timeout, 3.0, "close_timeout unchanged")
+	s.partial_message_timeout = -3.0
+	check_eq(s.partial_message_timeout, 30.0, "partial_message_timeout unchanged")
+	s.partial_message_timeout = 5.5
+	check_eq(s.partial_message_timeout, 5.5, "partial_message_timeout accepted")
 	s.inbound_buffer_size = 0
 	check_eq(s.inbound_buffer_size, 65535, "inbound_buffer_size unchanged")
 	s.outbound_buffer_size = -5

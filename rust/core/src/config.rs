@@ -73,6 +73,10 @@ pub struct ServerConfig {
     pub handshake_timeout: Duration,
     /// How long we wait for the client's answer to our Close frame before dropping it.
     pub close_timeout: Duration,
+    /// How long a client may leave a message unfinished without sending more of it (then it is
+    /// closed with 1008). Time while the server is not reading it (its queue is full) does not
+    /// count.
+    pub partial_message_timeout: Duration,
     pub limits: Limits,
     /// Godot's high-level multiplayer protocol (`gd_mp_api = true`): each client is first sent its
     /// id as one 4-byte little-endian binary message, and messages from all peers go into one
@@ -94,6 +98,7 @@ impl Default for ServerConfig {
             extra_headers: Vec::new(),
             handshake_timeout: Duration::from_secs(3),
             close_timeout: Duration::from_secs(3),
+            partial_message_timeout: Duration::from_secs(30),
             limits: Limits::default(),
             multiplayer: false,
             tls: None,

@@ -10,10 +10,9 @@
 //! handshake is complete or the upgrade was refused: the output drains, then `close_notify` and
 //! FIN) → gone. A protocol violation goes through `FailPending` (the game first takes the
 //! messages that came before it) and `Failing`: our Close frame (1002, 1007 or 1009) is written,
-//! and the connection ends with the client's Close reply (then, as after every close handshake,
-//! the server closes the TCP connection first), its EOF, or `close_timeout`. (No FIN is sent
-//! before the client's reply: Godot's TLS client drops a Close frame that `close_notify`
-//! follows at once, and reports code -1 instead.)
+//! followed by a FIN (`Stream::half_close`; RFC 6455 §7.1.7: fail, then close), and the connection
+//! ends with the client's Close reply, its EOF, or `close_timeout`. (A violation that leaves the
+//! stream unparseable, a bad opcode or a frame over the limit, hides the reply: then only the EOF.)
 //!
 //! Every byte for the socket goes through one `OutQueue` (tungstenite writes into it and never
 //! buffers on its own), so what a connection holds for a slow client is counted and bounded.
@@ -33,6 +32,7 @@ use crate::config::{Limits, ServerConfig};
 use crate::handshake::{Decision, Offer, MAX_REQUEST_SIZE};
 use crate::ids::IdAllocator;
 use crate::outq::OutQueue;
+use crate::progress::MessageProgress;
 use crate::shared::{Event, Packet, PeerShared, PeerState};
 
 /// The close code reported when a Close frame carries none (RFC 6455 §7.1.5).
@@ -50,6 +50,9 @@ pub struct Settings {
     pub limits: Limits,
     pub handshake_timeout: Duration,
     pub close_timeout: Duration,
+    /// A client that leaves a message unfinished and sends nothing more of it for this long is
+    /// closed with 1008.
+    pub partial_message_timeout: Duration,
     /// Send each client its id first (Godot's multiplayer protocol).
     pub send_id: bool,
     ws: WebSocketConfig,
@@ -73,6 +76,7 @@ impl Settings {
             limits: config.limits,
             handshake_timeout: config.handshake_timeout,
             close_timeout: config.close_timeout,
+            partial_message_timeout: config.partial_message_timeout,
             send_id: config.multiplayer,
             ws,
         }
@@ -101,6 +105,11 @@ pub trait Stream: Read + Write {
     /// Ends our direction after the last byte: TLS `close_notify`, then a TCP FIN. `WouldBlock`
     /// means: call again once the socket is writable.
     fn close_write(&mut self) -> io::Result<()>;
+
+    /// After a violation, once our Close is written: a TCP FIN, so the client need not wait for us
+    /// to close. (The driver does nothing here over TLS: Godot's TLS client drops a Close frame
+    /// that any end of stream follows at once.)
+    fn half_close(&mut self);
 }
 
 enum Phase {
@@ -164,6 +173,11 @@ pub struct Connection {
     out_paused: bool,
     /// The socket refused bytes; nothing is tried again until it reports writable.
     write_blocked: bool,
+    /// Our FIN went out after a violation (`Stream::half_close`).
+    half_closed: bool,
+    /// Where the client is in its current message, and when it must have sent more of it.
+    progress: MessageProgress,
+    stall_deadline: Option<Instant>,
 }
 
 impl Connection {
@@ -179,12 +193,18 @@ impl Connection {
             paused: false,
             out_paused: false,
             write_blocked: false,
+            half_closed: false,
+            progress: MessageProgress::default(),
+            stall_deadline: None,
         }
     }
 
     /// When `on_timeout` wants to be called, if ever.
     pub fn deadline(&self) -> Option<Instant> {
-        self.deadline
+        match (self.deadline, self.stall_deadline) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
 
     /// The peer, once the upgrade is done.
@@ -290,6 +310,9 @@ impl Connection {
     /// The game has taken everything the client sent before its protocol violation (and queued
     /// its answers): send our Close for the violation.
     pub fn fail_now<S: Stream>(&mut self, io: &mut S, cx: &mut Cx) -> Status {
+        if !matches!(self.phase, Phase::FailPending { .. }) {
+            return Status::Alive;
+        }
         let Phase::FailPending {
             mut ws,
             peer,
@@ -297,12 +320,13 @@ impl Connection {
             aligned,
         } = std::mem::replace(&mut self.phase, Phase::Gone)
         else {
-            return Status::Alive;
+            unreachable!()
         };
         peer.advance(PeerState::Closing);
         let reason = match code {
             CloseCode::Size => "message too big",
             CloseCode::Invalid => "invalid UTF-8",
+            CloseCode::Policy => "message not finished in time",
             _ => "protocol error",
         };
         let frame = CloseFrame {
@@ -322,6 +346,14 @@ impl Connection {
 
     /// Called at or after `deadline()`.
     pub fn on_timeout<S: Stream>(&mut self, io: &mut S, cx: &mut Cx) -> Status {
+        if self.stall_deadline.is_some_and(|d| d <= cx.now) {
+            self.stall_deadline = None;
+            if matches!(self.phase, Phase::Open { .. }) {
+                // The client is inside a frame: what follows cannot be parsed.
+                self.start_failing(CloseCode::Policy, false, cx);
+                return Status::Alive;
+            }
+        }
         match self.deadline {
             Some(d) if d <= cx.now => {}
             _ => return Status::Alive,
@@ -346,6 +378,17 @@ impl Connection {
             }
             if self.write_output(io).is_err() {
                 return self.finish(false, cx);
+            }
+            // A failed connection: once our Close is out, close our direction (RFC 6455 §7.1.7:
+            // fail the connection, then close it); a client whose Close frame was the violation
+            // will not answer ours. The client's reply, if it sends one, is still read.
+            if let (Phase::Failing { .. }, true, false) = (
+                &self.phase,
+                self.out.is_empty() && !self.write_blocked,
+                self.half_closed,
+            ) {
+                self.half_closed = true;
+                io.half_close();
             }
             // The close is complete and everything is written: end our direction (with TLS's
             // close_notify) and let go. The server closes first, as RFC 6455 §7.1.1 asks.
@@ -465,6 +508,7 @@ impl Connection {
                     consumed,
                 } => {
                     let leftover = buf.split_off(consumed);
+                    self.progress.feed(&leftover);
                     let mut ws = WebSocketContext::from_partially_read(leftover, Role::Server, Some(cx.settings.ws));
                     let peer = Arc::new(PeerShared::new(cx.ids.allocate(), self.addr, cx.settings.limits));
                     cx.events.push(Event::Connected {
@@ -502,7 +546,11 @@ impl Connection {
             return Input::More;
         };
         let out_limit = cx.settings.limits.outbound_buffer_size;
-        let mut tx = Tx { io, out: &mut self.out };
+        let mut tx = TrackedTx {
+            tx: Tx { io, out: &mut self.out },
+            progress: &mut self.progress,
+            got: false,
+        };
         // (code, whether the stream is still at a frame boundary): after a frame that was too
         // long tungstenite is inside its payload, and a bad opcode is refused before its header
         // is consumed; every other violation is found after the whole frame was read.
@@ -510,12 +558,14 @@ impl Connection {
             // Pongs and Close replies are written by tungstenite as it reads: stop reading while
             // the client is not taking what it is sent (a ping flood from a client that never
             // reads is bounded here).
-            if tx.out.len() > out_limit {
+            if tx.tx.out.len() > out_limit {
                 self.out_paused = true;
+                self.stall_deadline = None;
                 return Input::More;
             }
             if peer.inbound_full() && peer.pause() {
                 self.paused = true;
+                self.stall_deadline = None;
                 return Input::More;
             }
             match ws.read(&mut tx) {
@@ -552,7 +602,18 @@ impl Connection {
                     }
                 }
                 Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_)) => {}
-                Err(WsError::Io(e)) if e.kind() == ErrorKind::WouldBlock => return Input::More,
+                Err(WsError::Io(e)) if e.kind() == ErrorKind::WouldBlock => {
+                    // All that was sent is read: a message left unfinished must make progress
+                    // within partial_message_timeout (counted from its last byte).
+                    self.stall_deadline = match (tx.progress.partial(), tx.got) {
+                        (false, _) => None,
+                        (true, true) => Some(cx.now + cx.settings.partial_message_timeout),
+                        (true, false) => self
+                            .stall_deadline
+                            .or(Some(cx.now + cx.settings.partial_message_timeout)),
+                    };
+                    return Input::More;
+                }
                 Err(WsError::Io(e)) if e.kind() == ErrorKind::Interrupted => {}
                 // The close handshake is complete.
                 Err(WsError::ConnectionClosed | WsError::AlreadyClosed) => return Input::Closed,
@@ -564,9 +625,15 @@ impl Connection {
                 Err(_) => return Input::Lost,
             }
         };
-        // Fail the connection (RFC 6455 §7.1.7), once the game has seen what came before.
+        self.start_failing(code, aligned, cx);
+        Input::More
+    }
+
+    /// Fails the connection (RFC 6455 §7.1.7) once the game has seen what came before: reading
+    /// stops, the game is told (`Event::ProtocolError`), and `fail_now` sends the Close.
+    fn start_failing(&mut self, code: CloseCode, aligned: bool, cx: &mut Cx) {
         let Phase::Open { ws, peer, .. } = std::mem::replace(&mut self.phase, Phase::Gone) else {
-            unreachable!()
+            unreachable!("only an open connection fails")
         };
         cx.events.push(Event::ProtocolError {
             id: peer.id,
@@ -578,12 +645,13 @@ impl Connection {
             code,
             aligned,
         };
+        self.stall_deadline = None;
         self.deadline = Some(cx.now + cx.settings.close_timeout);
-        Input::More
     }
 
     /// After our Close for a violation: frames are read (and dropped) until the client's Close
-    /// reply completes the handshake. A second violation leaves only discarding.
+    /// reply completes the handshake. Further violations are ignored as long as tungstenite has
+    /// consumed the frame; one that leaves the stream unparseable leaves only discarding.
     fn read_close_reply<S: Stream>(&mut self, io: &mut S) -> Input {
         let Phase::Failing { ws, frames, .. } = &mut self.phase else {
             return Input::More;
@@ -598,6 +666,9 @@ impl Connection {
                 Err(WsError::Protocol(ProtocolError::ResetWithoutClosingHandshake)) | Err(WsError::Io(_)) => {
                     return Input::Lost
                 }
+                // The frame was read whole: go on with the next one.
+                Err(WsError::Utf8(_)) => {}
+                Err(WsError::Protocol(p)) if !matches!(p, ProtocolError::InvalidOpcode(_)) => {}
                 Err(_) => {
                     *frames = false;
                     return match discard_input(tx.io) {
@@ -622,6 +693,7 @@ impl Connection {
         }
         self.phase = Phase::Gone;
         self.deadline = None;
+        self.stall_deadline = None;
         Status::Gone
     }
 }
@@ -654,6 +726,33 @@ struct Tx<'a, S> {
 impl<S: Read> Read for Tx<'_, S> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         self.io.read(buf)
+    }
+}
+
+/// `Tx` for reading frames while the connection is open: also follows message boundaries.
+struct TrackedTx<'a, S> {
+    tx: Tx<'a, S>,
+    progress: &'a mut MessageProgress,
+    /// Some bytes arrived during this round of reading.
+    got: bool,
+}
+
+impl<S: Read> Read for TrackedTx<'_, S> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.tx.read(buf)?;
+        self.progress.feed(&buf[..n]);
+        self.got |= n > 0;
+        Ok(n)
+    }
+}
+
+impl<S> Write for TrackedTx<'_, S> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.tx.write(buf)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
     }
 }
 

@@ -26,6 +26,9 @@ pub(crate) const LISTENER: Token = Token(1);
 const FIRST_CONNECTION: usize = 2;
 /// After `accept` fails for lack of resources (EMFILE and the like), try again after this long.
 const ACCEPT_RETRY: Duration = Duration::from_millis(100);
+/// After connections closed, once the I/O thread has had nothing to do for this long, freed memory
+/// is handed back to the system (see `Driver::trim_memory`).
+const TRIM_AFTER_IDLE: Duration = Duration::from_secs(1);
 
 /// A connection's socket, with TLS in front of it for `wss://`.
 ///
@@ -80,6 +83,15 @@ impl Stream for Transport {
         let _ = self.socket().shutdown(Shutdown::Write);
         Ok(())
     }
+
+    fn half_close(&mut self) {
+        // Not over TLS: Godot's TLS client reports close code -1 instead of the Close frame it
+        // got when any end of stream (close_notify or a bare FIN) follows the frame at once. TLS
+        // clients answer our Close and close; close_timeout bounds those that do not.
+        if let Transport::Plain(sock) = self {
+            let _ = sock.shutdown(Shutdown::Write);
+        }
+    }
 }
 
 struct Slot {
@@ -87,11 +99,16 @@ struct Slot {
     conn: Connection,
     /// Already in `Driver::dirty`.
     queued: bool,
+    /// The earliest entry of this connection in `Driver::timers`. A deadline that moves later
+    /// (a slow message making progress) adds no entry: when this one fires, the connection's
+    /// current deadline is pushed then. So the heap holds about one entry per connection.
+    timer_at: Option<Instant>,
 }
 
 pub(crate) struct Driver {
     poll: Poll,
-    listener: TcpListener,
+    /// `None` once the server is stopping (closed first, so the port is free at once).
+    listener: Option<TcpListener>,
     link: Arc<Link>,
     settings: Settings,
     tls: Option<Arc<rustls::ServerConfig>>,
@@ -102,6 +119,10 @@ pub(crate) struct Driver {
     accept_retry: Option<Instant>,
     /// Accepting stopped because the game has not taken its events (`Link::backlog_full`).
     accept_paused: bool,
+    /// Connections have closed since memory was last handed back (`trim_memory`).
+    freed_since_trim: bool,
+    /// When the last readiness event or command was handled.
+    last_busy: Instant,
     /// Connections with writes queued this turn.
     dirty: Vec<usize>,
     events: Vec<Event>,
@@ -118,7 +139,7 @@ impl Driver {
     ) -> Driver {
         Driver {
             poll,
-            listener,
+            listener: Some(listener),
             link,
             settings,
             tls,
@@ -128,6 +149,8 @@ impl Driver {
             timers: BinaryHeap::new(),
             accept_retry: None,
             accept_paused: false,
+            freed_since_trim: false,
+            last_busy: Instant::now(),
             dirty: Vec::new(),
             events: Vec::new(),
             commands: Vec::new(),
@@ -139,6 +162,8 @@ impl Driver {
     pub(crate) fn run_guarded(self) {
         let link = self.link.clone();
         let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || self.run()));
+        // The driver (and with it the listener) is gone, whatever happened.
+        link.listener_closed();
         let failure = match result {
             Ok(Ok(())) => return,
             Ok(Err(e)) => format!("the I/O thread stopped: {e}"),
@@ -158,17 +183,28 @@ impl Driver {
         let mut events = Events::with_capacity(1024);
         loop {
             if self.link.is_stopping() {
-                return Ok(());
+                return Ok(self.shut_down());
             }
-            let timeout = self.next_timeout(Instant::now());
+            let before = Instant::now();
+            let mut timeout = self.next_timeout(before);
+            if self.freed_since_trim {
+                let trim_in = (self.last_busy + TRIM_AFTER_IDLE).saturating_duration_since(before);
+                timeout = Some(timeout.map_or(trim_in, |t| t.min(trim_in)));
+            }
             if let Err(e) = self.poll.poll(&mut events, timeout) {
                 if e.kind() == ErrorKind::Interrupted {
                     continue;
                 }
                 return Err(e);
             }
+            if !events.is_empty() {
+                self.last_busy = Instant::now();
+            } else if self.freed_since_trim && self.last_busy.elapsed() >= TRIM_AFTER_IDLE {
+                self.freed_since_trim = false;
+                trim_memory();
+            }
             if self.link.is_stopping() {
-                return Ok(());
+                return Ok(self.shut_down());
             }
             let now = Instant::now();
             for event in events.iter() {
@@ -213,6 +249,14 @@ impl Driver {
         }
     }
 
+    /// The game thread's `stop()` waits only for the listener to close (so `listen` on the same
+    /// port works at once); every connection is closed after that, on this thread.
+    fn shut_down(mut self) {
+        drop(self.listener.take());
+        self.link.listener_closed();
+        drop(self);
+    }
+
     fn next_timeout(&self, now: Instant) -> Option<Duration> {
         let timer = self.timers.peek().map(|Reverse((t, _))| *t);
         let next = match (timer, self.accept_retry) {
@@ -229,7 +273,10 @@ impl Driver {
                 self.accept_paused = true;
                 return;
             }
-            match self.listener.accept() {
+            let Some(listener) = &self.listener else {
+                return;
+            };
+            match listener.accept() {
                 // Refused connections are accepted and closed at once, as Godot's server does.
                 Ok(_) if self.link.is_refusing() => {}
                 Ok((mut stream, addr)) => {
@@ -255,13 +302,15 @@ impl Driver {
                     };
                     let addr = SocketAddr::new(addr.ip().to_canonical(), addr.port());
                     let conn = Connection::new(addr, now, &self.settings);
-                    if let Some(deadline) = conn.deadline() {
+                    let timer_at = conn.deadline();
+                    if let Some(deadline) = timer_at {
                         self.timers.push(Reverse((deadline, key)));
                     }
                     entry.insert(Slot {
                         stream,
                         conn,
                         queued: false,
+                        timer_at,
                     });
                     // Registration reports data that is already waiting, so no read is due here.
                 }
@@ -288,7 +337,6 @@ impl Driver {
         let Some(slot) = self.conns.get_mut(key) else {
             return;
         };
-        let deadline = slot.conn.deadline();
         let had_peer = slot.conn.peer().is_some();
         let mut cx = Cx {
             now,
@@ -305,8 +353,11 @@ impl Driver {
         match status {
             Status::Gone => self.remove(key),
             Status::Alive => {
-                if let Some(d) = slot.conn.deadline().filter(|d| Some(*d) != deadline) {
-                    self.timers.push(Reverse((d, key)));
+                if let Some(d) = slot.conn.deadline() {
+                    if slot.timer_at.is_none_or(|t| d < t) {
+                        slot.timer_at = Some(d);
+                        self.timers.push(Reverse((d, key)));
+                    }
                 }
                 if slot.conn.wants_flush() && !slot.queued {
                     slot.queued = true;
@@ -317,6 +368,7 @@ impl Driver {
     }
 
     fn remove(&mut self, key: usize) {
+        self.freed_since_trim = true;
         let mut slot = self.conns.remove(key);
         let _ = self.poll.registry().deregister(slot.stream.socket());
         if let Some(peer) = slot.conn.peer() {
@@ -388,8 +440,14 @@ impl Driver {
                 return;
             }
             self.timers.pop();
-            // An entry may be stale (the connection moved on, or the key was reused);
-            // `on_timeout` only acts on the connection's own, expired deadline.
+            if let Some(slot) = self.conns.get_mut(key) {
+                if slot.timer_at == Some(deadline) {
+                    slot.timer_at = None;
+                }
+            }
+            // An entry may be stale (the deadline moved, or the key was reused); `on_timeout`
+            // only acts on the connection's own, expired deadline, and a later deadline is
+            // pushed again by `with_conn`.
             self.with_conn(key, now, |c, s, cx| c.on_timeout(s, cx));
         }
     }
@@ -407,5 +465,18 @@ impl Driver {
         if self.dirty.is_empty() {
             self.dirty = dirty;
         }
+    }
+}
+
+/// Hands memory that is free but still held by the C allocator back to the system. glibc keeps
+/// freed memory in its arenas (one per thread that allocated), so after a crowd of clients with
+/// large messages has gone, the process would otherwise stay at its peak size for good. Called
+/// only when the I/O thread has been idle for a second after connections closed; it takes a few
+/// milliseconds, and only on this thread.
+fn trim_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only releases free memory; it is safe to call at any time.
+    unsafe {
+        libc::malloc_trim(0);
     }
 }

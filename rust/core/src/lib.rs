@@ -15,10 +15,14 @@ mod driver;
 pub mod handshake;
 pub mod ids;
 mod outq;
+mod progress;
 pub mod server;
 pub mod shared;
+mod sync;
 pub mod tls;
 
 pub use config::{BindIp, ConfigError, Limits, ServerConfig};
-pub use server::{CloseError, ListenError, PeerHandle, SendError, Server, Signal, TargetError};
+pub use server::{
+    is_recipient, join_stopped_io_threads, CloseError, ListenError, PeerHandle, SendError, Server, Signal, TargetError,
+};
 pub use shared::{Packet, PeerId, PeerState, MAX_EVENT_BACKLOG};

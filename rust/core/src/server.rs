@@ -271,12 +271,10 @@ impl Server {
                 .send(packet.data, text)
                 .map_err(|e| TargetError::Refused(vec![(target, e)]));
         }
-        // `-target` of i32::MIN does not exist as an id: then nobody is excluded.
-        let excluded = target.checked_neg();
         let mut ids = Vec::with_capacity(self.peers.len());
         let mut refused = Vec::new();
         for (&id, peer) in &self.peers {
-            if Some(id) == excluded || peer.state() != PeerState::Open {
+            if !is_recipient(target, id) || peer.state() != PeerState::Open {
                 continue;
             }
             match peer.shared.reserve_outbound(packet.data.len()) {
@@ -318,19 +316,39 @@ impl Server {
         self.thread.is_some()
     }
 
-    /// Closes the listener and every connection at once (no close handshake, no signals) and
-    /// waits for the I/O thread to end. Peer objects kept by the game report `Closed`.
+    /// Closes the listener and every connection (no close handshake, no signals). Returns once
+    /// the port is free; the I/O thread closes the connections and ends on its own, and is joined
+    /// later (`join_stopped_io_threads`). Peer objects kept by the game report `Closed`.
     pub fn stop(&mut self) {
         let Some(thread) = self.thread.take() else {
             return;
         };
         self.link.stop();
-        let _ = thread.join();
+        if !self.link.wait_listener_closed(std::time::Duration::from_secs(5)) {
+            // Never seen; joining is the last resort that still frees the port.
+            let _ = thread.join();
+        } else {
+            let mut stopped = STOPPED_THREADS.lock();
+            stopped.retain(|t| !t.is_finished());
+            stopped.push(thread);
+        }
         for peer in self.peers.values() {
             peer.shared.advance(PeerState::Closed);
         }
         self.peers.clear();
         self.pending.clear();
+    }
+}
+
+/// I/O threads of stopped servers that may still be closing their connections.
+static STOPPED_THREADS: parking_lot::Mutex<Vec<JoinHandle<()>>> = parking_lot::Mutex::new(Vec::new());
+
+/// Waits for the I/O threads of stopped servers to end. Call before the code of this library may
+/// go away (the extension's deinitialisation), so that no thread runs it any more.
+pub fn join_stopped_io_threads() {
+    let threads = std::mem::take(&mut *STOPPED_THREADS.lock());
+    for t in threads {
+        let _ = t.join();
     }
 }
 
@@ -391,6 +409,17 @@ fn listener(addr: SocketAddr) -> io::Result<TcpListener> {
     socket.bind(&addr.into())?;
     socket.listen(LISTEN_BACKLOG)?;
     Ok(TcpListener::from_std(socket.into()))
+}
+
+/// Whether peer `id` receives a multiplayer packet sent to `target` (`MultiplayerPeer`'s
+/// convention: `> 0` that peer, `0` everyone, `< 0` everyone but `-target`). `-i32::MIN` is not an
+/// id, so that target excludes no one.
+pub fn is_recipient(target: PeerId, id: PeerId) -> bool {
+    match target {
+        0 => true,
+        t if t > 0 => id == t,
+        t => Some(id) != t.checked_neg(),
+    }
 }
 
 /// Why a send or close was refused.

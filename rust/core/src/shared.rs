@@ -138,11 +138,58 @@ pub struct Link {
     failure: Mutex<Option<String>>,
     /// Set with `failure`: sends fail from then on, before the game has polled.
     failed: AtomicBool,
-    /// Events published and not yet taken by the game, and how many may be.
-    backlog: AtomicUsize,
-    max_backlog: usize,
-    /// The I/O thread stopped accepting because of the backlog: wake it when the game takes.
-    accept_waiting: AtomicBool,
+    gate: AcceptGate,
+    /// Set by the I/O thread once its listener is closed (see `Server::stop`).
+    listener_closed: std::sync::Mutex<bool>,
+    listener_closed_cv: std::sync::Condvar,
+}
+
+/// Whether the I/O thread may accept: not while `max` events wait for the game. When it stops,
+/// the game's next take must wake it; the two sides use sequentially consistent operations so
+/// that one of them always sees the other (checked with loom in `tests/loom.rs`).
+#[derive(Debug)]
+pub struct AcceptGate {
+    /// Events published and not yet taken by the game.
+    backlog: crate::sync::AtomicUsize,
+    max: usize,
+    /// The I/O thread stopped accepting: the game's next take must wake it.
+    waiting: crate::sync::AtomicBool,
+}
+
+impl AcceptGate {
+    pub fn new(max: usize) -> AcceptGate {
+        AcceptGate {
+            backlog: crate::sync::AtomicUsize::new(0),
+            max,
+            waiting: crate::sync::AtomicBool::new(false),
+        }
+    }
+
+    /// I/O thread: `n` more events wait for the game.
+    pub fn published(&self, n: usize) {
+        self.backlog.fetch_add(n, SeqCst);
+    }
+
+    /// I/O thread: whether too many events wait to accept more connections. If so, the game's
+    /// next `taken` returns true (wake the I/O thread).
+    pub fn full(&self) -> bool {
+        if self.backlog.load(SeqCst) < self.max {
+            return false;
+        }
+        self.waiting.store(true, SeqCst);
+        // The game may have taken the events between the two lines above.
+        if self.backlog.load(SeqCst) < self.max {
+            self.waiting.store(false, SeqCst);
+            return false;
+        }
+        true
+    }
+
+    /// Game thread: every event was taken. Returns true if the I/O thread waits to be woken.
+    pub fn taken(&self) -> bool {
+        self.backlog.store(0, SeqCst);
+        self.waiting.swap(false, SeqCst)
+    }
 }
 
 impl Link {
@@ -158,9 +205,9 @@ impl Link {
             refusing: AtomicBool::new(false),
             failure: Mutex::new(None),
             failed: AtomicBool::new(false),
-            backlog: AtomicUsize::new(0),
-            max_backlog,
-            accept_waiting: AtomicBool::new(false),
+            gate: AcceptGate::new(max_backlog),
+            listener_closed: std::sync::Mutex::new(false),
+            listener_closed_cv: std::sync::Condvar::new(),
         }
     }
 
@@ -207,7 +254,7 @@ impl Link {
             return;
         }
         let mut q = self.events.lock();
-        self.backlog.fetch_add(events.len(), AcqRel);
+        self.gate.published(events.len());
         if q.is_empty() {
             std::mem::swap(&mut *q, events);
         } else {
@@ -217,29 +264,36 @@ impl Link {
 
     /// Game thread: take every published event.
     pub fn take_events(&self, into: &mut Vec<Event>) {
-        {
+        let wake = {
             let mut q = self.events.lock();
             std::mem::swap(&mut *q, into);
-            self.backlog.store(0, SeqCst);
-        }
-        if self.accept_waiting.swap(false, SeqCst) {
+            self.gate.taken()
+        };
+        if wake {
             self.wake();
         }
     }
 
-    /// I/O thread: whether too many events wait for the game to accept more connections. If so,
-    /// the next `take_events` wakes the I/O thread.
+    /// I/O thread: whether too many events wait for the game to accept more connections (see
+    /// `AcceptGate::full`).
     pub fn backlog_full(&self) -> bool {
-        if self.backlog.load(Acquire) < self.max_backlog {
-            return false;
-        }
-        self.accept_waiting.store(true, SeqCst);
-        // The game may have taken the events between the two lines above.
-        if self.backlog.load(SeqCst) < self.max_backlog {
-            self.accept_waiting.store(false, Release);
-            return false;
-        }
-        true
+        self.gate.full()
+    }
+
+    /// I/O thread: the listener is closed (or the thread is ending).
+    pub fn listener_closed(&self) {
+        *self.listener_closed.lock().unwrap_or_else(|e| e.into_inner()) = true;
+        self.listener_closed_cv.notify_all();
+    }
+
+    /// Game thread: waits (at most `limit`) until the I/O thread has closed its listener.
+    pub fn wait_listener_closed(&self, limit: std::time::Duration) -> bool {
+        let closed = self.listener_closed.lock().unwrap_or_else(|e| e.into_inner());
+        let (closed, _) = self
+            .listener_closed_cv
+            .wait_timeout_while(closed, limit, |closed| !*closed)
+            .unwrap_or_else(|e| e.into_inner());
+        *closed
     }
 
     pub fn stop(&self) {
@@ -307,7 +361,7 @@ pub struct PeerShared {
     state: AtomicU8,
     /// Inbound counters and the paused flag change together under one lock, so the hand-over
     /// between "the I/O thread pauses" and "the game drains" cannot lose a resume on any CPU.
-    inbound: Mutex<Inbound>,
+    inbound: crate::sync::Mutex<Inbound>,
     out_bytes: AtomicUsize,
     out_packets: AtomicUsize,
     /// The messages the game has been told about (`data_received`) and not yet read. Only the game
@@ -322,7 +376,7 @@ impl PeerShared {
             addr,
             limits,
             state: AtomicU8::new(PeerState::Open as u8),
-            inbound: Mutex::new(Inbound::default()),
+            inbound: crate::sync::Mutex::new(Inbound::default()),
             out_bytes: AtomicUsize::new(0),
             out_packets: AtomicUsize::new(0),
             inbox: Mutex::new(Default::default()),

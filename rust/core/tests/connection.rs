@@ -25,12 +25,17 @@ struct Pipe {
     room: Option<usize>,
     /// `close_write` was called: our FIN (and for TLS, close_notify) went out.
     write_closed: bool,
+    /// `half_close` was called: a bare FIN.
+    half_closed: bool,
 }
 
 impl Stream for Pipe {
     fn close_write(&mut self) -> io::Result<()> {
         self.write_closed = true;
         Ok(())
+    }
+    fn half_close(&mut self) {
+        self.half_closed = true;
     }
 }
 
@@ -468,7 +473,8 @@ fn assert_fails_with_reply(h: &mut Harness, code: u16, reply_seen: bool) -> Vec<
         matches!(&got[..], [Message::Close(Some(f))] if u16::from(f.code) == code),
         "{got:?}"
     );
-    assert!(!h.pipe.write_closed, "no FIN before the client's reply");
+    assert!(!h.pipe.write_closed, "no close_notify before the client's reply");
+    assert!(h.pipe.half_closed, "a FIN follows our Close");
     assert_eq!(h.conn.peer().unwrap().state(), PeerState::Closing);
     // The tungstenite client has answered our Close; its reply is in the pipe.
     if !reply_seen {
@@ -490,6 +496,25 @@ fn assert_fails_with_reply(h: &mut Harness, code: u16, reply_seen: bool) -> Vec<
         );
     }
     ev
+}
+
+/// Found by fuzzing: a `Fail` for a connection that is not waiting for one (the game closed it
+/// first, so the failure's Close already went out) must change nothing; it used to drop the
+/// connection's state without a `Disconnected`.
+#[test]
+fn a_late_fail_command_changes_nothing() {
+    let mut h = Harness::open(config());
+    let (c, p, mut cx) = h.cx();
+    assert_eq!(c.fail_now(p, &mut cx), Status::Alive);
+    h.client_sends(Message::text("still here"));
+    assert_eq!(h.readable(), Status::Alive);
+    assert_eq!(h.take().len(), 1, "still open");
+    h.pipe.eof = true;
+    assert_eq!(h.readable(), Status::Gone);
+    assert!(matches!(
+        h.take().as_slice(),
+        [Event::Disconnected { clean: false, .. }]
+    ));
 }
 
 #[test]
@@ -664,4 +689,88 @@ fn multiplayer_mode_sends_the_id_right_after_the_response() {
     assert!(out.starts_with(b"HTTP/1.1 101 "));
     h.pipe.output = out[head_end..].to_vec();
     assert_eq!(h.client_receives(), vec![Message::binary(id.to_le_bytes().to_vec())]);
+}
+
+/// Regression (issue 8.7): a message left unfinished (here the first half of a frame) with
+/// nothing more sent was held forever. After `partial_message_timeout` without progress the client
+/// is failed with 1008; progress restarts the clock; a finished message stops it.
+#[test]
+fn a_stalled_partial_message_closes_with_1008() {
+    let mut h = Harness::open(ServerConfig {
+        partial_message_timeout: Duration::from_secs(30),
+        ..config()
+    });
+    let start = h.now;
+    let whole = masked(0x2, &[7u8; 100]);
+    h.client_sends_raw(&whole[..50]);
+    assert_eq!(h.readable(), Status::Alive);
+    assert_eq!(h.conn.deadline(), Some(start + Duration::from_secs(30)));
+    // More of it at 20 s: the clock restarts.
+    h.now = start + Duration::from_secs(20);
+    h.client_sends_raw(&whole[50..80]);
+    assert_eq!(h.readable(), Status::Alive);
+    h.now = start + Duration::from_secs(45);
+    assert_eq!(
+        h.timeout(),
+        Status::Alive,
+        "progress at 20 s moved the deadline to 50 s"
+    );
+    h.now = start + Duration::from_secs(50);
+    assert_eq!(h.timeout(), Status::Alive);
+    assert!(
+        matches!(h.take().as_slice(), [Event::ProtocolError { code: 1008, .. }]),
+        "the game is told first"
+    );
+    let (c, p, mut cx) = h.cx();
+    assert_eq!(c.fail_now(p, &mut cx), Status::Alive);
+    let got = h.client_receives();
+    assert!(
+        matches!(&got[..], [Message::Close(Some(f))] if u16::from(f.code) == 1008),
+        "{got:?}"
+    );
+}
+
+#[test]
+fn a_finished_message_or_an_idle_client_has_no_deadline() {
+    let mut h = Harness::open(config());
+    let whole = masked(0x1, b"complete");
+    h.client_sends_raw(&whole[..4]);
+    assert_eq!(h.readable(), Status::Alive);
+    assert!(h.conn.deadline().is_some());
+    h.client_sends_raw(&whole[4..]);
+    assert_eq!(h.readable(), Status::Alive);
+    assert_eq!(h.take().len(), 1);
+    assert_eq!(
+        h.conn.deadline(),
+        None,
+        "nothing unfinished: an idle client is never timed out here"
+    );
+}
+
+/// Time while the server itself is not reading (the game's queue is full) is not the client's
+/// stall.
+#[test]
+fn a_paused_client_is_not_timed_out_for_its_unfinished_message() {
+    let mut h = Harness::open(ServerConfig {
+        limits: Limits {
+            max_queued_packets: 1,
+            ..Limits::default()
+        },
+        ..config()
+    });
+    let start = h.now;
+    h.client_sends(Message::binary(vec![1u8]));
+    h.client_sends_raw(&masked(0x2, b"second")[..5]);
+    assert_eq!(h.readable(), Status::Alive);
+    assert_eq!(h.take().len(), 1);
+    assert_eq!(h.conn.deadline(), None, "paused: no stall deadline");
+    h.now = start + Duration::from_secs(100);
+    assert!(h.conn.peer().unwrap().sub_inbound(1));
+    let (c, p, mut cx) = h.cx();
+    assert_eq!(c.resume(p, &mut cx), Status::Alive);
+    assert_eq!(
+        h.conn.deadline(),
+        Some(start + Duration::from_secs(130)),
+        "the clock starts when reading resumes"
+    );
 }

@@ -447,3 +447,66 @@ fn multiplayer_mode_sends_ids_and_routes_by_target() {
         "existing peers unaffected"
     );
 }
+
+/// `set_no_delay` changes the server's own socket: found among this process's descriptors (the
+/// I/O thread is in-process) by its peer address, and TCP_NODELAY read back.
+#[cfg(target_os = "linux")]
+#[test]
+fn set_no_delay_changes_the_servers_socket() {
+    use std::os::fd::BorrowedFd;
+    let mut server = listen(ServerConfig::default());
+    let client = connect(&server, "/");
+    let client_addr = client.get_ref().local_addr().unwrap();
+    let id = connected_id(&signals(&mut server, 1)[0]);
+    let server_side_nodelay = || -> Option<bool> {
+        for entry in std::fs::read_dir("/proc/self/fd").ok()? {
+            let Some(fd) = entry.ok().and_then(|e| e.file_name().to_str()?.parse::<i32>().ok()) else {
+                continue;
+            };
+            // SAFETY: only read while this function runs; the descriptor is open (listed) and a
+            // descriptor that closes meanwhile only makes getsockopt fail.
+            let fd = unsafe { BorrowedFd::borrow_raw(fd) };
+            let sock = socket2::SockRef::from(&fd);
+            if sock.peer_addr().ok().and_then(|a| a.as_socket()) == Some(client_addr) {
+                return sock.tcp_nodelay().ok();
+            }
+        }
+        None
+    };
+    let wait_for = |want: bool| {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while server_side_nodelay() != Some(want) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        server_side_nodelay()
+    };
+    assert_eq!(
+        server_side_nodelay(),
+        Some(true),
+        "Nagle is off by default, as in Godot"
+    );
+    let peer = server.peer(id).unwrap();
+    peer.set_no_delay(false);
+    assert_eq!(wait_for(false), Some(false));
+    peer.set_no_delay(true);
+    assert_eq!(wait_for(true), Some(true));
+}
+
+/// `stop()` returns once the port is free (the I/O thread closes the connections after that, on
+/// its own): listening again on the same port at once works, with many clients connected.
+#[test]
+fn stop_frees_the_port_at_once() {
+    let mut server = listen(ServerConfig::default());
+    let port = server.local_addr().port();
+    let clients: Vec<_> = (0..300).map(|_| connect(&server, "/")).collect();
+    assert_eq!(signals(&mut server, 300).len(), 300);
+    server.stop();
+    let again = Server::listen(&ServerConfig {
+        bind_ip: BindIp::parse("127.0.0.1").unwrap(),
+        port,
+        ..ServerConfig::default()
+    });
+    assert!(again.is_ok(), "the port is free when stop() returns: {:?}", again.err());
+    drop(clients);
+    wss_core::join_stopped_io_threads();
+}

@@ -10,4 +10,12 @@ mod server;
 struct WebSocketServerExtension;
 
 #[gdextension]
-unsafe impl ExtensionLibrary for WebSocketServerExtension {}
+unsafe impl ExtensionLibrary for WebSocketServerExtension {
+    fn on_stage_deinit(stage: InitStage) {
+        // The I/O threads of stopped servers finish closing their sockets in the background;
+        // none may still run this library's code once Godot unloads it.
+        if stage == InitStage::Scene {
+            wss_core::join_stopped_io_threads();
+        }
+    }
+}

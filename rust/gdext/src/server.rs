@@ -41,6 +41,13 @@ pub struct WebSocketServer {
     /// forever.)
     #[var(set = set_close_timeout)]
     close_timeout: f64,
+    /// Seconds a client may leave a message unfinished without sending any more of it; then it is
+    /// closed with 1008. (A slow upload that keeps sending is not affected; time while the server
+    /// is not reading the client, because the game has not read its earlier messages, does not
+    /// count.) Without it, a client could hold up to [member inbound_buffer_size] bytes forever
+    /// with one message it never finishes. Default 30.0. [i]Not in Godot.[/i]
+    #[var(set = set_partial_message_timeout)]
+    partial_message_timeout: f64,
     /// With [member ssl_certificate], makes the server require TLS ([code]wss://[/code]).
     #[var(set = set_private_key)]
     private_key: Option<Gd<CryptoKey>>,
@@ -85,6 +92,7 @@ impl IMultiplayerPeerExtension for WebSocketServer {
             bind_ip: "*".into(),
             handshake_timeout: 3.0,
             close_timeout: 3.0,
+            partial_message_timeout: 30.0,
             private_key: None,
             ssl_certificate: None,
             ca_chain: None,
@@ -372,6 +380,7 @@ impl WebSocketServer {
             extra_headers: self.extra_headers.clone(),
             handshake_timeout: std::time::Duration::from_secs_f64(self.handshake_timeout),
             close_timeout: std::time::Duration::from_secs_f64(self.close_timeout),
+            partial_message_timeout: std::time::Duration::from_secs_f64(self.partial_message_timeout),
             limits: Limits {
                 inbound_buffer_size: self.inbound_buffer_size as usize,
                 outbound_buffer_size: self.outbound_buffer_size as usize,
@@ -534,6 +543,15 @@ impl WebSocketServer {
             "close_timeout",
             || seconds("close_timeout", value).map(|_| ()),
             |s| s.close_timeout = value,
+        );
+    }
+
+    #[func]
+    fn set_partial_message_timeout(&mut self, value: f64) {
+        self.set_checked(
+            "partial_message_timeout",
+            || seconds("partial_message_timeout", value).map(|_| ()),
+            |s| s.partial_message_timeout = value,
         );
     }
 

@@ -1,0 +1,246 @@
+//! One connection's state machine driven by arbitrary client bytes interleaved with arbitrary game
+//! commands (send, close, read and resume, fail) and socket conditions (room to write, EOF) as time
+//! advances. Never panics, and never holds more than its limits allow: bytes waiting for the
+//! socket, messages and bytes waiting for the game, memory kept for output. Events are
+//! well-formed: `Connected` first, nothing after `Disconnected`.
+#![no_main]
+
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
+
+use libfuzzer_sys::fuzz_target;
+
+#[path = "pipe.rs"]
+mod pipe;
+use pipe::Pipe;
+use wss_core::connection::{Connection, Cx, Settings, Status};
+use wss_core::ids::IdAllocator;
+use wss_core::shared::{Event, PeerShared};
+use wss_core::{Limits, Packet, ServerConfig};
+
+const LIMITS: Limits = Limits {
+    inbound_buffer_size: 1000,
+    outbound_buffer_size: 1000,
+    max_queued_packets: 8,
+};
+/// Bytes that may wait for the socket: the game's messages (at most the outbound limit, plus 14
+/// bytes of framing each), the HTTP response and id message, and one pong and one Close made by the
+/// server after reading stopped.
+const OUT_BOUND: usize = 1000 + 14 * 8 + 1024 + 2 * 131;
+
+const REQUEST: &[u8] = b"GET /fuzz?x=1 HTTP/1.1\r\nHost: f\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n";
+
+
+struct Bytes<'a>(&'a [u8]);
+impl Bytes<'_> {
+    fn byte(&mut self) -> Option<u8> {
+        let (&b, rest) = self.0.split_first()?;
+        self.0 = rest;
+        Some(b)
+    }
+    fn take(&mut self, n: usize) -> &[u8] {
+        let n = n.min(self.0.len());
+        let (a, b) = self.0.split_at(n);
+        self.0 = b;
+        a
+    }
+}
+
+/// A masked client frame with the given first byte (FIN, RSV, opcode) and payload.
+fn frame(first: u8, payload: &[u8]) -> Vec<u8> {
+    let mut f = vec![first];
+    match payload.len() {
+        n if n < 126 => f.push(0x80 | n as u8),
+        n => {
+            f.push(0x80 | 126);
+            f.extend_from_slice(&(n as u16).to_be_bytes());
+        }
+    }
+    let mask = [0x11, 0x22, 0x33, 0x44];
+    f.extend_from_slice(&mask);
+    f.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
+    f
+}
+
+struct Game {
+    peer: Option<std::sync::Arc<PeerShared>>,
+    /// Lengths of the messages the game was told about and has not read.
+    unread: VecDeque<usize>,
+    connected: bool,
+    disconnected: bool,
+    protocol_errors: usize,
+    close_requests: usize,
+}
+
+impl Game {
+    fn take(&mut self, events: &mut Vec<Event>) {
+        for e in events.drain(..) {
+            assert!(!self.disconnected, "an event after Disconnected: {e:?}");
+            match e {
+                Event::Connected { peer, .. } => {
+                    assert!(!self.connected, "connected twice");
+                    assert!((2..=i32::MAX).contains(&peer.id));
+                    self.connected = true;
+                    self.peer = Some(peer);
+                }
+                Event::Message { packet, .. } => {
+                    assert!(self.connected);
+                    assert!(packet.data.len() <= LIMITS.inbound_buffer_size);
+                    if packet.text {
+                        assert!(std::str::from_utf8(&packet.data).is_ok(), "text is UTF-8");
+                    }
+                    self.unread.push_back(packet.data.len());
+                }
+                Event::CloseRequest { .. } => {
+                    self.close_requests += 1;
+                    assert!(self.close_requests == 1);
+                }
+                Event::ProtocolError { .. } => {
+                    self.protocol_errors += 1;
+                    assert!(self.protocol_errors == 1);
+                }
+                Event::Disconnected { .. } => {
+                    assert!(self.connected, "Disconnected for a peer never connected");
+                    self.disconnected = true;
+                }
+            }
+        }
+        // What waits for the game stays within the inbound limits (one message may cross them).
+        assert!(self.unread.len() <= LIMITS.max_queued_packets);
+        assert!(self.unread.iter().sum::<usize>() < 2 * LIMITS.inbound_buffer_size);
+    }
+}
+
+fuzz_target!(|data: &[u8]| {
+    let mut input = Bytes(data);
+    let Some(flags) = input.byte() else { return };
+    let settings = Settings::new(&ServerConfig {
+        limits: LIMITS,
+        multiplayer: flags & 1 != 0,
+        protocols: if flags & 2 != 0 { vec!["chat".into()] } else { vec![] },
+        ..ServerConfig::default()
+    });
+    let mut ids = IdAllocator::new();
+    let mut events = Vec::new();
+    let mut now = Instant::now();
+    let mut pipe = Pipe::default();
+    let mut conn = Connection::new("127.0.0.1:1".parse().unwrap(), now, &settings);
+    let mut game = Game {
+        peer: None,
+        unread: VecDeque::new(),
+        connected: false,
+        disconnected: false,
+        protocol_errors: 0,
+        close_requests: 0,
+    };
+    let mut status = Status::Alive;
+    while status == Status::Alive {
+        let Some(op) = input.byte() else { break };
+        let arg = input.byte().unwrap_or(0);
+        let mut cx = Cx {
+            now,
+            settings: &settings,
+            ids: &mut ids,
+            events: &mut events,
+        };
+        status = match op % 12 {
+            // Raw client bytes.
+            0 => {
+                let n = arg as usize;
+                pipe.input.extend(input.take(n).iter().copied());
+                conn.on_readable(&mut pipe, &mut cx)
+            }
+            // A valid upgrade request (optionally offering "chat").
+            1 => {
+                if arg & 1 != 0 {
+                    let req = String::from_utf8_lossy(REQUEST).replace("\r\n\r\n", "\r\nSec-WebSocket-Protocol: chat\r\n\r\n");
+                    pipe.input.extend(req.as_bytes());
+                } else {
+                    pipe.input.extend(REQUEST);
+                }
+                conn.on_readable(&mut pipe, &mut cx)
+            }
+            // A well-formed client frame of any opcode and flags.
+            2 => {
+                let len = input.byte().unwrap_or(0) as usize * (1 + (arg as usize >> 7) * 8);
+                let payload = input.take(len).to_vec();
+                pipe.input.extend(frame(arg, &payload));
+                conn.on_readable(&mut pipe, &mut cx)
+            }
+            // The game sends a message (if the peer's limits allow, as PeerHandle::send does).
+            3 => match &game.peer {
+                Some(peer) if peer.reserve_outbound(arg as usize * 5).is_ok() => {
+                    let packet = Packet {
+                        data: vec![b'a'; arg as usize * 5].into(),
+                        text: arg & 1 != 0,
+                    };
+                    conn.send(&mut pipe, packet, &mut cx)
+                }
+                _ => Status::Alive,
+            },
+            // The game closes.
+            4 => {
+                let code = [1000, 1001, 3000, 4999, 1011][arg as usize % 5];
+                conn.close(&mut pipe, code, "bye", &mut cx)
+            }
+            // The game reads messages; a drained queue resumes reading.
+            5 => {
+                let mut st = Status::Alive;
+                for _ in 0..(arg % 4 + 1) {
+                    let (Some(len), Some(peer)) = (game.unread.pop_front(), &game.peer) else { break };
+                    if peer.sub_inbound(len) {
+                        st = conn.resume(&mut pipe, &mut cx);
+                        if st == Status::Gone {
+                            break;
+                        }
+                    }
+                }
+                st
+            }
+            // Time passes.
+            6 => {
+                now += Duration::from_millis(arg as u64 * 50);
+                cx.now = now;
+                match conn.deadline() {
+                    Some(d) if d <= now => conn.on_timeout(&mut pipe, &mut cx),
+                    _ => Status::Alive,
+                }
+            }
+            // The socket's room to write changes; more room is a writable event.
+            7 => {
+                pipe.room = if arg == 255 { None } else { Some(arg as usize * 16) };
+                conn.on_writable(&mut pipe, &mut cx)
+            }
+            // The client closes its end.
+            8 => {
+                pipe.eof = true;
+                conn.on_readable(&mut pipe, &mut cx)
+            }
+            // The game has caught up with a violation.
+            9 => conn.fail_now(&mut pipe, &mut cx),
+            // The end of a driver turn.
+            10 => conn.flush(&mut pipe, &mut cx),
+            // A reset.
+            _ => {
+                if arg == 0 {
+                    conn.on_reset(&mut cx)
+                } else {
+                    Status::Alive
+                }
+            }
+        };
+        game.take(&mut events);
+        assert!(
+            conn.buffered_out() <= OUT_BOUND,
+            "{} bytes wait for the socket",
+            conn.buffered_out()
+        );
+        assert!(conn.out_capacity() <= 4 * OUT_BOUND, "{} bytes of output memory", conn.out_capacity());
+        if status == Status::Gone {
+            assert_eq!(game.disconnected, game.connected, "a connected peer that ends is reported");
+            if let Some(peer) = &game.peer {
+                assert_eq!(peer.outbound_bytes(), 0, "every reservation is returned");
+            }
+        }
+    }
+});

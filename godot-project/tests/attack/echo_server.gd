@@ -1,0 +1,112 @@
+## The target of the attack suite and the soak (tests/attacks/, scripts/soak.sh): this addon's
+## WebSocketServer in raw mode, echoing every message back as it came (text or binary), in a plain
+## headless game loop. Keeps books on what the game was told: every id must be connected once and
+## disconnected once; a second report, or a report for an unknown id, prints "BOOKS ERROR".
+## Prints "LISTENING <port>" once, then a STATS line every 0.2 s:
+##   connected, open, disconnected, clean (disconnects), messages (received), bytes (received),
+##   refused (sends that failed). (Memory, descriptors and threads are read from /proc by the
+##   test, which knows the pid.)
+## Options after `--`: --port N (0: any), --tls (wss:// with the ECDSA test certificate),
+## --handshake-timeout S, --partial-timeout S, --limit BYTES (inbound and outbound buffer sizes), --no-read (never
+## read messages: every client's inbound queue fills), --no-reply (read every message, answer none),
+## --mp (multiplayer mode: echo to the sender).
+extends Node
+
+var server := WebSocketServer.new()
+var open := {}
+var connected := 0
+var disconnected := 0
+var clean := 0
+var messages := 0
+var bytes := 0
+var refused := 0
+var no_read := false
+var no_reply := false
+var mp := false
+var _next_stats := 0
+
+
+func _opt(name: String, default := "") -> String:
+	var args := OS.get_cmdline_user_args()
+	var i := args.find(name)
+	return args[i + 1] if i >= 0 and i + 1 < args.size() else default
+
+
+func _ready() -> void:
+	OS.low_processor_usage_mode_sleep_usec = 1000
+	var args := OS.get_cmdline_user_args()
+	no_read = args.has("--no-read")
+	no_reply = args.has("--no-reply")
+	mp = args.has("--mp")
+	server.bind_ip = "127.0.0.1"
+	server.handshake_timeout = float(_opt("--handshake-timeout", "3.0"))
+	server.partial_message_timeout = float(_opt("--partial-timeout", "30.0"))
+	var limit := int(_opt("--limit", "0"))
+	if limit > 0:
+		server.inbound_buffer_size = limit
+		server.outbound_buffer_size = limit
+	if args.has("--tls"):
+		server.private_key = load("res://tests/data/ecdsa.key")
+		server.ssl_certificate = load("res://tests/data/ecdsa.crt")
+	server.client_connected.connect(_on_connected)
+	server.client_disconnected.connect(_on_disconnected)
+	server.data_received.connect(_on_data)
+	server.peer_connected.connect(func(id: int) -> void: _on_connected(id, "", ""))
+	server.peer_disconnected.connect(func(id: int) -> void: _on_disconnected(id, false))
+	var err := server.listen(int(_opt("--port", "0")), PackedStringArray(), mp)
+	if err != OK:
+		printerr("listen failed: ", error_string(err))
+		get_tree().quit(1)
+		return
+	print("LISTENING %d" % server.get_local_port())
+
+
+func _process(_delta: float) -> void:
+	server.poll()
+	if mp:
+		while server.get_available_packet_count() > 0:
+			var from := server.get_packet_peer()
+			var data := server.get_packet()
+			messages += 1
+			bytes += data.size()
+			server.set_target_peer(from)
+			if server.put_packet(data) != OK:
+				refused += 1
+	var now := Time.get_ticks_msec()
+	if now >= _next_stats:
+		_next_stats = now + 200
+		_print_stats()
+
+
+func _on_connected(id: int, _protocol: String, _resource: String) -> void:
+	if open.has(id):
+		print("BOOKS ERROR: %d connected twice" % id)
+	open[id] = true
+	connected += 1
+
+
+func _on_disconnected(id: int, was_clean: bool) -> void:
+	if not open.erase(id):
+		print("BOOKS ERROR: disconnect of %d, which is not connected" % id)
+	disconnected += 1
+	if was_clean:
+		clean += 1
+
+
+func _on_data(id: int) -> void:
+	if no_read:
+		return
+	var peer := server.get_peer(id)
+	var data := peer.get_packet()
+	messages += 1
+	bytes += data.size()
+	if no_reply or peer.get_ready_state() != WebSocketServerPeer.STATE_OPEN:
+		return
+	var mode := WebSocketServerPeer.WRITE_MODE_TEXT if peer.was_string_packet() else WebSocketServerPeer.WRITE_MODE_BINARY
+	if peer.send(data, mode) != OK:
+		refused += 1
+
+
+func _print_stats() -> void:
+	print("STATS connected=%d open=%d disconnected=%d clean=%d messages=%d bytes=%d refused=%d" % [
+		connected, open.size(), disconnected, clean, messages, bytes, refused])

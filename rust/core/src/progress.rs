@@ -1,0 +1,104 @@
+//! Whether a client is in the middle of a message, seen from the bytes read: frame boundaries
+//! found with tungstenite's own header parser, payloads skipped. Used to close a client that
+//! leaves a message unfinished and sends no more of it (`partial_message_timeout`), which would
+//! otherwise hold up to `inbound_buffer_size` bytes of memory forever.
+
+use std::io::Cursor;
+
+use tungstenite::protocol::frame::coding::{Data, OpCode};
+use tungstenite::protocol::frame::FrameHeader;
+
+/// The longest frame header: 2 bytes, 8 of length, 4 of mask.
+const MAX_HEADER: usize = 14;
+
+#[derive(Debug, Default)]
+pub(crate) struct MessageProgress {
+    /// The start of a frame header not yet complete.
+    head: Vec<u8>,
+    /// Payload bytes of the current frame still to come.
+    remaining: u64,
+    /// A data message's first frame has come and its final frame has not.
+    fragmented: bool,
+    /// A header did not parse: the connection is being failed anyway; stop tracking.
+    broken: bool,
+}
+
+impl MessageProgress {
+    /// Takes the bytes read from the client, in order.
+    pub(crate) fn feed(&mut self, mut bytes: &[u8]) {
+        while !bytes.is_empty() && !self.broken {
+            if self.remaining > 0 {
+                let n = bytes.len().min(usize::try_from(self.remaining).unwrap_or(usize::MAX));
+                self.remaining -= n as u64;
+                bytes = &bytes[n..];
+                continue;
+            }
+            let before = self.head.len();
+            let take = bytes.len().min(MAX_HEADER - before);
+            self.head.extend_from_slice(&bytes[..take]);
+            let mut cursor = Cursor::new(&self.head[..]);
+            match FrameHeader::parse(&mut cursor) {
+                Ok(Some((header, len))) => {
+                    let used = cursor.position() as usize - before;
+                    bytes = &bytes[used..];
+                    self.head.clear();
+                    self.remaining = len;
+                    match header.opcode {
+                        OpCode::Data(Data::Continue) => self.fragmented &= !header.is_final,
+                        OpCode::Data(_) => self.fragmented = !header.is_final,
+                        OpCode::Control(_) => {}
+                    }
+                }
+                Ok(None) => bytes = &bytes[take..],
+                Err(_) => self.broken = true,
+            }
+        }
+    }
+
+    /// Whether a message (or a control frame) has begun and not ended.
+    pub(crate) fn partial(&self) -> bool {
+        !self.broken && (!self.head.is_empty() || self.remaining > 0 || self.fragmented)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn frame(first: u8, payload: &[u8]) -> Vec<u8> {
+        let mut f = vec![first, 0x80 | payload.len() as u8, 1, 2, 3, 4];
+        f.extend_from_slice(payload);
+        f
+    }
+
+    #[test]
+    fn follows_frames_fed_in_any_pieces() {
+        let mut bytes = frame(0x81, b"hello");
+        bytes.extend(frame(0x02, b"frag")); // binary, not final
+        bytes.extend(frame(0x89, b"p")); // a ping in between
+        bytes.extend(frame(0x80, b"end")); // final continuation
+                                           // Partial after every prefix that does not end at a message boundary.
+        let ends = [11, bytes.len()];
+        for cut in 0..=bytes.len() {
+            for split in [1, 3, 7] {
+                let mut p = MessageProgress::default();
+                for chunk in bytes[..cut].chunks(split) {
+                    p.feed(chunk);
+                }
+                let at_boundary = cut == 0 || ends.contains(&cut);
+                assert_eq!(p.partial(), !at_boundary, "cut {cut}, pieces of {split}");
+            }
+        }
+    }
+
+    #[test]
+    fn long_lengths_are_followed() {
+        let mut p = MessageProgress::default();
+        let mut f = vec![0x82, 0x80 | 126, 0x01, 0x00, 9, 9, 9, 9]; // 256 bytes
+        f.extend(vec![0u8; 255]);
+        p.feed(&f);
+        assert!(p.partial());
+        p.feed(&[0]);
+        assert!(!p.partial());
+    }
+}
