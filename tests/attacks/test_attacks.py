@@ -35,6 +35,17 @@ def echo_ok(port, payload="probe", timeout=5.0):
     asyncio.run(run())
 
 
+def recv_exactly(sock, n, timeout=10.0):
+    """The next `n` bytes from the server; fails if it closes first."""
+    sock.settimeout(timeout)
+    got = b""
+    while len(got) < n:
+        chunk = sock.recv(n - len(got))
+        assert chunk, f"closed after {len(got)} of {n} bytes"
+        got += chunk
+    return got
+
+
 def balanced(server, timeout=10.0):
     """Every client that connected has been reported gone."""
     return server.wait_stats(lambda s: s["open"] == 0 and s["connected"] == s["disconnected"], timeout)
@@ -166,13 +177,7 @@ def test_frame_abuse_gets_its_close_code(server, data, code):
 def test_a_flood_of_empty_fragments_is_one_message(server):
     s = raw_client(server.port)
     s.sendall(TEXT_START + frame(0x0, b"", fin=False) * 100_000 + frame(0x0, b"def"))
-    s.settimeout(10)
-    got = b""
-    while len(got) < 8:
-        chunk = s.recv(64)
-        assert chunk, "closed"
-        got += chunk
-    assert got[:8] == b"\x81\x06abcdef", got
+    assert recv_exactly(s, 8) == b"\x81\x06abcdef"
     s.close()
 
 
@@ -197,12 +202,7 @@ def test_a_slow_message_that_keeps_coming_is_not_cut(server):
     for i in range(0, len(data), 1000):
         s.sendall(data[i:i + 1000])
         time.sleep(0.5)
-    s.settimeout(5)
-    got = b""
-    while len(got) < 3004:
-        chunk = s.recv(65536)
-        assert chunk, "closed"
-        got += chunk
+    got = recv_exactly(s, 3004)
     assert got[:4] == b"\x82\x7e\x0b\xb8" and got[4:] == b"y" * 3000
     s.close()
 

@@ -183,7 +183,8 @@ impl Driver {
         let mut events = Events::with_capacity(1024);
         loop {
             if self.link.is_stopping() {
-                return Ok(self.shut_down());
+                self.shut_down();
+                return Ok(());
             }
             let before = Instant::now();
             let mut timeout = self.next_timeout(before);
@@ -204,7 +205,8 @@ impl Driver {
                 trim_memory();
             }
             if self.link.is_stopping() {
-                return Ok(self.shut_down());
+                self.shut_down();
+                return Ok(());
             }
             let now = Instant::now();
             for event in events.iter() {
