@@ -67,6 +67,19 @@ class GodotServer:
         fds = len(os.listdir(f"/proc/{self.proc.pid}/fd"))
         return rss, fds, threads
 
+    def thread_cpu_seconds(self, name):
+        """CPU seconds of the process's threads called `name` (e.g. the I/O thread)."""
+        total = 0.0
+        for tid in os.listdir(f"/proc/{self.proc.pid}/task"):
+            try:
+                if Path(f"/proc/{self.proc.pid}/task/{tid}/comm").read_text().strip() != name:
+                    continue
+                fields = Path(f"/proc/{self.proc.pid}/task/{tid}/stat").read_text().rsplit(")", 1)[1].split()
+            except FileNotFoundError:
+                continue
+            total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        return total
+
     def cpu_seconds(self):
         fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
         return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
@@ -98,8 +111,14 @@ def read_head(sock):
     return head.decode("latin-1")
 
 
-def raw_client(port, timeout=5.0):
-    s = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+def raw_client(port, timeout=5.0, rcvbuf=None):
+    """A raw socket after a successful upgrade. `rcvbuf`: a small receive buffer, set before
+    connecting so that the TCP window stays small (a slow reader)."""
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    if rcvbuf:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+    s.settimeout(timeout)
+    s.connect(("127.0.0.1", port))
     s.sendall(UPGRADE.format(path="").encode())
     head = read_head(s)
     assert head.startswith("HTTP/1.1 101 "), head

@@ -143,3 +143,24 @@ func test_multiplayer_peer_dropped_in_peer_connected() -> void:
 	check(ok, "the dropped server's client is disconnected")
 	# The handler captures `mp`: break the cycle.
 	mp.peer_connected.disconnect(handler)
+
+
+## The same in peer_disconnected: the last peer leaves and the handler drops the server.
+func test_multiplayer_peer_dropped_in_peer_disconnected() -> void:
+	var mp := SceneMultiplayer.new()
+	var server := _listen(true)
+	var port := server.get_local_port()
+	mp.multiplayer_peer = server
+	server = null
+	var dropped := [false]
+	var handler := func(_id: int) -> void:
+		mp.multiplayer_peer = null
+		dropped[0] = true
+	mp.peer_disconnected.connect(handler)
+	var c := _client(port)
+	var ok: bool = await pump([mp, c], func() -> bool: return c.get_ready_state() == WebSocketPeer.STATE_OPEN and c.get_available_packet_count() > 0)
+	check(ok, "the client joined")
+	c.close(1000, "bye")
+	ok = await pump([mp, c], func() -> bool: return dropped[0])
+	check(ok, "peer_disconnected ran and dropped the server")
+	mp.peer_disconnected.disconnect(handler)

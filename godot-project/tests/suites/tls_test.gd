@@ -142,9 +142,11 @@ func test_limits_hold_over_tls() -> void:
 	var data := PackedByteArray()
 	data.resize(1001)
 	c.put_packet(data)
-	var ok: bool = await pump([h, c], func() -> bool: return c.get_ready_state() == WebSocketPeer.STATE_CLOSED)
+	var ok: bool = await pump([h, c], func() -> bool:
+		return c.get_ready_state() == WebSocketPeer.STATE_CLOSED and h.count("disconnected") == 1)
 	check(ok, "closed")
 	check_eq(c.get_close_code(), 1009, "1009 over TLS")
+	check_eq(h.events.back()[2], true, "the client's answer was read: a clean close")
 
 
 func test_bad_tls_material_is_refused() -> void:

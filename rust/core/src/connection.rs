@@ -43,6 +43,12 @@ pub const NO_STATUS_RECEIVED: u16 = 1005;
 /// mostly idle game clients; larger messages grow the buffer as needed).
 pub const READ_CHUNK: usize = 4096;
 
+/// The largest frame accepted with an inbound limit of `limit` bytes: at least 125, the most a
+/// control frame may carry.
+fn max_frame(limit: usize) -> usize {
+    limit.max(125)
+}
+
 /// What every connection of one server shares.
 #[derive(Clone, Debug)]
 pub struct Settings {
@@ -67,7 +73,9 @@ impl Settings {
             .write_buffer_size(0)
             .max_write_buffer_size(usize::MAX)
             .max_message_size(Some(limit))
-            .max_frame_size(Some(limit));
+            // Control frames (a Close with its reason) may be 125 bytes whatever the limit;
+            // messages are still held to it by max_message_size.
+            .max_frame_size(Some(max_frame(limit)));
         Settings {
             offer: Offer {
                 protocols: config.protocols.clone(),
@@ -132,15 +140,14 @@ enum Phase {
         ws: Box<WebSocketContext>,
         peer: Arc<PeerShared>,
         code: CloseCode,
-        /// The violation left tungstenite at a frame boundary (see `Failing::frames`).
-        aligned: bool,
+        /// How the client's answer to our Close will be read.
+        reply: Reply,
     },
-    /// Our Close for a violation is out. `frames`: the stream is still in step, so frames are
-    /// read to catch the client's Close reply; otherwise input is discarded until EOF.
+    /// Our Close for a violation is out; the client's Close reply is awaited (see `Reply`).
     Failing {
         ws: Box<WebSocketContext>,
         peer: Arc<PeerShared>,
-        frames: bool,
+        reply: Reply,
     },
     /// Nothing more is read or sent: the output drains, then our end is closed and the connection
     /// is gone. `peer` is `None` for a refused upgrade (the game never knew of it).
@@ -149,6 +156,20 @@ enum Phase {
         clean: bool,
     },
     Gone,
+}
+
+/// How the client's answer to our Close for a violation is read.
+enum Reply {
+    /// The violation was found after its frame was read whole: tungstenite reads on.
+    Frames,
+    /// A frame over the limit was refused after its header: skip the rest of it (this many bytes
+    /// still to come from the socket), then read with a fresh parser.
+    Skip(u64),
+    /// That fresh parser, at a frame boundary; the first Close it returns is the reply.
+    Fresh(Box<WebSocketContext>),
+    /// The stream cannot be parsed (a bad opcode is refused before its header is consumed):
+    /// input is dropped until the client's EOF.
+    Discard,
 }
 
 /// What a round of reading found.
@@ -194,7 +215,7 @@ impl Connection {
             out_paused: false,
             write_blocked: false,
             half_closed: false,
-            progress: MessageProgress::default(),
+            progress: MessageProgress::new(max_frame(settings.limits.inbound_buffer_size)),
             stall_deadline: None,
         }
     }
@@ -317,7 +338,7 @@ impl Connection {
             mut ws,
             peer,
             code,
-            aligned,
+            reply,
         } = std::mem::replace(&mut self.phase, Phase::Gone)
         else {
             unreachable!()
@@ -334,11 +355,7 @@ impl Connection {
             reason: reason.into(),
         };
         let _ = ws.close(&mut Tx { io, out: &mut self.out }, Some(frame));
-        self.phase = Phase::Failing {
-            ws,
-            peer,
-            frames: aligned,
-        };
+        self.phase = Phase::Failing { ws, peer, reply };
         self.deadline = Some(cx.now + cx.settings.close_timeout);
         // Input that waited while the game caught up (the client's Close reply, say) is read now.
         self.drive(io, cx, true)
@@ -350,7 +367,7 @@ impl Connection {
             self.stall_deadline = None;
             if matches!(self.phase, Phase::Open { .. }) {
                 // The client is inside a frame: what follows cannot be parsed.
-                self.start_failing(CloseCode::Policy, false, cx);
+                self.start_failing(CloseCode::Policy, Reply::Discard, cx);
                 return Status::Alive;
             }
         }
@@ -452,11 +469,7 @@ impl Connection {
         match &self.phase {
             Phase::Open { .. } if self.paused || self.out_paused => Input::More,
             Phase::Open { .. } => self.read_frames(io, cx),
-            Phase::Failing { frames: true, .. } => self.read_close_reply(io),
-            Phase::Failing { frames: false, .. } => match discard_input(io) {
-                true => Input::Lost,
-                false => Input::More,
-            },
+            Phase::Failing { .. } => self.read_close_reply(io, cx),
             // Whatever arrives after the close handshake is dropped; an EOF changes nothing (the
             // output may still drain into a half-closed socket).
             Phase::Ending { .. } => {
@@ -551,10 +564,10 @@ impl Connection {
             progress: &mut self.progress,
             got: false,
         };
-        // (code, whether the stream is still at a frame boundary): after a frame that was too
-        // long tungstenite is inside its payload, and a bad opcode is refused before its header
-        // is consumed; every other violation is found after the whole frame was read.
-        let (code, aligned) = loop {
+        // (code, how the client's reply will be read): after a frame that was too long
+        // tungstenite is inside its payload, and a bad opcode is refused before its header is
+        // consumed; every other violation is found after the whole frame was read.
+        let (code, reply) = loop {
             // Pongs and Close replies are written by tungstenite as it reads: stop reading while
             // the client is not taking what it is sent (a ping flood from a client that never
             // reads is bounded here).
@@ -617,21 +630,30 @@ impl Connection {
                 Err(WsError::Io(e)) if e.kind() == ErrorKind::Interrupted => {}
                 // The close handshake is complete.
                 Err(WsError::ConnectionClosed | WsError::AlreadyClosed) => return Input::Closed,
-                Err(WsError::Capacity(CapacityError::MessageTooLong { .. })) => break (CloseCode::Size, false),
-                Err(WsError::Utf8(_)) => break (CloseCode::Invalid, true),
+                Err(WsError::Capacity(CapacityError::MessageTooLong { .. })) => {
+                    // A frame over the limit (its end is known from its header), or a message
+                    // whose fragments add up to too much (found after a whole frame).
+                    let reply = match tx.progress.rest_of_oversize_frame() {
+                        Some(rest) => Reply::Skip(rest),
+                        None if tx.progress.saw_oversize_frame() => Reply::Discard,
+                        None => Reply::Frames,
+                    };
+                    break (CloseCode::Size, reply);
+                }
+                Err(WsError::Utf8(_)) => break (CloseCode::Invalid, Reply::Frames),
                 Err(WsError::Protocol(ProtocolError::ResetWithoutClosingHandshake)) => return Input::Lost,
-                Err(WsError::Protocol(ProtocolError::InvalidOpcode(_))) => break (CloseCode::Protocol, false),
-                Err(WsError::Protocol(_)) => break (CloseCode::Protocol, true),
+                Err(WsError::Protocol(ProtocolError::InvalidOpcode(_))) => break (CloseCode::Protocol, Reply::Discard),
+                Err(WsError::Protocol(_)) => break (CloseCode::Protocol, Reply::Frames),
                 Err(_) => return Input::Lost,
             }
         };
-        self.start_failing(code, aligned, cx);
+        self.start_failing(code, reply, cx);
         Input::More
     }
 
     /// Fails the connection (RFC 6455 §7.1.7) once the game has seen what came before: reading
     /// stops, the game is told (`Event::ProtocolError`), and `fail_now` sends the Close.
-    fn start_failing(&mut self, code: CloseCode, aligned: bool, cx: &mut Cx) {
+    fn start_failing(&mut self, code: CloseCode, reply: Reply, cx: &mut Cx) {
         let Phase::Open { ws, peer, .. } = std::mem::replace(&mut self.phase, Phase::Gone) else {
             unreachable!("only an open connection fails")
         };
@@ -639,26 +661,53 @@ impl Connection {
             id: peer.id,
             code: code.into(),
         });
-        self.phase = Phase::FailPending {
-            ws,
-            peer,
-            code,
-            aligned,
-        };
+        self.phase = Phase::FailPending { ws, peer, code, reply };
         self.stall_deadline = None;
         self.deadline = Some(cx.now + cx.settings.close_timeout);
     }
 
     /// After our Close for a violation: frames are read (and dropped) until the client's Close
-    /// reply completes the handshake. Further violations are ignored as long as tungstenite has
-    /// consumed the frame; one that leaves the stream unparseable leaves only discarding.
-    fn read_close_reply<S: Stream>(&mut self, io: &mut S) -> Input {
-        let Phase::Failing { ws, frames, .. } = &mut self.phase else {
+    /// reply completes the handshake. Further violations are ignored as long as the frame was
+    /// consumed; one that leaves the stream unparseable leaves only discarding.
+    fn read_close_reply<S: Stream>(&mut self, io: &mut S, cx: &mut Cx) -> Input {
+        let Phase::Failing { ws, reply, .. } = &mut self.phase else {
             return Input::More;
         };
-        let mut tx = Tx { io, out: &mut self.out };
         loop {
-            match ws.read(&mut tx) {
+            let result = match reply {
+                Reply::Frames => ws.read(&mut Tx { io, out: &mut self.out }),
+                // Whatever this parser would answer (a pong, a Close) is dropped: our Close is
+                // already out, and nothing may follow it.
+                Reply::Fresh(fresh) => fresh.read(&mut Tx {
+                    io,
+                    out: &mut OutQueue::default(),
+                }),
+                Reply::Skip(0) => {
+                    let fresh = WebSocketContext::new(Role::Server, Some(cx.settings.ws));
+                    *reply = Reply::Fresh(Box::new(fresh));
+                    continue;
+                }
+                Reply::Skip(rest) => {
+                    let mut sink = [0u8; READ_CHUNK];
+                    let want = sink.len().min(usize::try_from(*rest).unwrap_or(usize::MAX));
+                    match io.read(&mut sink[..want]) {
+                        Ok(0) => return Input::Lost,
+                        Ok(n) => *rest -= n as u64,
+                        Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                        Err(e) if e.kind() == ErrorKind::WouldBlock => return Input::More,
+                        Err(_) => return Input::Lost,
+                    }
+                    continue;
+                }
+                Reply::Discard => {
+                    return match discard_input(io) {
+                        true => Input::Lost,
+                        false => Input::More,
+                    }
+                }
+            };
+            match result {
+                Ok(Message::Close(_)) if matches!(reply, Reply::Fresh(_)) => return Input::Closed,
                 Ok(_) => {}
                 Err(WsError::Io(e)) if e.kind() == ErrorKind::WouldBlock => return Input::More,
                 Err(WsError::Io(e)) if e.kind() == ErrorKind::Interrupted => {}
@@ -669,13 +718,7 @@ impl Connection {
                 // The frame was read whole: go on with the next one.
                 Err(WsError::Utf8(_)) => {}
                 Err(WsError::Protocol(p)) if !matches!(p, ProtocolError::InvalidOpcode(_)) => {}
-                Err(_) => {
-                    *frames = false;
-                    return match discard_input(tx.io) {
-                        true => Input::Lost,
-                        false => Input::More,
-                    };
-                }
+                Err(_) => *reply = Reply::Discard,
             }
         }
     }

@@ -11,8 +11,14 @@ use tungstenite::protocol::frame::FrameHeader;
 /// The longest frame header: 2 bytes, 8 of length, 4 of mask.
 const MAX_HEADER: usize = 14;
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct MessageProgress {
+    /// Frames longer than this are refused (1009); where the first one ends is kept.
+    max_frame: u64,
+    /// Bytes fed so far.
+    fed: u64,
+    /// Stream position just past the payload of the first frame longer than `max_frame`.
+    oversize_end: Option<u64>,
     /// The start of a frame header not yet complete.
     head: Vec<u8>,
     /// Payload bytes of the current frame still to come.
@@ -24,12 +30,25 @@ pub(crate) struct MessageProgress {
 }
 
 impl MessageProgress {
+    pub(crate) fn new(max_frame: usize) -> MessageProgress {
+        MessageProgress {
+            max_frame: max_frame as u64,
+            fed: 0,
+            oversize_end: None,
+            head: Vec::new(),
+            remaining: 0,
+            fragmented: false,
+            broken: false,
+        }
+    }
+
     /// Takes the bytes read from the client, in order.
     pub(crate) fn feed(&mut self, mut bytes: &[u8]) {
         while !bytes.is_empty() && !self.broken {
             if self.remaining > 0 {
                 let n = bytes.len().min(usize::try_from(self.remaining).unwrap_or(usize::MAX));
                 self.remaining -= n as u64;
+                self.fed += n as u64;
                 bytes = &bytes[n..];
                 continue;
             }
@@ -41,18 +60,37 @@ impl MessageProgress {
                 Ok(Some((header, len))) => {
                     let used = cursor.position() as usize - before;
                     bytes = &bytes[used..];
+                    self.fed += used as u64;
                     self.head.clear();
                     self.remaining = len;
+                    if len > self.max_frame && self.oversize_end.is_none() {
+                        self.oversize_end = Some(self.fed.saturating_add(len));
+                    }
                     match header.opcode {
                         OpCode::Data(Data::Continue) => self.fragmented &= !header.is_final,
                         OpCode::Data(_) => self.fragmented = !header.is_final,
                         OpCode::Control(_) => {}
                     }
                 }
-                Ok(None) => bytes = &bytes[take..],
+                Ok(None) => {
+                    self.fed += take as u64;
+                    bytes = &bytes[take..];
+                }
                 Err(_) => self.broken = true,
             }
         }
+    }
+
+    /// After a frame longer than `max_frame` was refused: how many of its bytes are still to come
+    /// from the socket (skip them, and the stream is at a frame boundary again). `None` if no
+    /// such frame was seen, or if bytes after it were already read (and are inside the parser).
+    pub(crate) fn rest_of_oversize_frame(&self) -> Option<u64> {
+        self.oversize_end.and_then(|end| end.checked_sub(self.fed))
+    }
+
+    /// Whether a frame longer than `max_frame` was seen.
+    pub(crate) fn saw_oversize_frame(&self) -> bool {
+        self.oversize_end.is_some()
     }
 
     /// Whether a message (or a control frame) has begun and not ended.
@@ -81,7 +119,7 @@ mod tests {
         let ends = [11, bytes.len()];
         for cut in 0..=bytes.len() {
             for split in [1, 3, 7] {
-                let mut p = MessageProgress::default();
+                let mut p = MessageProgress::new(1000);
                 for chunk in bytes[..cut].chunks(split) {
                     p.feed(chunk);
                 }
@@ -93,12 +131,21 @@ mod tests {
 
     #[test]
     fn long_lengths_are_followed() {
-        let mut p = MessageProgress::default();
-        let mut f = vec![0x82, 0x80 | 126, 0x01, 0x00, 9, 9, 9, 9]; // 256 bytes
-        f.extend(vec![0u8; 255]);
+        let mut p = MessageProgress::new(100);
+        let mut f = vec![0x82, 0x80 | 126, 0x01, 0x00, 9, 9, 9, 9]; // 256 bytes, over the 100
+        f.extend(vec![0u8; 55]);
         p.feed(&f);
         assert!(p.partial());
-        p.feed(&[0]);
+        assert_eq!(
+            p.rest_of_oversize_frame(),
+            Some(201),
+            "the frame ends 256 bytes after its header"
+        );
+        p.feed(&[0u8; 201]);
         assert!(!p.partial());
+        assert_eq!(p.rest_of_oversize_frame(), Some(0));
+        p.feed(&[0x81]);
+        assert_eq!(p.rest_of_oversize_frame(), None, "bytes past it were read");
+        assert!(p.saw_oversize_frame());
     }
 }

@@ -446,11 +446,12 @@ fn abrupt_eof_is_an_unclean_disconnect() {
 
 /// A violation is first reported to the game (`ProtocolError`, after the messages before it);
 /// our Close with its code goes out when the game answers (`fail_now`). The client's
-/// Close reply then ends it cleanly, except after a frame that was too long (the stream cannot be
-/// parsed past it): then input is discarded until the client's EOF, an unclean end. Returns the
-/// events before the `ProtocolError`.
+/// Close reply then ends it cleanly (after a frame that was too long, the rest of that frame is
+/// skipped first), except after a bad opcode, which leaves the stream unparseable: then input is
+/// discarded until the client's EOF, an unclean end. Returns the events before the
+/// `ProtocolError`.
 fn assert_fails_with(h: &mut Harness, code: u16) -> Vec<Event> {
-    assert_fails_with_reply(h, code, code != 1009)
+    assert_fails_with_reply(h, code, true)
 }
 
 /// `reply_seen`: whether the stream can still be parsed after the violation.
@@ -532,6 +533,27 @@ fn message_over_the_inbound_limit_closes_with_1009() {
     assert_eq!(c.resume(p, &mut cx), Status::Alive);
     h.client_sends(Message::binary(vec![7u8; 101]));
     assert_fails_with(&mut h, 1009);
+}
+
+/// With a limit under 125 bytes, a Close with a reason (up to 125 bytes, as any control frame) is
+/// still accepted; messages are held to the limit.
+#[test]
+fn a_small_limit_still_takes_a_close_with_its_reason() {
+    let mut h = Harness::open(ServerConfig {
+        limits: Limits {
+            inbound_buffer_size: 10,
+            ..Limits::default()
+        },
+        ..config()
+    });
+    h.client_sends(Message::Close(Some(CloseFrame {
+        code: CloseCode::Away,
+        reason: "a reason longer than ten bytes".into(),
+    })));
+    assert_eq!(h.readable(), Status::Gone);
+    let ev = h.take();
+    assert!(matches!(&ev[0], Event::CloseRequest { code: 1001, .. }), "{ev:?}");
+    assert!(matches!(&ev[1], Event::Disconnected { clean: true, .. }), "{ev:?}");
 }
 
 #[test]
