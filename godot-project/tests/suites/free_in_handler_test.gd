@@ -123,18 +123,27 @@ func test_stopped_in_every_handler() -> void:
 		s = null
 
 
+## A multiplayer-mode server whose only reference is `mp`'s; returns its port.
+func _listen_owned_by(mp: SceneMultiplayer) -> int:
+	var server := _listen(true)
+	mp.multiplayer_peer = server
+	return server.get_local_port()
+
+
+## A handler that drops `mp`'s server (sets multiplayer_peer to null) and notes it in `dropped`.
+func _dropper(mp: SceneMultiplayer, dropped: Array) -> Callable:
+	return func(_id: int) -> void:
+		mp.multiplayer_peer = null
+		dropped[0] = true
+
+
 ## Multiplayer mode: SceneMultiplayer holds the only reference, and a peer_connected handler sets
 ## multiplayer_peer to null (the pattern that aborted Godot).
 func test_multiplayer_peer_dropped_in_peer_connected() -> void:
 	var mp := SceneMultiplayer.new()
-	var server := _listen(true)
-	var port := server.get_local_port()
-	mp.multiplayer_peer = server
-	server = null
+	var port := _listen_owned_by(mp)
 	var dropped := [false]
-	var handler := func(_id: int) -> void:
-		mp.multiplayer_peer = null
-		dropped[0] = true
+	var handler := _dropper(mp, dropped)
 	mp.peer_connected.connect(handler)
 	var c := _client(port)
 	var ok: bool = await pump([mp, c], func() -> bool: return dropped[0])
@@ -148,14 +157,9 @@ func test_multiplayer_peer_dropped_in_peer_connected() -> void:
 ## The same in peer_disconnected: the last peer leaves and the handler drops the server.
 func test_multiplayer_peer_dropped_in_peer_disconnected() -> void:
 	var mp := SceneMultiplayer.new()
-	var server := _listen(true)
-	var port := server.get_local_port()
-	mp.multiplayer_peer = server
-	server = null
+	var port := _listen_owned_by(mp)
 	var dropped := [false]
-	var handler := func(_id: int) -> void:
-		mp.multiplayer_peer = null
-		dropped[0] = true
+	var handler := _dropper(mp, dropped)
 	mp.peer_disconnected.connect(handler)
 	var c := _client(port)
 	var ok: bool = await pump([mp, c], func() -> bool: return c.get_ready_state() == WebSocketPeer.STATE_OPEN and c.get_available_packet_count() > 0)
