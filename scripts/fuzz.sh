@@ -18,6 +18,7 @@
 # would cut the execution rate by 5x).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
+mkdir -p "$root/target"
 cd "$root/fuzz"
 export RUSTC_BOOTSTRAP=1
 limit=(-max_total_time=30)
