@@ -3,12 +3,16 @@ addon in headless Godot (tests/attack/echo_server.gd), raw sockets and Python `w
 clients. After every attack the server's books must balance (every client that connected was
 reported gone exactly once) and a well-behaved client must still be served.
 
-(A client frozen with SIGSTOP is dropped only once a heartbeat exists: issue 9. Freeing or stopping
-the server inside each of its handlers is godot-project/tests/suites/free_in_handler_test.gd.)
+(Freeing or stopping the server inside each of its handlers is
+godot-project/tests/suites/free_in_handler_test.gd.)
 """
 
 import asyncio
+import os
+import signal
 import socket
+import subprocess
+import sys
 import struct
 import threading
 import time
@@ -336,6 +340,51 @@ def test_slow_readers_with_a_large_backlog_cost_little_cpu():
         assert share < 0.05, f"the I/O thread used {share:.0%} of a core"
         assert s.stats["refused"] == 0
     finally:
+        s.stop()
+
+
+FROZEN_CLIENT = """
+import asyncio, sys, websockets
+async def main():
+    async with websockets.connect(sys.argv[1], ping_interval=None) as ws:
+        print("open", flush=True)
+        await asyncio.sleep(3600)
+asyncio.run(main())
+"""
+
+
+def test_a_frozen_client_is_dropped_by_the_heartbeat():
+    """A client process stopped with SIGSTOP keeps its socket open and answers nothing: with a
+    0.5 s heartbeat it is reported gone within about two intervals, while a healthy client that
+    answers pings (Python websockets does) stays."""
+    s = GodotServer("--heartbeat", "0.5")
+    frozen = subprocess.Popen([sys.executable, "-c", FROZEN_CLIENT, f"ws://127.0.0.1:{s.port}/"],
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert frozen.stdout.readline().strip() == "open"
+        s.wait_stats(lambda st: st["connected"] == 1)
+
+        async def healthy_and_quiet():
+            async with websockets.connect(f"ws://127.0.0.1:{s.port}/", ping_interval=None) as ws:
+                os.kill(frozen.pid, signal.SIGSTOP)
+                t0 = time.monotonic()
+                while s.stats.get("disconnected", 0) < 1 and time.monotonic() - t0 < 5:
+                    await asyncio.sleep(0.05)
+                dropped_after = time.monotonic() - t0
+                await asyncio.sleep(1.5)  # three more intervals, answering pings while waiting
+                await ws.send("still here")
+                assert await asyncio.wait_for(ws.recv(), 5) == "still here"
+                return dropped_after
+
+        dropped_after = asyncio.run(healthy_and_quiet())
+        assert s.stats["disconnected"] >= 1, "the frozen client was never dropped"
+        assert 0.4 <= dropped_after <= 1.6, f"dropped after {dropped_after:.2f} s"
+        record("frozen client (SIGSTOP)", heartbeat_s=0.5, dropped_after_s=round(dropped_after, 2),
+               healthy_client_kept=True)
+        s.wait_stats(lambda st: st["open"] == 0 and st["disconnected"] == 2)
+    finally:
+        frozen.kill()
+        frozen.wait()
         s.stop()
 
 

@@ -7,7 +7,7 @@
 ##   refused (sends that failed). (Memory, descriptors and threads are read from /proc by the
 ##   test, which knows the pid.)
 ## Options after `--`: --port N (0: any), --tls (wss:// with the ECDSA test certificate),
-## --handshake-timeout S, --partial-timeout S, --limit BYTES (inbound and outbound buffer sizes), --no-read (never
+## --handshake-timeout S, --partial-timeout S, --heartbeat S, --limit BYTES (inbound and outbound buffer sizes), --no-read (never
 ## read messages: every client's inbound queue fills), --no-reply (read every message, answer none),
 ## --mp (multiplayer mode: echo to the sender).
 extends Node
@@ -43,6 +43,8 @@ func _ready() -> void:
 	# (Checked, so that the suite can also be pointed at builds from before the property.)
 	if server.has_method("set_partial_message_timeout"):
 		server.partial_message_timeout = float(_opt("--partial-timeout", "30.0"))
+	if server.has_method("set_heartbeat_interval"):
+		server.heartbeat_interval = float(_opt("--heartbeat", "20.0"))
 	var limit := int(_opt("--limit", "0"))
 	if limit > 0:
 		server.inbound_buffer_size = limit

@@ -60,6 +60,11 @@ impl fmt::Display for ConfigError {
 
 impl std::error::Error for ConfigError {}
 
+/// The default heartbeat: Python `websockets`' 20 s. Well inside nginx's default 60 s
+/// `proxy_read_timeout`, so idle clients behind it stay connected, and a frozen client is dropped
+/// within about 40 s.
+pub const DEFAULT_HEARTBEAT: Duration = Duration::from_secs(20);
+
 /// Everything `Server::listen` needs.
 #[derive(Clone, Debug)]
 pub struct ServerConfig {
@@ -77,6 +82,9 @@ pub struct ServerConfig {
     /// closed with 1008). Time while the server is not reading it (its queue is full) does not
     /// count.
     pub partial_message_timeout: Duration,
+    /// Ping every open peer this often; one that has not answered by the next ping is dropped
+    /// (`None`: no heartbeat).
+    pub heartbeat_interval: Option<Duration>,
     pub limits: Limits,
     /// Godot's high-level multiplayer protocol (`gd_mp_api = true`): each client is first sent its
     /// id as one 4-byte little-endian binary message, and messages from all peers go into one
@@ -99,6 +107,7 @@ impl Default for ServerConfig {
             handshake_timeout: Duration::from_secs(3),
             close_timeout: Duration::from_secs(3),
             partial_message_timeout: Duration::from_secs(30),
+            heartbeat_interval: Some(DEFAULT_HEARTBEAT),
             limits: Limits::default(),
             multiplayer: false,
             tls: None,

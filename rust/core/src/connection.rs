@@ -59,6 +59,9 @@ pub struct Settings {
     /// A client that leaves a message unfinished and sends nothing more of it for this long is
     /// closed with 1008.
     pub partial_message_timeout: Duration,
+    /// Ping every open peer this often; a peer whose last ping is unanswered when the next is
+    /// due is dropped. `None`: no heartbeat.
+    pub heartbeat_interval: Option<Duration>,
     /// Send each client its id first (Godot's multiplayer protocol).
     pub send_id: bool,
     ws: WebSocketConfig,
@@ -85,6 +88,7 @@ impl Settings {
             handshake_timeout: config.handshake_timeout,
             close_timeout: config.close_timeout,
             partial_message_timeout: config.partial_message_timeout,
+            heartbeat_interval: config.heartbeat_interval,
             send_id: config.multiplayer,
             ws,
         }
@@ -199,6 +203,10 @@ pub struct Connection {
     /// Where the client is in its current message, and when it must have sent more of it.
     progress: MessageProgress,
     stall_deadline: Option<Instant>,
+    /// Heartbeat: when the next ping is due, and the one awaiting its pong (payload, sent at).
+    ping_due: Option<Instant>,
+    ping_out: Option<(u64, Instant)>,
+    pings_sent: u64,
 }
 
 impl Connection {
@@ -217,15 +225,18 @@ impl Connection {
             half_closed: false,
             progress: MessageProgress::new(max_frame(settings.limits.inbound_buffer_size)),
             stall_deadline: None,
+            ping_due: None,
+            ping_out: None,
+            pings_sent: 0,
         }
     }
 
     /// When `on_timeout` wants to be called, if ever.
     pub fn deadline(&self) -> Option<Instant> {
-        match (self.deadline, self.stall_deadline) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        [self.deadline, self.stall_deadline, self.ping_due]
+            .into_iter()
+            .flatten()
+            .min()
     }
 
     /// The peer, once the upgrade is done.
@@ -363,6 +374,11 @@ impl Connection {
 
     /// Called at or after `deadline()`.
     pub fn on_timeout<S: Stream>(&mut self, io: &mut S, cx: &mut Cx) -> Status {
+        if self.ping_due.is_some_and(|d| d <= cx.now) {
+            if let Some(status) = self.heartbeat(io, cx) {
+                return status;
+            }
+        }
         if self.stall_deadline.is_some_and(|d| d <= cx.now) {
             self.stall_deadline = None;
             if matches!(self.phase, Phase::Open { .. }) {
@@ -380,6 +396,42 @@ impl Connection {
             return self.fail_now(io, cx);
         }
         self.finish(false, cx)
+    }
+
+    /// The heartbeat is due: drop a peer that has not answered the last ping, else ping it.
+    /// `Some` if the connection ended.
+    fn heartbeat<S: Stream>(&mut self, io: &mut S, cx: &mut Cx) -> Option<Status> {
+        let Some(interval) = cx.settings.heartbeat_interval else {
+            self.ping_due = None;
+            return None;
+        };
+        let Phase::Open {
+            ws,
+            closing_by_us: false,
+            ..
+        } = &mut self.phase
+        else {
+            // Closing or failing: the close timeouts apply instead.
+            self.ping_due = None;
+            return None;
+        };
+        self.ping_due = Some(cx.now + interval);
+        if self.paused {
+            // The server is not reading this peer (the game has not read its messages): its
+            // pong may be waiting unread. Not the peer's fault; ask again next time.
+            return None;
+        }
+        if self.ping_out.is_some() {
+            // No pong for a whole interval: the peer is gone (frozen, or its network is).
+            return Some(self.finish(false, cx));
+        }
+        self.pings_sent += 1;
+        let payload = self.pings_sent;
+        let ping = Message::Ping(Bytes::copy_from_slice(&payload.to_be_bytes()));
+        if ws.write(&mut Tx { io, out: &mut self.out }, ping).is_ok() {
+            self.ping_out = Some((payload, cx.now));
+        }
+        Some(self.drive(io, cx, false))
     }
 
     /// One round of reading (if asked), then writing, repeated while draining the output
@@ -537,6 +589,7 @@ impl Connection {
                         let _ = ws.write(&mut Tx { io, out: &mut self.out }, Message::Frame(frame));
                     }
                     self.deadline = None;
+                    self.ping_due = cx.settings.heartbeat_interval.map(|i| cx.now + i);
                     self.phase = Phase::Open {
                         ws: Box::new(ws),
                         peer,
@@ -614,7 +667,16 @@ impl Connection {
                         self.deadline = Some(cx.now + cx.settings.close_timeout);
                     }
                 }
-                Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_)) => {}
+                Ok(Message::Pong(payload)) => {
+                    // The answer to our last ping: the peer is alive, and this is its round trip.
+                    if let Some((sent, at)) = self.ping_out {
+                        if payload[..] == sent.to_be_bytes() {
+                            self.ping_out = None;
+                            peer.set_round_trip(cx.now.saturating_duration_since(at));
+                        }
+                    }
+                }
+                Ok(Message::Ping(_) | Message::Frame(_)) => {}
                 Err(WsError::Io(e)) if e.kind() == ErrorKind::WouldBlock => {
                     // All that was sent is read: a message left unfinished must make progress
                     // within partial_message_timeout (counted from its last byte).
@@ -737,6 +799,7 @@ impl Connection {
         self.phase = Phase::Gone;
         self.deadline = None;
         self.stall_deadline = None;
+        self.ping_due = None;
         Status::Gone
     }
 }

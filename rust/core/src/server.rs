@@ -530,6 +530,11 @@ impl PeerHandle {
         self.shared.inbox.lock().len()
     }
 
+    /// The last round trip the heartbeat measured (`None` before the first pong).
+    pub fn round_trip(&self) -> Option<std::time::Duration> {
+        self.shared.round_trip()
+    }
+
     pub fn outbound_buffered(&self) -> usize {
         self.shared.outbound_bytes()
     }

@@ -364,6 +364,8 @@ pub struct PeerShared {
     inbound: crate::sync::Mutex<Inbound>,
     out_bytes: AtomicUsize,
     out_packets: AtomicUsize,
+    /// The last round trip measured by the heartbeat, in microseconds (`u64::MAX`: none yet).
+    round_trip_us: std::sync::atomic::AtomicU64,
     /// The messages the game has been told about (`data_received`) and not yet read. Only the game
     /// thread touches it; it lives here so that a peer object outlives the server's table.
     pub inbox: Mutex<std::collections::VecDeque<Packet>>,
@@ -379,6 +381,7 @@ impl PeerShared {
             inbound: crate::sync::Mutex::new(Inbound::default()),
             out_bytes: AtomicUsize::new(0),
             out_packets: AtomicUsize::new(0),
+            round_trip_us: std::sync::atomic::AtomicU64::new(u64::MAX),
             inbox: Mutex::new(Default::default()),
         }
     }
@@ -449,6 +452,20 @@ impl PeerShared {
     pub fn sub_outbound(&self, len: usize, packets: usize) {
         self.out_bytes.fetch_sub(len, AcqRel);
         self.out_packets.fetch_sub(packets, AcqRel);
+    }
+
+    /// I/O thread: the heartbeat measured a round trip.
+    pub fn set_round_trip(&self, rtt: std::time::Duration) {
+        let us = u64::try_from(rtt.as_micros()).unwrap_or(u64::MAX - 1);
+        self.round_trip_us.store(us, Relaxed);
+    }
+
+    /// The last round trip the heartbeat measured, if any.
+    pub fn round_trip(&self) -> Option<std::time::Duration> {
+        match self.round_trip_us.load(Relaxed) {
+            u64::MAX => None,
+            us => Some(std::time::Duration::from_micros(us)),
+        }
     }
 
     pub fn outbound_bytes(&self) -> usize {

@@ -213,8 +213,13 @@ impl Write for ReadFrom<'_> {
     }
 }
 
+/// The defaults, without the heartbeat (its own tests below turn it on), so that deadline tests
+/// see only the deadline they are about.
 fn config() -> ServerConfig {
-    ServerConfig::default()
+    ServerConfig {
+        heartbeat_interval: None,
+        ..ServerConfig::default()
+    }
 }
 
 fn masked(opcode: u8, payload: &[u8]) -> Vec<u8> {
@@ -795,4 +800,94 @@ fn a_paused_client_is_not_timed_out_for_its_unfinished_message() {
         Some(start + Duration::from_secs(130)),
         "the clock starts when reading resumes"
     );
+}
+
+fn with_heartbeat(seconds: u64) -> ServerConfig {
+    ServerConfig {
+        heartbeat_interval: Some(Duration::from_secs(seconds)),
+        ..ServerConfig::default()
+    }
+}
+
+/// The heartbeat pings at its interval; the client's pong (tungstenite answers pings) keeps the
+/// peer and gives its round-trip time.
+#[test]
+fn heartbeat_pings_and_measures_the_round_trip() {
+    let mut h = Harness::open(with_heartbeat(20));
+    let start = h.now;
+    let peer = h.conn.peer().unwrap().clone();
+    assert_eq!(h.conn.deadline(), Some(start + Duration::from_secs(20)));
+    assert_eq!(peer.round_trip(), None);
+    for round in 1..=3u64 {
+        h.now = start + Duration::from_secs(20 * round);
+        assert_eq!(h.timeout(), Status::Alive);
+        let got = h.client_receives(); // the client answers with a pong
+        assert!(
+            matches!(&got[..], [Message::Ping(p)] if p[..] == round.to_be_bytes()),
+            "{got:?}"
+        );
+        h.now += Duration::from_millis(35);
+        assert_eq!(h.readable(), Status::Alive);
+        assert_eq!(peer.round_trip(), Some(Duration::from_millis(35)));
+    }
+    assert!(h.take().is_empty(), "pings and pongs cost the game nothing: no events");
+}
+
+/// A peer that has not answered by the time the next ping is due is dropped, unclean.
+#[test]
+fn heartbeat_drops_a_peer_that_does_not_answer() {
+    let mut h = Harness::open(with_heartbeat(20));
+    let start = h.now;
+    h.now = start + Duration::from_secs(20);
+    assert_eq!(h.timeout(), Status::Alive);
+    h.pipe.output.clear(); // the ping never reaches a frozen client
+    h.now = start + Duration::from_millis(39_999);
+    assert_eq!(h.timeout(), Status::Alive);
+    h.now = start + Duration::from_secs(40);
+    assert_eq!(h.timeout(), Status::Gone);
+    assert!(matches!(
+        h.take().as_slice(),
+        [Event::Disconnected { clean: false, .. }]
+    ));
+}
+
+/// While the server is not reading a peer (the game has not read its messages), an unanswered
+/// ping is not held against it: its pong may be waiting unread.
+#[test]
+fn heartbeat_spares_a_peer_the_server_is_not_reading() {
+    let mut h = Harness::open(ServerConfig {
+        limits: Limits {
+            max_queued_packets: 1,
+            ..Limits::default()
+        },
+        ..with_heartbeat(20)
+    });
+    let start = h.now;
+    h.client_sends(Message::binary(vec![1u8]));
+    assert_eq!(h.readable(), Status::Alive);
+    h.now = start + Duration::from_secs(20);
+    assert_eq!(h.timeout(), Status::Alive);
+    assert!(
+        h.client_receives().is_empty(),
+        "no ping while the server is not reading"
+    );
+    h.client_sends(Message::binary(vec![2u8]));
+    assert_eq!(h.readable(), Status::Alive);
+    for t in [40, 60, 80] {
+        h.now = start + Duration::from_secs(t);
+        assert_eq!(h.timeout(), Status::Alive, "spared at {t} s");
+    }
+    // The game reads both messages; reading resumes, and the next ping is answered.
+    let peer = h.conn.peer().unwrap().clone();
+    for _ in 0..2 {
+        if peer.sub_inbound(1) {
+            let (c, p, mut cx) = h.cx();
+            assert_eq!(c.resume(p, &mut cx), Status::Alive);
+        }
+    }
+    h.now = start + Duration::from_secs(100);
+    assert_eq!(h.timeout(), Status::Alive);
+    assert!(matches!(&h.client_receives()[..], [Message::Ping(_)]));
+    assert_eq!(h.readable(), Status::Alive);
+    assert!(peer.round_trip().is_some(), "answered");
 }

@@ -193,6 +193,14 @@ impl WebSocketServerPeer {
         self.handle.set_no_delay(enabled);
     }
 
+    /// The round-trip time, in seconds, of the last ping of the heartbeat
+    /// ([member WebSocketServer.heartbeat_interval]) that this client answered; [code]-1.0[/code]
+    /// before its first answer (or with the heartbeat off). [i]Not in Godot.[/i]
+    #[func]
+    fn get_round_trip_time(&self) -> f64 {
+        self.handle.round_trip().map_or(-1.0, |rtt| rtt.as_secs_f64())
+    }
+
     /// Bytes queued for this peer and not yet written to its socket.
     #[func]
     fn get_current_outbound_buffered_amount(&self) -> i64 {

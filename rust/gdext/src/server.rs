@@ -48,6 +48,17 @@ pub struct WebSocketServer {
     /// with one message it never finishes. Default 30.0. [i]Not in Godot.[/i]
     #[var(set = set_partial_message_timeout)]
     partial_message_timeout: f64,
+    /// Seconds between the pings the server sends every connected client (as
+    /// [member WebSocketPeer.heartbeat_interval] in Godot 4.4+). A client that has not answered a
+    /// ping by the time the next one is due is dropped ([signal client_disconnected] with
+    /// [code]was_clean_close == false[/code]; [signal MultiplayerPeer.peer_disconnected] in
+    /// multiplayer mode), so a client that vanished without closing (lost signal, frozen) is
+    /// noticed within about two intervals. The pings also keep idle connections open through
+    /// proxies (nginx closes a connection silent for 60 s by default). Pings and pongs cost the game
+    /// thread nothing. [method WebSocketServerPeer.get_round_trip_time] reports the last round
+    /// trip. [code]0[/code] turns it off. Default 20.0, as Python's [code]websockets[/code].
+    #[var(set = set_heartbeat_interval)]
+    heartbeat_interval: f64,
     /// With [member ssl_certificate], makes the server require TLS ([code]wss://[/code]).
     #[var(set = set_private_key)]
     private_key: Option<Gd<CryptoKey>>,
@@ -93,6 +104,7 @@ impl IMultiplayerPeerExtension for WebSocketServer {
             handshake_timeout: 3.0,
             close_timeout: 3.0,
             partial_message_timeout: 30.0,
+            heartbeat_interval: wss_core::config::DEFAULT_HEARTBEAT.as_secs_f64(),
             private_key: None,
             ssl_certificate: None,
             ca_chain: None,
@@ -381,6 +393,8 @@ impl WebSocketServer {
             handshake_timeout: std::time::Duration::from_secs_f64(self.handshake_timeout),
             close_timeout: std::time::Duration::from_secs_f64(self.close_timeout),
             partial_message_timeout: std::time::Duration::from_secs_f64(self.partial_message_timeout),
+            heartbeat_interval: (self.heartbeat_interval > 0.0)
+                .then(|| std::time::Duration::from_secs_f64(self.heartbeat_interval)),
             limits: Limits {
                 inbound_buffer_size: self.inbound_buffer_size as usize,
                 outbound_buffer_size: self.outbound_buffer_size as usize,
@@ -552,6 +566,20 @@ impl WebSocketServer {
             "partial_message_timeout",
             || seconds("partial_message_timeout", value).map(|_| ()),
             |s| s.partial_message_timeout = value,
+        );
+    }
+
+    #[func]
+    fn set_heartbeat_interval(&mut self, value: f64) {
+        self.set_checked(
+            "heartbeat_interval",
+            || match value {
+                0.0 => Ok(()),
+                v => seconds("heartbeat_interval", v)
+                    .map(|_| ())
+                    .map_err(|e| ConfigError(format!("{e} (or 0 to turn the heartbeat off)"))),
+            },
+            |s| s.heartbeat_interval = value,
         );
     }
 
