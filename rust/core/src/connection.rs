@@ -6,13 +6,15 @@
 //!
 //! Lifecycle: `Handshake` (reading the HTTP upgrade; `handshake_timeout` runs from accept) →
 //! `Open` (tungstenite frames; reading pauses while the game's queue for this peer is full, or
-//! while the bytes waiting for the socket exceed the outbound limit) → `Ending` (the close
-//! handshake is complete or the upgrade was refused: the output drains, then `close_notify` and
-//! FIN) → gone. A protocol violation goes through `FailPending` (the game first takes the
-//! messages that came before it) and `Failing`: our Close frame (1002, 1007 or 1009) is written,
-//! followed by a FIN (`Stream::half_close`; RFC 6455 §7.1.7: fail, then close), and the connection
-//! ends with the client's Close reply, its EOF, or `close_timeout`. (A violation that leaves the
-//! stream unparseable, a bad opcode or a frame over the limit, hides the reply: then only the EOF.)
+//! while the bytes waiting for the socket exceed the outbound limit; the heartbeat pings, and a
+//! message left unfinished has `partial_message_timeout`) → `Ending` (the close handshake is
+//! complete or the upgrade was refused: the output drains, then `close_notify` and FIN) → gone.
+//! A protocol violation goes through `FailPending` (the game first takes the messages that came
+//! before it) and `Failing`: our Close frame (1002, 1007, 1008 or 1009) is written, followed by a
+//! FIN on plain TCP (`Stream::half_close`; RFC 6455 §7.1.7: fail, then close), and the connection
+//! ends with the client's Close reply (see `Reply`: after a frame over the limit, the rest of it
+//! is skipped first), its EOF, or `close_timeout`. Only a bad opcode leaves the stream
+//! unparseable: then only the EOF ends it.
 //!
 //! Every byte for the socket goes through one `OutQueue` (tungstenite writes into it and never
 //! buffers on its own), so what a connection holds for a slow client is counted and bounded.
