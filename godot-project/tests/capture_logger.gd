@@ -27,3 +27,14 @@ func take() -> PackedStringArray:
 	_lines = PackedStringArray()
 	_mutex.unlock()
 	return out
+
+
+## How many lines captured since the last take() contain `substring` (without taking them).
+func count(substring: String) -> int:
+	_mutex.lock()
+	var n := 0
+	for line: String in _lines:
+		if line.contains(substring):
+			n += 1
+	_mutex.unlock()
+	return n

@@ -32,6 +32,7 @@ func _run() -> void:
 		if not file.ends_with("_test.gd"):
 			continue
 		var suite: TestSuite = load(SUITES_DIR + file).new()
+		suite.logger = logger
 		root.add_child(suite)
 		for method: Dictionary in suite.get_method_list():
 			var name: String = method["name"]

@@ -8,6 +8,8 @@ var failures := PackedStringArray()
 ## Messages (substrings) the current test makes Godot print as errors or warnings; the runner
 ## checks that each appears and that nothing else does.
 var expected_errors := PackedStringArray()
+## The runner's logger, to count what a test made Godot print.
+var logger: CaptureLogger
 ## Servers, clients and harnesses made by the current test; closed by cleanup().
 var _owned: Array = []
 

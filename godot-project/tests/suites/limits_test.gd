@@ -67,3 +67,19 @@ func test_full_inbound_queue_applies_backpressure_and_drops_nothing() -> void:
 	check_eq(got, range(60), "in order")
 	check_eq(h.count("data", id), 60, "60 data_received")
 	check(c.get_ready_state() == WebSocketPeer.STATE_OPEN, "the client stayed connected")
+
+
+## A send loop into a full queue gets its error code every time, but the warning is printed once
+## for the peer, then at most once a second with a count: 200 refusals, at most 2 lines.
+func test_refused_sends_are_rate_limited() -> void:
+	expect_error("cannot send, outbound_buffer_size would be exceeded")
+	var h := start_server(PackedStringArray(), func(s: WebSocketServer) -> void: s.outbound_buffer_size = 10)
+	var r := await connected_client(h)
+	var peer := h.server.get_peer(r[1])
+	var codes := {}
+	for i in 200:
+		var err := peer.put_packet(PackedByteArray([1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11]))
+		codes[err] = codes.get(err, 0) + 1
+	check_eq(codes, {ERR_OUT_OF_MEMORY: 200}, "every refused send returns the error")
+	var lines := logger.count("outbound_buffer_size would be exceeded")
+	check(lines >= 1 and lines <= 2, "printed %d times for 200 refusals" % lines)
