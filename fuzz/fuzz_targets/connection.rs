@@ -2,7 +2,9 @@
 //! commands (send, close, read and resume, fail) and socket conditions (room to write, EOF) as time
 //! advances. Never panics, and never holds more than its limits allow: bytes waiting for the
 //! socket, messages and bytes waiting for the game, memory kept for output. Events are
-//! well-formed: `Connected` first, nothing after `Disconnected`.
+//! well-formed: `Connected` first, nothing after `Disconnected`. With authorization on, a request
+//! is `Requested` once and then either `Connected` (accepted) or `RequestEnded`; with the PROXY
+//! protocol on, the header comes first.
 #![no_main]
 
 use std::collections::VecDeque;
@@ -13,7 +15,7 @@ use libfuzzer_sys::fuzz_target;
 #[path = "pipe.rs"]
 mod pipe;
 use pipe::Pipe;
-use wss_core::connection::{Connection, Cx, Settings, Status};
+use wss_core::connection::{Connection, Cx, Settings, Status, Verdict};
 use wss_core::ids::IdAllocator;
 use wss_core::shared::{Event, PeerShared};
 use wss_core::{Limits, Packet, ServerConfig};
@@ -64,6 +66,9 @@ fn frame(first: u8, payload: &[u8]) -> Vec<u8> {
 
 struct Game {
     peer: Option<std::sync::Arc<PeerShared>>,
+    /// Authorization: the id asked about, and whether its request ended.
+    requested: Option<i32>,
+    request_ended: bool,
     /// Lengths of the messages the game was told about and has not read.
     unread: VecDeque<usize>,
     connected: bool,
@@ -76,9 +81,22 @@ impl Game {
     fn take(&mut self, events: &mut Vec<Event>) {
         for e in events.drain(..) {
             assert!(!self.disconnected, "an event after Disconnected: {e:?}");
+            assert!(!self.request_ended, "an event after RequestEnded: {e:?}");
             match e {
+                Event::Requested { id, .. } => {
+                    assert!(self.requested.is_none() && !self.connected, "requested twice or late");
+                    self.requested = Some(id);
+                }
+                Event::RequestEnded { id, .. } => {
+                    assert_eq!(self.requested, Some(id), "the end of a request never made");
+                    assert!(!self.connected, "a request ended after it was accepted");
+                    self.request_ended = true;
+                }
                 Event::Connected { peer, .. } => {
                     assert!(!self.connected, "connected twice");
+                    if let Some(id) = self.requested {
+                        assert_eq!(id, peer.id, "the request's id");
+                    }
                     assert!((2..=i32::MAX).contains(&peer.id));
                     self.connected = true;
                     self.peer = Some(peer);
@@ -118,8 +136,12 @@ fuzz_target!(|data: &[u8]| {
         limits: LIMITS,
         multiplayer: flags & 1 != 0,
         protocols: if flags & 2 != 0 { vec!["chat".into()] } else { vec![] },
+        authorize: flags & 4 != 0,
+        proxy_protocol: flags & 8 != 0,
         ..ServerConfig::default()
     });
+    let authorize = flags & 4 != 0;
+    let mut proxy_header_due = flags & 8 != 0;
     let mut ids = IdAllocator::new();
     let mut events = Vec::new();
     let mut now = Instant::now();
@@ -127,6 +149,8 @@ fuzz_target!(|data: &[u8]| {
     let mut conn = Connection::new("127.0.0.1:1".parse().unwrap(), now, &settings);
     let mut game = Game {
         peer: None,
+        requested: None,
+        request_ended: false,
         unread: VecDeque::new(),
         connected: false,
         disconnected: false,
@@ -143,15 +167,24 @@ fuzz_target!(|data: &[u8]| {
             ids: &mut ids,
             events: &mut events,
         };
-        status = match op % 12 {
+        status = match op % 13 {
             // Raw client bytes.
             0 => {
                 let n = arg as usize;
                 pipe.input.extend(input.take(n).iter().copied());
                 conn.on_readable(&mut pipe, &mut cx)
             }
-            // A valid upgrade request (optionally offering "chat").
+            // A valid upgrade request (optionally offering "chat"), after a PROXY header if due.
             1 => {
+                if std::mem::take(&mut proxy_header_due) {
+                    if arg & 2 != 0 {
+                        pipe.input.extend(b"PROXY TCP4 203.0.113.7 10.0.0.1 51234 443\r\n");
+                    } else {
+                        let mut v2 = b"\r\n\r\n\0\r\nQUIT\n\x21\x11\x00\x0c".to_vec();
+                        v2.extend_from_slice(&[203, 0, 113, 7, 10, 0, 0, 1, 0xc8, 0x22, 1, 187]);
+                        pipe.input.extend(v2);
+                    }
+                }
                 if arg & 1 != 0 {
                     let req = String::from_utf8_lossy(REQUEST).replace("\r\n\r\n", "\r\nSec-WebSocket-Protocol: chat\r\n\r\n");
                     pipe.input.extend(req.as_bytes());
@@ -220,6 +253,19 @@ fuzz_target!(|data: &[u8]| {
             9 => conn.fail_now(&mut pipe, &mut cx),
             // The end of a driver turn.
             10 => conn.flush(&mut pipe, &mut cx),
+            // The game decides on the request (ignored unless one waits).
+            11 => {
+                let verdict = match arg % 4 {
+                    0 => Verdict::Accept { protocol: None, headers: vec![] },
+                    1 => Verdict::Accept {
+                        protocol: Some("chat".into()),
+                        headers: vec!["Set-Cookie: a=1".into()],
+                    },
+                    2 => Verdict::Reject { status: 401, headers: "X: y\r\n".into(), body: "no".into() },
+                    _ => Verdict::Reject { status: 599, headers: String::new(), body: String::new() },
+                };
+                conn.decide(&mut pipe, verdict, &mut cx)
+            }
             // A reset.
             _ => {
                 if arg == 0 {
@@ -236,8 +282,19 @@ fuzz_target!(|data: &[u8]| {
             conn.buffered_out()
         );
         assert!(conn.out_capacity() <= 4 * OUT_BOUND, "{} bytes of output memory", conn.out_capacity());
+        if let Some(peer) = &game.peer {
+            if flags & 8 != 0 {
+                assert_eq!(peer.addr.ip().to_string(), "203.0.113.7", "the PROXY header's client");
+            }
+        }
+        assert!(authorize || game.requested.is_none(), "asked without authorization");
         if status == Status::Gone {
             assert_eq!(game.disconnected, game.connected, "a connected peer that ends is reported");
+            assert_eq!(
+                game.requested.is_some() && !game.connected,
+                game.request_ended,
+                "a request that ends unconnected is reported"
+            );
             if let Some(peer) = &game.peer {
                 assert_eq!(peer.outbound_bytes(), 0, "every reservation is returned");
             }

@@ -1,9 +1,13 @@
 //! The upgrade parser on arbitrary bytes: never panics, and every answer is a well-formed HTTP
-//! response that says what it should (101 with the accept key, or an error status).
+//! response that says what it should (101 with the accept key, or an error status). The same
+//! bytes go through the PROXY header parser and, for a valid request, the client-address walk
+//! over its forwarding headers.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
 use wss_core::handshake::{Decision, Offer, MAX_REQUEST_SIZE};
+use wss_core::proxy::{self, ProxyHeader, MAX_PROXY_HEADER};
+use wss_core::request::TrustedProxies;
 
 fuzz_target!(|data: &[u8]| {
     let (&selector, request) = match data.split_first() {
@@ -18,17 +22,22 @@ fuzz_target!(|data: &[u8]| {
     let offer = Offer {
         protocols: protocols.clone(),
         extra_headers: vec!["X-Test: 1".into()],
+        allowed_origins: if selector & 4 != 0 { vec!["https://a.example".into()] } else { vec![] },
     };
+    if let ProxyHeader::Done { len, .. } = proxy::parse(request) {
+        assert!(len <= request.len() && len <= MAX_PROXY_HEADER);
+    }
     match offer.decide(request) {
         Decision::Incomplete => {
             assert!(request.len() < MAX_REQUEST_SIZE, "an oversized request must be refused");
         }
-        Decision::Accept {
-            response,
-            protocol,
-            resource,
-            consumed,
-        } => {
+        Decision::Upgrade(upgrade) => {
+            let (protocol, resource, consumed) =
+                (upgrade.protocol.clone(), upgrade.request.resource.clone(), upgrade.consumed);
+            let response = upgrade.accept(&protocol, &offer, &[]);
+            let proxies = TrustedProxies::parse(&["0.0.0.0/0", "::/0"]).unwrap();
+            let socket = "127.0.0.1:1".parse().unwrap();
+            let _ = proxies.client(socket, &upgrade.request.headers);
             assert!(consumed <= request.len() && consumed <= MAX_REQUEST_SIZE);
             let text = std::str::from_utf8(&response).expect("the response is ASCII");
             assert!(text.starts_with("HTTP/1.1 101 Switching Protocols\r\n"));
@@ -38,11 +47,14 @@ fuzz_target!(|data: &[u8]| {
             assert!(resource.starts_with('/'));
             assert!(!resource.contains(['\r', '\n']));
         }
-        Decision::Reject { response, .. } => {
+        Decision::Reject { response, why } => {
             let text = std::str::from_utf8(&response).expect("the response is ASCII");
             let status: u16 = text[9..12].parse().expect("a status code");
             assert!(text.starts_with("HTTP/1.1 ") && (400..500).contains(&status), "{text}");
-            assert!(text.ends_with("\r\n\r\n"));
+            // The head, then the reason as the body, exactly as long as Content-Length says.
+            let (head, body) = text.split_once("\r\n\r\n").expect("a complete head");
+            assert_eq!(body, why);
+            assert!(head.contains(&format!("\r\nContent-Length: {}", body.len())), "{text}");
         }
     }
 });

@@ -62,4 +62,18 @@ impl Stream for Pipe {
         Ok(())
     }
     fn half_close(&mut self) {}
+    fn peek_raw(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if self.input.is_empty() {
+            return if self.eof { Ok(0) } else { Err(io::ErrorKind::WouldBlock.into()) };
+        }
+        let n = buf.len().min(self.input.len());
+        for (d, s) in buf.iter_mut().zip(self.input.iter()) {
+            *d = *s;
+        }
+        Ok(n)
+    }
+    fn skip_raw(&mut self, n: usize) -> io::Result<()> {
+        self.input.drain(..n.min(self.input.len()));
+        Ok(())
+    }
 }

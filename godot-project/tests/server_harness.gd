@@ -5,6 +5,10 @@ extends RefCounted
 var server := WebSocketServer.new()
 var events: Array = []
 var port := 0
+## The requests of upgrade_requested, by id.
+var requests := {}
+## Called as decide.call(id, request) from upgrade_requested, if set.
+var decide := Callable()
 
 
 func _init() -> void:
@@ -14,6 +18,8 @@ func _init() -> void:
 	server.data_received.connect(_on_data)
 	server.peer_connected.connect(_on_peer_connected)
 	server.peer_disconnected.connect(_on_peer_disconnected)
+	server.upgrade_requested.connect(_on_upgrade_requested)
+	server.upgrade_cancelled.connect(_on_upgrade_cancelled)
 
 
 func poll() -> void:
@@ -59,3 +65,14 @@ func _on_peer_connected(id: int) -> void:
 
 func _on_peer_disconnected(id: int) -> void:
 	events.append(["peer_disconnected", id])
+
+
+func _on_upgrade_requested(id: int, request: WebSocketServerRequest) -> void:
+	events.append(["requested", id])
+	requests[id] = request
+	if decide.is_valid():
+		decide.call(id, request)
+
+
+func _on_upgrade_cancelled(id: int, reason: String) -> void:
+	events.append(["cancelled", id, reason])

@@ -9,6 +9,7 @@ godot-project/tests/suites/free_in_handler_test.gd.)
 
 import asyncio
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -25,7 +26,9 @@ from godot_server import GodotServer, UPGRADE, close_code, frame, raw_client, re
 
 @pytest.fixture(scope="module")
 def server():
-    s = GodotServer("--handshake-timeout", "2", "--partial-timeout", "1")
+    # No per-address handshake cap: these attacks come from one address and test what the
+    # deadlines and limits do on their own (test_internet_facing.py tests the cap).
+    s = GodotServer("--handshake-timeout", "2", "--partial-timeout", "1", "--max-handshakes-per-address", "0")
     yield s
     s.stop()
 
@@ -79,6 +82,13 @@ def test_bad_and_oversized_upgrade_requests_get_their_status(server, request_byt
     s.sendall(request_bytes)
     head = read_head(s)
     assert head.startswith(f"HTTP/1.1 {status} "), head
+    length = int(re.search(r"\r\nContent-Length: (\d+)\r\n", head).group(1))
+    body = b""
+    while len(body) < length:
+        chunk = s.recv(length - len(body))
+        assert chunk, "the whole body comes"
+        body += chunk
+    assert length > 0, "the body says what was wrong"
     assert s.recv(1) == b"", "the server closes after refusing"
     s.close()
     echo_ok(server.port)
@@ -390,8 +400,9 @@ def test_a_frozen_client_is_dropped_by_the_heartbeat():
 
 def test_descriptor_exhaustion_is_survived_and_recovered_from():
     """Under `ulimit -n 256`, 400 connections that never speak take every descriptor. The server
-    keeps running without spinning, and serves clients again once they are gone."""
-    s = GodotServer("--handshake-timeout", "30", nofile=256)
+    keeps running without spinning, tells the game once (an error naming the limit, and a counter),
+    and serves clients again once they are gone."""
+    s = GodotServer("--handshake-timeout", "30", "--max-handshakes-per-address", "0", nofile=256)
     try:
         baseline_fds = s.proc_status()[1]
         hogs = [socket.create_connection(("127.0.0.1", s.port), timeout=5) for _ in range(400)]
@@ -400,9 +411,13 @@ def test_descriptor_exhaustion_is_survived_and_recovered_from():
             time.sleep(0.1)
         exhausted_fds = s.proc_status()[1]
         assert exhausted_fds >= 250, "the descriptors are exhausted"
-        cpu0 = s.cpu_seconds()
+        time.sleep(0.5)  # the last arrivals' failed accepts, and a fresh STATS line
+        cpu0, errors0 = s.cpu_seconds(), s.stats["accept_errors"]
         time.sleep(2.0)
         cpu = s.cpu_seconds() - cpu0
+        # With no new client, retries back off (50 ms doubling to 1 s): a handful in 2 s.
+        retries = s.stats["accept_errors"] - errors0
+        assert 1 <= retries <= 8, f"{retries} accept retries in 2 s"
         assert cpu < 1.0, "the server spins while out of descriptors"
         assert s.proc.poll() is None, "the server is alive"
         for h in hogs:
@@ -410,10 +425,36 @@ def test_descriptor_exhaustion_is_survived_and_recovered_from():
         t0 = time.monotonic()
         echo_ok(s.port, timeout=10)
         recovered = time.monotonic() - t0
-        s.wait_stats(lambda st: st["open"] == 0)
+        st = s.wait_stats(lambda st: st["open"] == 0)
         assert s.proc_status()[1] <= baseline_fds + 2, "descriptors return"
+        log = "".join(s.log)
+        told = log.count("cannot accept new connections: out of file descriptors (this process may have 256 open files")
+        assert told == 1, f"told {told} times:\n{log}"
+        assert log.count("WebSocketServer: accepting connections again") == 1, log
         record("descriptor exhaustion", nofile=256, hogs=400, fds_in_use=exhausted_fds,
-               cpu_share_while_exhausted=round(cpu / 2.0, 3), recovery_s=round(recovered, 3))
+               cpu_share_while_exhausted=round(cpu / 2.0, 3), recovery_s=round(recovered, 3),
+               accept_errors=st["accept_errors"], retries_in_2s_idle=retries)
+    finally:
+        s.stop()
+
+
+def test_max_connections_keeps_descriptors_free_under_a_flood():
+    """The same flood with `max_connections` 150 under `ulimit -n 256`: accepting never fails, the
+    clients over the cap are refused (up to 64 at a time are kept for a second to be answered
+    503), and the process keeps descriptors for itself."""
+    s = GodotServer("--handshake-timeout", "30", "--max-handshakes-per-address", "0",
+                    "--max-connections", "150", nofile=256)
+    try:
+        hogs = [socket.create_connection(("127.0.0.1", s.port), timeout=5) for _ in range(400)]
+        st = s.wait_stats(lambda st: st["refused_conns"] >= 250)
+        peak_fds = s.proc_status()[1]
+        assert st["accept_errors"] == 0, st
+        assert peak_fds < 256 - 16, f"{peak_fds} descriptors in use"
+        for h in hogs:
+            h.close()
+        echo_ok(s.port, timeout=10)
+        record("max_connections under a flood", nofile=256, hogs=400, max_connections=150,
+               refused=st["refused_conns"], peak_fds=peak_fds)
     finally:
         s.stop()
 

@@ -10,6 +10,12 @@
 ## --handshake-timeout S, --partial-timeout S, --heartbeat S, --limit BYTES (inbound and outbound buffer sizes), --no-read (never
 ## read messages: every client's inbound queue fills), --no-reply (read every message, answer none),
 ## --mp (multiplayer mode: echo to the sender).
+## Internet-facing options: --max-connections N, --max-handshakes-per-address N (default: the
+## property's), --trusted-proxies A,B, --proxy-protocol, --allowed-origins A,B, --authorize MODE
+## (token: accept a request with "Authorization: Bearer good" adding a Set-Cookie header, refuse
+## others with 401; late: the same, decided 0.5 s later; never: no decision). A text message
+## "whoami?" is answered with a JSON description of the client's request as the server sees it.
+## STATS also has: requested, cancelled (upgrade_cancelled), accept_errors, refused_conns.
 extends Node
 
 var server := WebSocketServer.new()
@@ -23,6 +29,11 @@ var refused := 0
 var no_read := false
 var no_reply := false
 var mp := false
+var authorize := ""
+var requested := 0
+var cancelled := 0
+## [due msec, id, accept] for --authorize late.
+var _decisions: Array = []
 var _next_stats := 0
 
 
@@ -49,6 +60,20 @@ func _ready() -> void:
 	if limit > 0:
 		server.inbound_buffer_size = limit
 		server.outbound_buffer_size = limit
+	if args.has("--max-connections"):
+		server.max_connections = int(_opt("--max-connections"))
+	if args.has("--max-handshakes-per-address"):
+		server.max_handshakes_per_address = int(_opt("--max-handshakes-per-address"))
+	if args.has("--trusted-proxies"):
+		server.trusted_proxies = PackedStringArray(_opt("--trusted-proxies").split(","))
+	if args.has("--allowed-origins"):
+		server.allowed_origins = PackedStringArray(_opt("--allowed-origins").split(","))
+	server.proxy_protocol = args.has("--proxy-protocol")
+	authorize = _opt("--authorize")
+	if authorize != "":
+		server.authorize_upgrades = true
+		server.upgrade_requested.connect(_on_upgrade_requested)
+		server.upgrade_cancelled.connect(func(_id: int, _reason: String) -> void: cancelled += 1)
 	if args.has("--tls"):
 		server.private_key = load("res://tests/data/ecdsa.key")
 		server.ssl_certificate = load("res://tests/data/ecdsa.crt")
@@ -65,8 +90,41 @@ func _ready() -> void:
 	print("LISTENING %d" % server.get_local_port())
 
 
+func _on_upgrade_requested(id: int, request: WebSocketServerRequest) -> void:
+	requested += 1
+	var good := request.get_header("authorization") == "Bearer good"
+	match authorize:
+		"token":
+			_decide(id, good)
+		"late":
+			_decisions.append([Time.get_ticks_msec() + 500, id, good])
+
+
+func _decide(id: int, good: bool) -> void:
+	if good:
+		server.accept_upgrade(id, "", PackedStringArray(["Set-Cookie: session=%d; HttpOnly" % id]))
+	else:
+		server.reject_upgrade(id, 401, "a valid token is required", PackedStringArray(["WWW-Authenticate: Bearer"]))
+
+
+func _whoami(id: int) -> String:
+	var r := server.get_peer_request(id)
+	return JSON.stringify({
+		"address": server.get_peer_address(id), "port": server.get_peer_port(id),
+		"client_address": r.get_client_address(), "client_port": r.get_client_port(),
+		"socket_address": r.get_socket_address(), "socket_port": r.get_socket_port(),
+		"headers": r.get_headers_as_dictionary(), "lines": r.get_headers(),
+		"path": r.get_path(), "query": r.get_query(), "resource": r.get_resource_name(),
+		"protocols": r.get_requested_protocols(), "sni": r.get_tls_server_name(),
+		"cookie": r.get_header("COOKIE"), "has_origin": r.has_header("origin"),
+	})
+
+
 func _process(_delta: float) -> void:
 	server.poll()
+	while not _decisions.is_empty() and _decisions[0][0] <= Time.get_ticks_msec():
+		var d: Array = _decisions.pop_front()
+		_decide(d[1], d[2])
 	if mp:
 		while server.get_available_packet_count() > 0:
 			var from := server.get_packet_peer()
@@ -107,10 +165,16 @@ func _on_data(id: int) -> void:
 	if no_reply or peer.get_ready_state() != WebSocketServerPeer.STATE_OPEN:
 		return
 	var mode := WebSocketServerPeer.WRITE_MODE_TEXT if peer.was_string_packet() else WebSocketServerPeer.WRITE_MODE_BINARY
+	if peer.was_string_packet() and data.get_string_from_utf8() == "whoami?":
+		data = _whoami(id).to_utf8_buffer()
 	if peer.send(data, mode) != OK:
 		refused += 1
 
 
 func _print_stats() -> void:
-	print("STATS connected=%d open=%d disconnected=%d clean=%d messages=%d bytes=%d refused=%d" % [
-		connected, open.size(), disconnected, clean, messages, bytes, refused])
+	var extra := ""
+	if server.has_method("get_accept_error_count"):
+		extra = " requested=%d cancelled=%d accept_errors=%d refused_conns=%d" % [requested, cancelled,
+			server.get_accept_error_count(), server.get_refused_connection_count()]
+	print("STATS connected=%d open=%d disconnected=%d clean=%d messages=%d bytes=%d refused=%d%s" % [
+		connected, open.size(), disconnected, clean, messages, bytes, refused, extra])

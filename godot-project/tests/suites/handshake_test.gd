@@ -29,7 +29,7 @@ func test_subprotocol_first_match_in_the_clients_order() -> void:
 
 
 func test_subprotocol_no_match_is_refused() -> void:
-	expect_error("Not enough response headers")
+	expect_error("Invalid status code. Got: '400', expected '101'.")
 	expect_error("Invalid response headers")
 	var h := start_server(PackedStringArray(["chat"]))
 	var c := await _try(h, PackedStringArray(["xml"]))
@@ -38,7 +38,7 @@ func test_subprotocol_no_match_is_refused() -> void:
 
 
 func test_subprotocol_required_but_none_offered_is_refused() -> void:
-	expect_error("Not enough response headers")
+	expect_error("Invalid status code. Got: '400', expected '101'.")
 	expect_error("Invalid response headers")
 	var h := start_server(PackedStringArray(["chat"]))
 	var c := await _try(h, PackedStringArray())

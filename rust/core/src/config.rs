@@ -95,7 +95,26 @@ pub struct ServerConfig {
     /// Events that may wait for the game's `poll()` before new connections wait in the kernel's
     /// queue instead of being accepted (`shared::MAX_EVENT_BACKLOG` unless a test sets it).
     pub max_event_backlog: usize,
+    /// Origins (`https://example.com`) whose web pages may connect; empty: any. Others get 403.
+    pub allowed_origins: Vec<String>,
+    /// Each valid upgrade request waits for the game's decision (`Event::Requested`) instead of
+    /// being accepted at once.
+    pub authorize: bool,
+    /// Proxies whose `Forwarded` / `X-Forwarded-For` / `X-Real-IP` name the client.
+    pub trusted_proxies: crate::request::TrustedProxies,
+    /// Every connection starts with a PROXY protocol header (v1 or v2).
+    pub proxy_protocol: bool,
+    /// Connections (handshaking and open) beyond which new clients are refused; 0: no limit.
+    pub max_connections: usize,
+    /// Handshaking connections one address may have at once (trusted proxies are exempt);
+    /// 0: no limit.
+    pub max_handshakes_per_address: usize,
 }
+
+/// The default of `ServerConfig::max_handshakes_per_address`: far above what a household or
+/// a school behind one address needs at once (a handshake takes a round trip or two), far below
+/// the descriptors one host could otherwise hold with unfinished requests.
+pub const DEFAULT_MAX_HANDSHAKES_PER_ADDRESS: usize = 64;
 
 impl Default for ServerConfig {
     fn default() -> Self {
@@ -112,24 +131,77 @@ impl Default for ServerConfig {
             multiplayer: false,
             tls: None,
             max_event_backlog: crate::shared::MAX_EVENT_BACKLOG,
+            allowed_origins: Vec::new(),
+            authorize: false,
+            trusted_proxies: Default::default(),
+            proxy_protocol: false,
+            max_connections: 0,
+            max_handshakes_per_address: DEFAULT_MAX_HANDSHAKES_PER_ADDRESS,
         }
     }
 }
 
-/// Checks one extra header line: `Name: value`, a valid token name, no line breaks.
+/// Checks one header line for a response: `Name: value`, a valid field name and value (as the
+/// `http` crate defines them: no line breaks, no control characters).
 pub fn validate_header_line(line: &str) -> Result<(), ConfigError> {
     let bad = |why: &str| Err(ConfigError(format!("extra header {line:?} {why}")));
     let Some((name, value)) = line.split_once(':') else {
         return bad("is not of the form \"Name: value\"");
     };
-    let is_tchar = |c: char| c.is_ascii_alphanumeric() || "!#$%&'*+-.^_`|~".contains(c);
-    if name.is_empty() || !name.chars().all(is_tchar) {
+    if http::HeaderName::from_bytes(name.as_bytes()).is_err() {
         return bad("has an invalid header name");
     }
-    if value.chars().any(|c| c == '\r' || c == '\n' || c == '\0') {
-        return bad("contains a line break");
+    if http::HeaderValue::from_str(value.trim()).is_err() {
+        return bad("has an invalid value (line breaks and control characters are not allowed)");
     }
     Ok(())
+}
+
+/// Checks header lines the game adds to one response: valid, and not one the server writes itself.
+pub fn validate_response_headers(lines: &[String]) -> Result<(), ConfigError> {
+    const OURS: [&str; 7] = [
+        "connection",
+        "upgrade",
+        "content-length",
+        "transfer-encoding",
+        "sec-websocket-accept",
+        "sec-websocket-protocol",
+        "sec-websocket-extensions",
+    ];
+    for line in lines {
+        validate_header_line(line)?;
+        let name = line.split_once(':').map_or("", |(n, _)| n.trim());
+        if OURS.iter().any(|o| o.eq_ignore_ascii_case(name)) {
+            return Err(ConfigError(format!(
+                "extra header {line:?}: {name} is written by the server itself"
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Whether `s` is an HTTP token (RFC 9110 §5.6.2), as a subprotocol name must be.
+pub fn is_token(s: &str) -> bool {
+    !s.is_empty() && http::HeaderName::from_bytes(s.as_bytes()).is_ok()
+}
+
+/// Checks an origin for `allowed_origins`: `scheme://host[:port]` (what browsers send), or
+/// `null`.
+pub fn validate_origin(origin: &str) -> Result<(), ConfigError> {
+    let ok = origin == "null"
+        || origin.split_once("://").is_some_and(|(scheme, rest)| {
+            !scheme.is_empty()
+                && scheme.chars().all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c))
+                && !rest.is_empty()
+                && !rest.contains(['/', '?', '#', ' ', ',']) 
+        });
+    if ok {
+        Ok(())
+    } else {
+        Err(ConfigError(format!(
+            "allowed_origins: {origin:?} is not an origin such as \"https://example.com\" (scheme and host, no path)"
+        )))
+    }
 }
 
 /// Checks a timeout given in seconds by GDScript: finite, positive, at most a day.
@@ -176,6 +248,23 @@ mod tests {
         assert!(validate_header_line(": value").is_err());
         assert!(validate_header_line("Bad Name: v").is_err());
         assert!(validate_header_line("X: a\r\nInjected: yes").is_err());
+        assert!(validate_response_headers(&["Set-Cookie: a=1".into()]).is_ok());
+        assert!(validate_response_headers(&["content-length: 5".into()]).is_err());
+        assert!(validate_response_headers(&["Sec-WebSocket-Accept: x".into()]).is_err());
+    }
+
+    #[test]
+    fn tokens_and_origins_are_checked() {
+        assert!(is_token("chat.v2"));
+        assert!(!is_token(""));
+        assert!(!is_token("a b"));
+        assert!(!is_token("a,b"));
+        assert!(validate_origin("https://game.example").is_ok());
+        assert!(validate_origin("http://localhost:8080").is_ok());
+        assert!(validate_origin("null").is_ok());
+        assert!(validate_origin("game.example").is_err());
+        assert!(validate_origin("https://game.example/").is_err());
+        assert!(validate_origin("").is_err());
     }
 
     #[test]

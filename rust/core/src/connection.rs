@@ -31,11 +31,13 @@ use tungstenite::protocol::{Role, WebSocketConfig, WebSocketContext};
 use tungstenite::{Bytes, Message};
 
 use crate::config::{Limits, ServerConfig};
-use crate::handshake::{Decision, Offer, MAX_REQUEST_SIZE};
+use crate::handshake::{refusal, Decision, Offer, Upgrade, MAX_REQUEST_SIZE};
 use crate::ids::IdAllocator;
 use crate::outq::OutQueue;
 use crate::progress::MessageProgress;
-use crate::shared::{Event, Packet, PeerShared, PeerState};
+use crate::proxy::{ProxyHeader, MAX_PROXY_HEADER};
+use crate::request::{Request, TrustedProxies};
+use crate::shared::{Event, Packet, PeerId, PeerShared, PeerState};
 
 /// The close code reported when a Close frame carries none (RFC 6455 §7.1.5).
 pub const NO_STATUS_RECEIVED: u16 = 1005;
@@ -44,6 +46,10 @@ pub const NO_STATUS_RECEIVED: u16 = 1005;
 /// read buffer afterwards (its default of 128 KiB per connection is far too much for thousands of
 /// mostly idle game clients; larger messages grow the buffer as needed).
 pub const READ_CHUNK: usize = 4096;
+
+/// How long a client over `max_connections` may take to send its request before it is closed
+/// without the `503`.
+pub const OVER_CAPACITY_WAIT: Duration = Duration::from_secs(1);
 
 /// The largest frame accepted with an inbound limit of `limit` bytes: at least 125, the most a
 /// control frame may carry.
@@ -66,6 +72,11 @@ pub struct Settings {
     pub heartbeat_interval: Option<Duration>,
     /// Send each client its id first (Godot's multiplayer protocol).
     pub send_id: bool,
+    /// Valid requests wait for the game's decision (`decide`).
+    pub authorize: bool,
+    pub trusted_proxies: TrustedProxies,
+    /// A PROXY protocol header comes before anything else.
+    pub proxy_protocol: bool,
     ws: WebSocketConfig,
 }
 
@@ -85,6 +96,7 @@ impl Settings {
             offer: Offer {
                 protocols: config.protocols.clone(),
                 extra_headers: config.extra_headers.clone(),
+                allowed_origins: config.allowed_origins.clone(),
             },
             limits: config.limits,
             handshake_timeout: config.handshake_timeout,
@@ -92,6 +104,9 @@ impl Settings {
             partial_message_timeout: config.partial_message_timeout,
             heartbeat_interval: config.heartbeat_interval,
             send_id: config.multiplayer,
+            authorize: config.authorize,
+            trusted_proxies: config.trusted_proxies.clone(),
+            proxy_protocol: config.proxy_protocol,
             ws,
         }
     }
@@ -124,6 +139,31 @@ pub trait Stream: Read + Write {
     /// to close. (The driver does nothing here over TLS: Godot's TLS client drops a Close frame
     /// that any end of stream follows at once.)
     fn half_close(&mut self);
+
+    /// PROXY protocol: copies the bytes waiting on the socket itself (beneath any TLS) into `buf`
+    /// without taking them. `Ok(0)`: the client closed.
+    fn peek_raw(&mut self, buf: &mut [u8]) -> io::Result<usize>;
+
+    /// Takes `n` bytes that `peek_raw` showed.
+    fn skip_raw(&mut self, n: usize) -> io::Result<()>;
+
+    /// `wss://`: the host name the client sent in its TLS handshake (SNI), once known.
+    fn server_name(&self) -> Option<String> {
+        None
+    }
+}
+
+/// What the game decided about a request it was asked about (`Event::Requested`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Verdict {
+    /// Upgrade, with this subprotocol (`None`: the server's own choice) and these extra response
+    /// header lines.
+    Accept {
+        protocol: Option<String>,
+        headers: Vec<String>,
+    },
+    /// Refuse with this HTTP status, header lines (each ending in CRLF) and plain-text body.
+    Reject { status: u16, headers: String, body: String },
 }
 
 enum Phase {
@@ -132,6 +172,16 @@ enum Phase {
     Handshake {
         buf: Vec<u8>,
         scanned: usize,
+    },
+    /// Waiting for the PROXY protocol header (`Settings::proxy_protocol`), before the handshake.
+    Proxy,
+    /// A valid request waits for the game's decision (`Settings::authorize`). `early`: bytes the
+    /// client sent after its request (frames it sent without waiting for our answer).
+    Deciding {
+        upgrade: Box<Upgrade>,
+        request: Arc<Request>,
+        id: PeerId,
+        early: Vec<u8>,
     },
     Open {
         ws: Box<WebSocketContext>,
@@ -189,7 +239,10 @@ enum Input {
 }
 
 pub struct Connection {
+    /// The TCP peer.
     addr: SocketAddr,
+    /// Where the connection comes from: `addr`, or the client a PROXY header named.
+    origin: SocketAddr,
     phase: Phase,
     deadline: Option<Instant>,
     /// Everything not yet on the socket: the HTTP response, frames, pongs, Close frames.
@@ -209,15 +262,22 @@ pub struct Connection {
     ping_due: Option<Instant>,
     ping_out: Option<(u64, Instant)>,
     pings_sent: u64,
+    /// Over `max_connections`: whatever the request, the answer is 503.
+    over_capacity: bool,
 }
 
 impl Connection {
     pub fn new(addr: SocketAddr, now: Instant, settings: &Settings) -> Connection {
         Connection {
             addr,
-            phase: Phase::Handshake {
-                buf: Vec::new(),
-                scanned: 0,
+            origin: addr,
+            phase: if settings.proxy_protocol {
+                Phase::Proxy
+            } else {
+                Phase::Handshake {
+                    buf: Vec::new(),
+                    scanned: 0,
+                }
             },
             deadline: Some(now + settings.handshake_timeout),
             out: OutQueue::default(),
@@ -230,6 +290,18 @@ impl Connection {
             ping_due: None,
             ping_out: None,
             pings_sent: 0,
+            over_capacity: false,
+        }
+    }
+
+    /// A connection the server has no room for: its request is read (so that the answer is not
+    /// lost to a reset), then answered `503 Service Unavailable`. It has at most
+    /// `OVER_CAPACITY_WAIT` to send it.
+    pub fn over_capacity(addr: SocketAddr, now: Instant, settings: &Settings) -> Connection {
+        Connection {
+            over_capacity: true,
+            deadline: Some(now + settings.handshake_timeout.min(OVER_CAPACITY_WAIT)),
+            ..Connection::new(addr, now, settings)
         }
     }
 
@@ -246,7 +318,51 @@ impl Connection {
         match &self.phase {
             Phase::Open { peer, .. } | Phase::FailPending { peer, .. } | Phase::Failing { peer, .. } => Some(peer),
             Phase::Ending { peer, .. } => peer.as_ref(),
-            Phase::Handshake { .. } | Phase::Gone => None,
+            Phase::Handshake { .. } | Phase::Proxy | Phase::Deciding { .. } | Phase::Gone => None,
+        }
+    }
+
+    /// The id the game knows this connection by: its peer's, or its request's while the game
+    /// decides on it.
+    pub fn id(&self) -> Option<PeerId> {
+        match &self.phase {
+            Phase::Deciding { id, .. } => Some(*id),
+            _ => self.peer().map(|p| p.id),
+        }
+    }
+
+    /// Not upgraded yet (reading the PROXY header or the request, or waiting for the game).
+    pub fn is_handshaking(&self) -> bool {
+        matches!(self.phase, Phase::Handshake { .. } | Phase::Proxy | Phase::Deciding { .. })
+    }
+
+    /// The game's decision on this connection's request. Ignored unless it is waiting for one
+    /// (the client may have left, or the decision came too late).
+    pub fn decide<S: Stream>(&mut self, io: &mut S, verdict: Verdict, cx: &mut Cx) -> Status {
+        if !matches!(self.phase, Phase::Deciding { .. }) {
+            return Status::Alive;
+        }
+        let Phase::Deciding {
+            upgrade,
+            request,
+            id,
+            early,
+        } = std::mem::replace(&mut self.phase, Phase::Gone)
+        else {
+            unreachable!()
+        };
+        match verdict {
+            Verdict::Accept { protocol, headers } => {
+                let protocol = protocol.unwrap_or_else(|| upgrade.protocol.clone());
+                let response = upgrade.accept(&protocol, &cx.settings.offer, &headers);
+                self.open(io, response, protocol, request, id, early, cx);
+                self.drive(io, cx, true)
+            }
+            Verdict::Reject { status, headers, body } => {
+                cx.events.push(Event::RequestEnded { id, why: "refused" });
+                self.refuse(refusal(status, &headers, &body));
+                self.drive(io, cx, false)
+            }
         }
     }
 
@@ -397,6 +513,17 @@ impl Connection {
             // The game did not poll in time: the Close goes out without waiting any longer.
             return self.fail_now(io, cx);
         }
+        if let Phase::Deciding { id, .. } = self.phase {
+            // The game has not decided within handshake_timeout: the server is not able to
+            // answer, so 503. The game is told with `RequestEnded`.
+            cx.events.push(Event::RequestEnded {
+                id,
+                why: "no decision within handshake_timeout",
+            });
+            self.refuse(refusal(503, "", "the server did not decide on this request in time"));
+            self.deadline = Some(cx.now + cx.settings.close_timeout);
+            return self.drive(io, cx, false);
+        }
         self.finish(false, cx)
     }
 
@@ -487,7 +614,7 @@ impl Connection {
         let peer = match std::mem::replace(&mut self.phase, Phase::Gone) {
             Phase::Open { peer, .. } | Phase::FailPending { peer, .. } | Phase::Failing { peer, .. } => Some(peer),
             Phase::Ending { peer, .. } => peer,
-            Phase::Handshake { .. } | Phase::Gone => None,
+            Phase::Handshake { .. } | Phase::Proxy | Phase::Deciding { .. } | Phase::Gone => None,
         };
         self.phase = Phase::Ending { peer, clean };
     }
@@ -515,12 +642,18 @@ impl Connection {
     }
 
     fn read_input<S: Stream>(&mut self, io: &mut S, cx: &mut Cx) -> Input {
+        if matches!(self.phase, Phase::Proxy) {
+            if let Some(input) = self.read_proxy_header(io) {
+                return input;
+            }
+        }
         if matches!(self.phase, Phase::Handshake { .. }) {
             if let Some(input) = self.read_handshake(io, cx) {
                 return input;
             }
         }
-        match &self.phase {
+        match &mut self.phase {
+            Phase::Deciding { early, .. } => read_early(io, early, cx.settings.limits.inbound_buffer_size),
             Phase::Open { .. } if self.paused || self.out_paused => Input::More,
             Phase::Open { .. } => self.read_frames(io, cx),
             Phase::Failing { .. } => self.read_close_reply(io, cx),
@@ -530,7 +663,37 @@ impl Connection {
                 discard_input(io);
                 Input::More
             }
-            Phase::Handshake { .. } | Phase::FailPending { .. } | Phase::Gone => Input::More,
+            Phase::Handshake { .. } | Phase::Proxy | Phase::FailPending { .. } | Phase::Gone => Input::More,
+        }
+    }
+
+    /// Reads the PROXY protocol header off the socket itself (a TLS handshake follows it). `None`
+    /// once it is read (the caller goes on with the HTTP request).
+    fn read_proxy_header<S: Stream>(&mut self, io: &mut S) -> Option<Input> {
+        let mut buf = [0u8; MAX_PROXY_HEADER];
+        let n = match io.peek_raw(&mut buf) {
+            Ok(0) => return Some(Input::Lost),
+            Ok(n) => n,
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::Interrupted) => return Some(Input::More),
+            Err(_) => return Some(Input::Lost),
+        };
+        match crate::proxy::parse(&buf[..n]) {
+            ProxyHeader::Incomplete => Some(Input::More),
+            // Not from the proxy: dropped without an answer (it may not even speak HTTP).
+            ProxyHeader::Invalid => Some(Input::Lost),
+            ProxyHeader::Done { len, source } => {
+                if io.skip_raw(len).is_err() {
+                    return Some(Input::Lost);
+                }
+                if let Some(source) = source {
+                    self.origin = source;
+                }
+                self.phase = Phase::Handshake {
+                    buf: Vec::new(),
+                    scanned: 0,
+                };
+                None
+            }
         }
     }
 
@@ -558,49 +721,91 @@ impl Connection {
             if !ended && buf.len() < MAX_REQUEST_SIZE {
                 continue;
             }
+            if self.over_capacity {
+                self.refuse(refusal(503, "Retry-After: 5\r\n", "the server is full"));
+                return Some(Input::More);
+            }
             match cx.settings.offer.decide(buf) {
                 Decision::Incomplete => continue,
                 Decision::Reject { response, .. } => {
-                    self.out.push(&response);
-                    self.phase = Phase::Ending {
-                        peer: None,
-                        clean: false,
-                    };
+                    self.refuse(response);
                     return Some(Input::More);
                 }
-                Decision::Accept {
-                    response,
-                    protocol,
-                    resource,
-                    consumed,
-                } => {
-                    let leftover = buf.split_off(consumed);
-                    self.progress.feed(&leftover);
-                    let mut ws = WebSocketContext::from_partially_read(leftover, Role::Server, Some(cx.settings.ws));
-                    let peer = Arc::new(PeerShared::new(cx.ids.allocate(), self.addr, cx.settings.limits));
-                    cx.events.push(Event::Connected {
-                        peer: peer.clone(),
-                        protocol,
-                        resource,
-                    });
-                    self.out.push(&response);
-                    if cx.settings.send_id {
-                        // Godot's multiplayer clients stay "connecting" until this arrives.
-                        let id = Bytes::copy_from_slice(&peer.id.to_le_bytes());
-                        let frame = Frame::message(id, OpCode::Data(OpData::Binary), true);
-                        let _ = ws.write(&mut Tx { io, out: &mut self.out }, Message::Frame(frame));
+                Decision::Upgrade(mut upgrade) => {
+                    let early = buf.split_off(upgrade.consumed);
+                    let mut request = std::mem::take(&mut upgrade.request);
+                    request.socket_addr = self.addr;
+                    request.server_name = io.server_name();
+                    request.client_addr = cx.settings.trusted_proxies.client(self.origin, &request.headers);
+                    let request = Arc::new(request);
+                    let id = cx.ids.allocate();
+                    if cx.settings.authorize {
+                        cx.events.push(Event::Requested {
+                            id,
+                            request: request.clone(),
+                        });
+                        self.phase = Phase::Deciding {
+                            upgrade: Box::new(upgrade),
+                            request,
+                            id,
+                            early,
+                        };
+                    } else {
+                        let protocol = upgrade.protocol.clone();
+                        let response = upgrade.accept(&protocol, &cx.settings.offer, &[]);
+                        self.open(io, response, protocol, request, id, early, cx);
                     }
-                    self.deadline = None;
-                    self.ping_due = cx.settings.heartbeat_interval.map(|i| cx.now + i);
-                    self.phase = Phase::Open {
-                        ws: Box::new(ws),
-                        peer,
-                        closing_by_us: false,
-                    };
                     return None;
                 }
             }
         }
+    }
+
+    /// The upgrade is accepted: queue the `101` response and speak WebSocket. `early` holds the
+    /// bytes that came after the request.
+    #[allow(clippy::too_many_arguments)]
+    fn open<S: Stream>(
+        &mut self,
+        io: &mut S,
+        response: Vec<u8>,
+        protocol: String,
+        request: Arc<Request>,
+        id: PeerId,
+        early: Vec<u8>,
+        cx: &mut Cx,
+    ) {
+        self.progress.feed(&early);
+        let mut ws = WebSocketContext::from_partially_read(early, Role::Server, Some(cx.settings.ws));
+        let resource = request.resource.clone();
+        let peer = Arc::new(PeerShared::new(id, request, cx.settings.limits));
+        cx.events.push(Event::Connected {
+            peer: peer.clone(),
+            protocol,
+            resource,
+        });
+        self.out.push(&response);
+        if cx.settings.send_id {
+            // Godot's multiplayer clients stay "connecting" until this arrives.
+            let id = Bytes::copy_from_slice(&peer.id.to_le_bytes());
+            let frame = Frame::message(id, OpCode::Data(OpData::Binary), true);
+            let _ = ws.write(&mut Tx { io, out: &mut self.out }, Message::Frame(frame));
+        }
+        self.deadline = None;
+        self.ping_due = cx.settings.heartbeat_interval.map(|i| cx.now + i);
+        self.phase = Phase::Open {
+            ws: Box::new(ws),
+            peer,
+            closing_by_us: false,
+        };
+    }
+
+    /// The upgrade is refused: `response` goes out, then the connection closes.
+    fn refuse(&mut self, response: Vec<u8>) {
+        self.out.push(&response);
+        self.phase = Phase::Ending {
+            peer: None,
+            clean: false,
+        };
     }
 
     /// Reads frames until the socket would block, a queue is full, or the connection ends.
@@ -791,6 +996,9 @@ impl Connection {
     /// messages that never reached the socket.
     fn finish(&mut self, clean: bool, cx: &mut Cx) -> Status {
         let (bytes, count) = self.out.discard();
+        if let Phase::Deciding { id, .. } = self.phase {
+            cx.events.push(Event::RequestEnded { id, why: "the client left" });
+        }
         if let Some(peer) = self.peer() {
             if count > 0 {
                 peer.sub_outbound(bytes, count);
@@ -808,6 +1016,26 @@ impl Connection {
 
 fn contains(haystack: &[u8], needle: &[u8]) -> bool {
     haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+/// While the game decides: keeps what the client sends (frames it did not wait to send), so that
+/// its leaving is seen. More than `limit` bytes before an answer is not a client to wait for.
+fn read_early<S: Read>(io: &mut S, early: &mut Vec<u8>, limit: usize) -> Input {
+    let mut chunk = [0u8; READ_CHUNK];
+    loop {
+        match io.read(&mut chunk) {
+            Ok(0) => return Input::Lost,
+            Ok(n) => {
+                early.extend_from_slice(&chunk[..n]);
+                if early.len() > limit.max(READ_CHUNK) {
+                    return Input::Lost;
+                }
+            }
+            Err(e) if e.kind() == ErrorKind::Interrupted => {}
+            Err(e) if e.kind() == ErrorKind::WouldBlock => return Input::More,
+            Err(_) => return Input::Lost,
+        }
+    }
 }
 
 /// Reads and drops whatever the client sends. True once it has closed (or failed).

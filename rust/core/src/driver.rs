@@ -24,8 +24,15 @@ use crate::tls::TlsStream;
 pub(crate) const WAKER: Token = Token(0);
 pub(crate) const LISTENER: Token = Token(1);
 const FIRST_CONNECTION: usize = 2;
-/// After `accept` fails for lack of resources (EMFILE and the like), try again after this long.
-const ACCEPT_RETRY: Duration = Duration::from_millis(100);
+/// After `accept` fails for lack of resources (EMFILE and the like), try again after this long,
+/// doubling up to `ACCEPT_RETRY_MAX` while it keeps failing (and at once when a connection of
+/// ours closes and frees a descriptor).
+const ACCEPT_RETRY: Duration = Duration::from_millis(50);
+const ACCEPT_RETRY_MAX: Duration = Duration::from_secs(1);
+/// Clients over `max_connections` that are still answered `503` (plain `ws://` only: their
+/// request is read first, so the answer is not lost to a reset); beyond this many at once they
+/// are closed without an answer.
+const MAX_REFUSING: usize = 64;
 /// After connections closed, once the I/O thread has had nothing to do for this long, freed memory
 /// is handed back to the system (see `Driver::trim_memory`).
 const TRIM_AFTER_IDLE: Duration = Duration::from_secs(1);
@@ -84,6 +91,31 @@ impl Stream for Transport {
         Ok(())
     }
 
+    fn peek_raw(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        self.socket().peek(buf)
+    }
+
+    fn skip_raw(&mut self, mut n: usize) -> std::io::Result<()> {
+        let mut sink = [0u8; 512];
+        while n > 0 {
+            let want = n.min(sink.len());
+            match self.socket().read(&mut sink[..want]) {
+                Ok(0) => return Err(ErrorKind::UnexpectedEof.into()),
+                Ok(got) => n -= got,
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+
+    fn server_name(&self) -> Option<String> {
+        match self {
+            Transport::Plain(_) => None,
+            Transport::Tls(t) => t.server_name(),
+        }
+    }
+
     fn half_close(&mut self) {
         // Not over TLS: Godot's TLS client reports close code -1 instead of the Close frame it
         // got when any end of stream (close_notify or a bare FIN) follows the frame at once. TLS
@@ -103,6 +135,10 @@ struct Slot {
     /// (a slow message making progress) adds no entry: when this one fires, the connection's
     /// current deadline is pushed then. So the heap holds about one entry per connection.
     timer_at: Option<Instant>,
+    /// Counted in `Driver::handshakes` under this address until the upgrade is done.
+    handshaking: Option<std::net::IpAddr>,
+    /// Over `max_connections`: only answered 503 (counted in `Driver::refusing`).
+    refusing: bool,
 }
 
 pub(crate) struct Driver {
@@ -119,6 +155,16 @@ pub(crate) struct Driver {
     accept_retry: Option<Instant>,
     /// Accepting stopped because the game has not taken its events (`Link::backlog_full`).
     accept_paused: bool,
+    /// `accept` is failing for lack of resources (the game was told once), and the current
+    /// wait before the next try.
+    accept_failing: bool,
+    accept_backoff: Duration,
+    /// Handshaking connections per TCP peer address (`max_handshakes_per_address`).
+    handshakes: HashMap<std::net::IpAddr, usize>,
+    /// Connections being answered 503 (`MAX_REFUSING`).
+    refusing: usize,
+    max_connections: usize,
+    max_handshakes_per_address: usize,
     /// Connections have closed since memory was last handed back (`trim_memory`).
     freed_since_trim: bool,
     /// When the last readiness event or command was handled.
@@ -136,6 +182,7 @@ impl Driver {
         link: Arc<Link>,
         settings: Settings,
         tls: Option<Arc<rustls::ServerConfig>>,
+        caps: (usize, usize),
     ) -> Driver {
         Driver {
             poll,
@@ -149,6 +196,12 @@ impl Driver {
             timers: BinaryHeap::new(),
             accept_retry: None,
             accept_paused: false,
+            accept_failing: false,
+            accept_backoff: ACCEPT_RETRY,
+            handshakes: HashMap::new(),
+            refusing: 0,
+            max_connections: caps.0,
+            max_handshakes_per_address: caps.1,
             freed_since_trim: false,
             last_busy: Instant::now(),
             dirty: Vec::new(),
@@ -282,6 +335,22 @@ impl Driver {
                 // Refused connections are accepted and closed at once, as Godot's server does.
                 Ok(_) if self.link.is_refusing() => {}
                 Ok((mut stream, addr)) => {
+                    let addr = SocketAddr::new(addr.ip().to_canonical(), addr.port());
+                    let open = self.conns.len() - self.refusing;
+                    let refusing = self.max_connections > 0 && open >= self.max_connections;
+                    if refusing && (self.tls.is_some() || self.refusing >= MAX_REFUSING) {
+                        self.link.count_refused();
+                        continue; // closed without an answer
+                    }
+                    let per_address = self.handshakes.get(&addr.ip()).copied().unwrap_or(0);
+                    let counted = !refusing
+                        && self.max_handshakes_per_address > 0
+                        && !self.settings.trusted_proxies.contains(addr.ip());
+                    if counted && per_address >= self.max_handshakes_per_address {
+                        // One host with this many unfinished handshakes is not owed an answer.
+                        self.link.count_refused();
+                        continue;
+                    }
                     let entry = self.conns.vacant_entry();
                     let key = entry.key();
                     let token = Token(key + FIRST_CONNECTION);
@@ -302,8 +371,16 @@ impl Driver {
                             Err(_) => continue,
                         },
                     };
-                    let addr = SocketAddr::new(addr.ip().to_canonical(), addr.port());
-                    let conn = Connection::new(addr, now, &self.settings);
+                    let conn = if refusing {
+                        self.link.count_refused();
+                        self.refusing += 1;
+                        Connection::over_capacity(addr, now, &self.settings)
+                    } else {
+                        Connection::new(addr, now, &self.settings)
+                    };
+                    if counted {
+                        *self.handshakes.entry(addr.ip()).or_insert(0) += 1;
+                    }
                     let timer_at = conn.deadline();
                     if let Some(deadline) = timer_at {
                         self.timers.push(Reverse((deadline, key)));
@@ -313,15 +390,33 @@ impl Driver {
                         conn,
                         queued: false,
                         timer_at,
+                        handshaking: counted.then_some(addr.ip()),
+                        refusing,
                     });
                     // Registration reports data that is already waiting, so no read is due here.
                 }
-                Err(e) if e.kind() == ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == ErrorKind::WouldBlock => {
+                    // Every waiting client has been taken: a shortage is over (not merely eased
+                    // by one descriptor coming free).
+                    if self.accept_failing {
+                        self.accept_failing = false;
+                        self.accept_backoff = ACCEPT_RETRY;
+                        self.link.notice(false, "accepting connections again".into());
+                    }
+                    return;
+                }
                 Err(e) if matches!(e.kind(), ErrorKind::Interrupted | ErrorKind::ConnectionAborted) => {}
-                Err(_) => {
+                Err(e) => {
                     // Out of file descriptors or memory: the listener's readiness will not be
-                    // reported again while connections wait, so come back on a timer.
-                    self.accept_retry = Some(now + ACCEPT_RETRY);
+                    // reported again while connections wait, so come back on a timer (or as soon
+                    // as one of ours closes). The game is told once per episode.
+                    self.link.count_accept_error();
+                    if !self.accept_failing {
+                        self.accept_failing = true;
+                        self.link.notice(true, accept_error_text(&e));
+                    }
+                    self.accept_retry = Some(now + self.accept_backoff);
+                    self.accept_backoff = (self.accept_backoff * 2).min(ACCEPT_RETRY_MAX);
                     return;
                 }
             }
@@ -339,7 +434,7 @@ impl Driver {
         let Some(slot) = self.conns.get_mut(key) else {
             return;
         };
-        let had_peer = slot.conn.peer().is_some();
+        let had_id = slot.conn.id().is_some();
         let mut cx = Cx {
             now,
             settings: &self.settings,
@@ -347,10 +442,13 @@ impl Driver {
             events: &mut self.events,
         };
         let status = input(&mut slot.conn, &mut slot.stream, &mut cx);
-        if !had_peer {
-            if let Some(peer) = slot.conn.peer() {
-                self.by_id.insert(peer.id, key);
+        if !had_id {
+            if let Some(id) = slot.conn.id() {
+                self.by_id.insert(id, key);
             }
+        }
+        if slot.handshaking.is_some() && !slot.conn.is_handshaking() {
+            uncount(&mut self.handshakes, slot.handshaking.take());
         }
         match status {
             Status::Gone => self.remove(key),
@@ -373,9 +471,18 @@ impl Driver {
         self.freed_since_trim = true;
         let mut slot = self.conns.remove(key);
         let _ = self.poll.registry().deregister(slot.stream.socket());
-        if let Some(peer) = slot.conn.peer() {
-            self.by_id.remove(&peer.id);
-            // The id stays taken until the game has seen `Disconnected` (Command::Release).
+        if let Some(id) = slot.conn.id() {
+            self.by_id.remove(&id);
+            // The id stays taken until the game has seen `Disconnected` or `RequestEnded`
+            // (Command::Release).
+        }
+        uncount(&mut self.handshakes, slot.handshaking);
+        if slot.refusing {
+            self.refusing -= 1;
+        }
+        if self.accept_failing {
+            // A descriptor is free again.
+            self.accept_retry = Some(Instant::now());
         }
     }
 
@@ -425,6 +532,11 @@ impl Driver {
                         self.with_conn(k, now, |c, s, cx| c.fail_now(s, cx));
                     }
                 }
+                Command::Decide { id, verdict } => {
+                    if let Some(k) = key(&self.by_id, id) {
+                        self.with_conn(k, now, |c, s, cx| c.decide(s, verdict, cx));
+                    }
+                }
                 Command::SetExtraHeaders(headers) => self.settings.offer.extra_headers = headers,
                 Command::InjectFailure { panic: true } => panic!("failure injected by a test"),
                 Command::InjectFailure { panic: false } => {
@@ -468,6 +580,49 @@ impl Driver {
             self.dirty = dirty;
         }
     }
+}
+
+fn uncount(handshakes: &mut HashMap<std::net::IpAddr, usize>, ip: Option<std::net::IpAddr>) {
+    if let Some(ip) = ip {
+        if let std::collections::hash_map::Entry::Occupied(mut e) = handshakes.entry(ip) {
+            *e.get_mut() -= 1;
+            if *e.get() == 0 {
+                e.remove();
+            }
+        }
+    }
+}
+
+/// What the game is told when `accept` starts failing.
+fn accept_error_text(e: &std::io::Error) -> String {
+    let limit = open_file_limit().map_or(String::new(), |n| format!(" (this process may have {n} open files: ulimit -n)"));
+    match e.raw_os_error() {
+        #[cfg(unix)]
+        Some(code) if code == libc_emfile() => format!(
+            "cannot accept new connections: out of file descriptors{limit}. New clients wait in the kernel's queue until connections close; set max_connections below the limit, or raise it"
+        ),
+        _ => format!("cannot accept new connections: {e}{limit}. Retrying with backoff"),
+    }
+}
+
+#[cfg(unix)]
+fn libc_emfile() -> i32 {
+    24 // EMFILE on Linux, macOS and the BSDs
+}
+
+fn open_file_limit() -> Option<u64> {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    {
+        let mut limit = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        // SAFETY: getrlimit writes into the struct we pass.
+        if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } == 0 {
+            return Some(limit.rlim_cur);
+        }
+    }
+    None
 }
 
 /// Hands memory that is free but still held by the C allocator back to the system. glibc keeps

@@ -4,34 +4,69 @@
 
 use tungstenite::handshake::derive_accept_key;
 
+use crate::request::Request;
+
 /// The most bytes an upgrade request may take (request line and headers). Browsers send a few
 /// hundred; cookies can make it a few KiB. Larger requests get `431` and are dropped.
 pub const MAX_REQUEST_SIZE: usize = 16 * 1024;
 /// The most header lines a request may have.
 pub const MAX_HEADERS: usize = 64;
 
-/// What the server answers to a complete request.
+/// What the server makes of the bytes read so far.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Decision {
     /// Not a whole request yet: read more.
     Incomplete,
-    /// Upgrade accepted: send `response`, then speak WebSocket. `consumed` is the request's
-    /// length; bytes after it are already WebSocket frames.
-    Accept {
-        response: Vec<u8>,
-        protocol: String,
-        resource: String,
-        consumed: usize,
-    },
+    /// A valid upgrade request. The server answers it with `Upgrade::accept` (now, or once the
+    /// game has decided) or refuses it with `refusal`. `consumed` is the request's length; bytes
+    /// after it are already WebSocket frames.
+    Upgrade(Upgrade),
     /// Refused: send `response` and close. `why` is for logs and tests.
     Reject { response: Vec<u8>, why: &'static str },
 }
 
-/// What the server offers: its subprotocols and the header lines for every `101` response.
+/// A valid upgrade request, not yet answered.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Upgrade {
+    /// What the client asked for (addresses and TLS server name are filled in by the connection).
+    pub request: Request,
+    /// The subprotocol the server picks unless the game picks another: the first of the client's
+    /// that the server offers (`""` if neither side has any).
+    pub protocol: String,
+    pub consumed: usize,
+    /// `Sec-WebSocket-Accept`.
+    accept_key: String,
+}
+
+impl Upgrade {
+    /// The `101 Switching Protocols` response: `protocol` (if not empty), then the server's header
+    /// lines, then `more` (this client's, e.g. `Set-Cookie`).
+    pub fn accept(&self, protocol: &str, offer: &Offer, more: &[String]) -> Vec<u8> {
+        let mut response = format!(
+            "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {}\r\n",
+            self.accept_key
+        );
+        if !protocol.is_empty() {
+            response.push_str(&format!("Sec-WebSocket-Protocol: {protocol}\r\n"));
+        }
+        for line in offer.extra_headers.iter().chain(more) {
+            response.push_str(line);
+            response.push_str("\r\n");
+        }
+        response.push_str("\r\n");
+        response.into_bytes()
+    }
+}
+
+/// What the server offers: its subprotocols, the header lines for every `101` response, and the
+/// origins it accepts.
 #[derive(Clone, Debug, Default)]
 pub struct Offer {
     pub protocols: Vec<String>,
     pub extra_headers: Vec<String>,
+    /// Origins (`https://example.com`) whose pages may connect; empty: any. A request without an
+    /// `Origin` header (not from a browser) is not affected.
+    pub allowed_origins: Vec<String>,
 }
 
 impl Offer {
@@ -42,22 +77,20 @@ impl Offer {
         let consumed = match req.parse(buf) {
             Ok(httparse::Status::Complete(n)) => n,
             Ok(httparse::Status::Partial) if buf.len() >= MAX_REQUEST_SIZE => {
-                return reject(431, "Request Header Fields Too Large", "request too large", "")
+                return reject(431, "request too large", "")
             }
             Ok(httparse::Status::Partial) => return Decision::Incomplete,
-            Err(httparse::Error::TooManyHeaders) => {
-                return reject(431, "Request Header Fields Too Large", "too many headers", "")
-            }
-            Err(_) => return reject(400, "Bad Request", "malformed HTTP request", ""),
+            Err(httparse::Error::TooManyHeaders) => return reject(431, "too many headers", ""),
+            Err(_) => return reject(400, "malformed HTTP request", ""),
         };
         if consumed > MAX_REQUEST_SIZE {
-            return reject(431, "Request Header Fields Too Large", "request too large", "");
+            return reject(431, "request too large", "");
         }
         if req.method != Some("GET") {
-            return reject(405, "Method Not Allowed", "method is not GET", "Allow: GET\r\n");
+            return reject(405, "method is not GET", "Allow: GET\r\n");
         }
         if req.version != Some(1) {
-            return reject(400, "Bad Request", "HTTP version is not 1.1", "");
+            return reject(400, "HTTP version is not 1.1", "");
         }
         let headers: &[httparse::Header] = req.headers;
         let header = |name: &'static str| headers.iter().filter(move |h| h.name.eq_ignore_ascii_case(name));
@@ -70,56 +103,60 @@ impl Offer {
                 .collect::<Vec<_>>()
         };
         if !tokens("Upgrade").iter().any(|t| t.eq_ignore_ascii_case("websocket")) {
-            return reject(400, "Bad Request", "no Upgrade: websocket", "");
+            return reject(400, "no Upgrade: websocket", "");
         }
         if !tokens("Connection").iter().any(|t| t.eq_ignore_ascii_case("upgrade")) {
-            return reject(400, "Bad Request", "no Connection: Upgrade", "");
+            return reject(400, "no Connection: Upgrade", "");
         }
         if tokens("Sec-WebSocket-Version") != ["13"] {
-            return reject(
-                426,
-                "Upgrade Required",
-                "unsupported version",
-                "Sec-WebSocket-Version: 13\r\n",
-            );
+            return reject(426, "unsupported version", "Sec-WebSocket-Version: 13\r\n");
         }
         let mut keys = header("Sec-WebSocket-Key");
         let key = match (keys.next(), keys.next()) {
             (Some(k), None) if is_valid_key(k.value) => k.value,
-            _ => return reject(400, "Bad Request", "missing or invalid Sec-WebSocket-Key", ""),
+            _ => return reject(400, "missing or invalid Sec-WebSocket-Key", ""),
         };
         let offered = tokens("Sec-WebSocket-Protocol");
         let protocol = match (offered.is_empty(), self.protocols.is_empty()) {
             (true, true) => String::new(),
-            (true, false) => return reject(400, "Bad Request", "client offers no subprotocol", ""),
+            (true, false) => return reject(400, "client offers no subprotocol", ""),
             (false, _) => match offered.iter().find(|p| self.protocols.iter().any(|s| s == *p)) {
                 Some(p) => p.to_string(),
-                None => return reject(400, "Bad Request", "no common subprotocol", ""),
+                None => return reject(400, "no common subprotocol", ""),
             },
         };
+        if !self.allowed_origins.is_empty() {
+            let mut origins = header("Origin");
+            if let Some(origin) = origins.next() {
+                let allowed = origins.next().is_none()
+                    && self
+                        .allowed_origins
+                        .iter()
+                        .any(|a| a.as_bytes().eq_ignore_ascii_case(origin.value));
+                if !allowed {
+                    return reject(403, "origin not allowed", "");
+                }
+            }
+        }
         let resource = match req.path {
             Some(p) if p.starts_with('/') => p.to_string(),
             _ => "/".to_string(),
         };
-
-        let mut response = format!(
-            "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {}\r\n",
-            derive_accept_key(key)
-        );
-        if !protocol.is_empty() {
-            response.push_str(&format!("Sec-WebSocket-Protocol: {protocol}\r\n"));
-        }
-        for line in &self.extra_headers {
-            response.push_str(line);
-            response.push_str("\r\n");
-        }
-        response.push_str("\r\n");
-        Decision::Accept {
-            response: response.into_bytes(),
-            protocol,
+        let request = Request {
             resource,
+            headers: headers
+                .iter()
+                .map(|h| (h.name.to_string(), String::from_utf8_lossy(h.value).into_owned()))
+                .collect(),
+            protocols: offered.iter().map(|p| p.to_string()).collect(),
+            ..Request::default()
+        };
+        Decision::Upgrade(Upgrade {
+            request,
+            protocol,
             consumed,
-        }
+            accept_key: derive_accept_key(key),
+        })
     }
 }
 
@@ -132,10 +169,28 @@ fn is_valid_key(key: &[u8]) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || *b == b'+' || *b == b'/')
 }
 
-fn reject(status: u16, text: &str, why: &'static str, extra: &str) -> Decision {
-    let response =
-        format!("HTTP/1.1 {status} {text}\r\n{extra}Connection: close\r\nContent-Length: 0\r\n\r\n").into_bytes();
-    Decision::Reject { response, why }
+/// A refusal whose body says why, so that whoever looks at the response (a browser's network
+/// tab, curl) learns what was wrong.
+fn reject(status: u16, why: &'static str, extra: &str) -> Decision {
+    Decision::Reject {
+        response: refusal(status, extra, why),
+        why,
+    }
+}
+
+/// An HTTP response refusing the upgrade: `status` with its standard reason phrase, the header
+/// lines in `headers` (each ending in CRLF), and `body` as plain text. The connection closes after.
+pub fn refusal(status: u16, headers: &str, body: &str) -> Vec<u8> {
+    let text = http::StatusCode::from_u16(status)
+        .ok()
+        .and_then(|s| s.canonical_reason())
+        .unwrap_or("Refused");
+    let content_type = if body.is_empty() { "" } else { "Content-Type: text/plain; charset=utf-8\r\n" };
+    format!(
+        "HTTP/1.1 {status} {text}\r\n{headers}{content_type}Connection: close\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .into_bytes()
 }
 
 #[cfg(test)]
@@ -153,20 +208,25 @@ mod tests {
     fn offer(protocols: &[&str]) -> Offer {
         Offer {
             protocols: protocols.iter().map(|s| s.to_string()).collect(),
-            extra_headers: vec![],
+            ..Offer::default()
+        }
+    }
+
+    /// (response as the server would send it at once, protocol, resource, consumed)
+    fn accepted_by(o: &Offer, d: Decision) -> (String, String, String, usize) {
+        match d {
+            Decision::Upgrade(u) => (
+                String::from_utf8(u.accept(&u.protocol, o, &[])).unwrap(),
+                u.protocol.clone(),
+                u.request.resource.clone(),
+                u.consumed,
+            ),
+            other => panic!("expected Upgrade, got {other:?}"),
         }
     }
 
     fn accepted(d: Decision) -> (String, String, String, usize) {
-        match d {
-            Decision::Accept {
-                response,
-                protocol,
-                resource,
-                consumed,
-            } => (String::from_utf8(response).unwrap(), protocol, resource, consumed),
-            other => panic!("expected Accept, got {other:?}"),
-        }
+        accepted_by(&offer(&[]), d)
     }
 
     fn rejected(d: Decision) -> (String, &'static str) {
@@ -216,7 +276,7 @@ mod tests {
     fn subprotocol_follows_the_clients_order() {
         let o = offer(&["b", "c"]);
         let (resp, p, _, _) =
-            accepted(o.decide(request("Sec-WebSocket-Protocol: a, c\r\nSec-WebSocket-Protocol: b\r\n").as_bytes()));
+            accepted_by(&o, o.decide(request("Sec-WebSocket-Protocol: a, c\r\nSec-WebSocket-Protocol: b\r\n").as_bytes()));
         assert_eq!(p, "c");
         assert!(resp.contains("\r\nSec-WebSocket-Protocol: c\r\n"));
         let (_, why) = rejected(o.decide(request("Sec-WebSocket-Protocol: x, y\r\n").as_bytes()));
@@ -231,11 +291,15 @@ mod tests {
     #[test]
     fn extra_headers_are_appended() {
         let o = Offer {
-            protocols: vec![],
             extra_headers: vec!["X-A: 1".into(), "X-B: two".into()],
+            ..Offer::default()
         };
-        let (resp, _, _, _) = accepted(o.decide(request("").as_bytes()));
+        let (resp, _, _, _) = accepted_by(&o, o.decide(request("").as_bytes()));
         assert!(resp.ends_with("X-A: 1\r\nX-B: two\r\n\r\n"), "{resp}");
+        // The game's lines for one client come after the server's.
+        let Decision::Upgrade(u) = o.decide(request("").as_bytes()) else { panic!() };
+        let resp = String::from_utf8(u.accept("", &o, &["Set-Cookie: s=1".into()])).unwrap();
+        assert!(resp.ends_with("X-B: two\r\nSet-Cookie: s=1\r\n\r\n"), "{resp}");
     }
 
     #[test]
@@ -273,5 +337,47 @@ mod tests {
         let many: String = (0..MAX_HEADERS + 1).map(|i| format!("X-{i}: v\r\n")).collect();
         let (_, why) = rejected(offer(&[]).decide(format!("GET / HTTP/1.1\r\n{many}\r\n").as_bytes()));
         assert_eq!(why, "too many headers");
+    }
+
+    #[test]
+    fn the_request_is_kept_for_the_game() {
+        let req = request("Origin: https://game.example\r\nCookie: a=1\r\nSec-WebSocket-Protocol: x, y\r\n");
+        let Decision::Upgrade(u) = offer(&["y"]).decide(req.as_bytes()) else { panic!() };
+        assert_eq!(u.request.resource, "/chat?room=1");
+        assert_eq!(u.request.protocols, ["x", "y"]);
+        assert_eq!(u.protocol, "y");
+        assert_eq!(u.request.header("origin").as_deref(), Some("https://game.example"));
+        assert_eq!(u.request.headers[0], ("Host".to_string(), "example.com".to_string()));
+        assert_eq!(u.request.headers.len(), 8);
+    }
+
+    #[test]
+    fn origins_outside_the_list_get_403() {
+        let o = Offer {
+            allowed_origins: vec!["https://game.example".into()],
+            ..Offer::default()
+        };
+        let (resp, why) = rejected(o.decide(request("Origin: https://evil.example\r\n").as_bytes()));
+        assert_eq!(why, "origin not allowed");
+        assert!(resp.starts_with("HTTP/1.1 403 Forbidden\r\n"), "{resp}");
+        // Two Origin headers: refused too.
+        let two = request("Origin: https://game.example\r\nOrigin: https://evil.example\r\n");
+        assert_eq!(rejected(o.decide(two.as_bytes())).1, "origin not allowed");
+        // Listed (any case), or no Origin at all (not a browser): accepted.
+        accepted_by(&o, o.decide(request("Origin: HTTPS://Game.Example\r\n").as_bytes()));
+        accepted_by(&o, o.decide(request("").as_bytes()));
+        // No list: any origin.
+        accepted(offer(&[]).decide(request("Origin: https://evil.example\r\n").as_bytes()));
+    }
+
+    #[test]
+    fn refusals_carry_status_headers_and_body() {
+        let r = String::from_utf8(refusal(401, "WWW-Authenticate: Bearer\r\n", "no token")).unwrap();
+        assert_eq!(
+            r,
+            "HTTP/1.1 401 Unauthorized\r\nWWW-Authenticate: Bearer\r\nContent-Type: text/plain; charset=utf-8\r\nConnection: close\r\nContent-Length: 8\r\n\r\nno token"
+        );
+        let r = String::from_utf8(refusal(599, "", "")).unwrap();
+        assert!(r.starts_with("HTTP/1.1 599 Refused\r\n"), "{r}");
     }
 }

@@ -7,6 +7,8 @@
 //! - [`server`]: the game thread's side: `Server::listen`, `poll`/`next_signal` in Godot's
 //!   order, and `PeerHandle` for sending, reading and closing.
 //! - [`shared`]: the events, commands and per-peer counters that cross between the threads.
+//! - [`request`]: the upgrade request as the game sees it, and the client's address behind
+//!   trusted proxies; [`proxy`]: the PROXY protocol header.
 //! - [`tls`]: the rustls configuration from PEM text, and the non-blocking TLS stream.
 
 pub mod config;
@@ -16,6 +18,8 @@ pub mod handshake;
 pub mod ids;
 mod outq;
 mod progress;
+pub mod proxy;
+pub mod request;
 pub mod server;
 pub mod shared;
 mod sync;
@@ -23,6 +27,8 @@ pub mod tls;
 
 pub use config::{BindIp, ConfigError, Limits, ServerConfig};
 pub use server::{
-    is_recipient, join_stopped_io_threads, CloseError, ListenError, PeerHandle, SendError, Server, Signal, TargetError,
+    is_recipient, join_stopped_io_threads, CloseError, DecideError, ListenError, PeerHandle, SendError, Server, Signal, TargetError,
 };
+pub use connection::Verdict;
+pub use request::Request;
 pub use shared::{Packet, PeerId, PeerState, MAX_EVENT_BACKLOG};

@@ -14,7 +14,8 @@ use mio::{Interest, Poll, Waker};
 use tungstenite::Bytes;
 
 use crate::config::{BindIp, ServerConfig};
-use crate::connection::Settings;
+use crate::connection::{Settings, Verdict};
+use crate::request::Request;
 use crate::driver::{Driver, LISTENER, WAKER};
 use crate::shared::{Command, Event, Link, Packet, PeerId, PeerShared, PeerState};
 
@@ -40,6 +41,16 @@ impl std::fmt::Display for ListenError {
 /// What the game should be told, one at a time, from `Server::next_signal`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Signal {
+    /// A request waits for `Server::decide` (`ServerConfig::authorize`); `Server::request` has it.
+    UpgradeRequested {
+        id: PeerId,
+    },
+    /// A request the game had not refused will not become a peer (no decision in time, or the
+    /// client left). The id is not valid any more.
+    UpgradeCancelled {
+        id: PeerId,
+        why: &'static str,
+    },
     Connected {
         id: PeerId,
         protocol: String,
@@ -65,6 +76,8 @@ pub struct Server {
     thread: Option<JoinHandle<()>>,
     local_addr: SocketAddr,
     peers: HashMap<PeerId, PeerHandle>,
+    /// Requests the game was asked to decide on, until they become peers or end.
+    requests: HashMap<PeerId, PendingRequest>,
     /// Events taken from the I/O thread and not yet turned into signals, in emission order.
     pending: VecDeque<Event>,
     incoming: Vec<Event>,
@@ -87,7 +100,8 @@ impl Server {
             .register(&mut listener, LISTENER, Interest::READABLE)
             .map_err(cant_create)?;
         let link = Arc::new(Link::new(waker, config.max_event_backlog.max(1)));
-        let driver = Driver::new(poll, listener, link.clone(), Settings::new(config), config.tls.clone());
+        let caps = (config.max_connections, config.max_handshakes_per_address);
+        let driver = Driver::new(poll, listener, link.clone(), Settings::new(config), config.tls.clone(), caps);
         let thread = std::thread::Builder::new()
             .name("websocket-server-io".into())
             .spawn(move || driver.run_guarded())
@@ -97,6 +111,7 @@ impl Server {
             thread: Some(thread),
             local_addr,
             peers: HashMap::new(),
+            requests: HashMap::new(),
             pending: VecDeque::new(),
             incoming: Vec::new(),
             later: Vec::new(),
@@ -128,7 +143,7 @@ impl Server {
             self.link.hold_wakes();
         }
         for event in self.incoming.drain(..) {
-            if self.peers.contains_key(&event.id()) {
+            if self.peers.contains_key(&event.id()) || self.requests.contains_key(&event.id()) {
                 self.pending.push_back(event);
             } else {
                 self.later.push(event);
@@ -140,20 +155,32 @@ impl Server {
         };
         self.dead = true;
         let mut ids: Vec<PeerId> = self.peers.keys().copied().collect();
-        ids.extend(self.pending.iter().filter_map(|e| match e {
-            Event::Connected { peer, .. } => Some(peer.id),
-            _ => None,
-        }));
+        let mut asked: Vec<PeerId> = self.requests.keys().copied().collect();
+        for e in &self.pending {
+            match e {
+                Event::Connected { peer, .. } => ids.push(peer.id),
+                Event::Requested { id, .. } => asked.push(*id),
+                _ => {}
+            }
+        }
         let gone: std::collections::HashSet<PeerId> = self
             .pending
             .iter()
             .filter_map(|e| match e {
-                Event::Disconnected { id, .. } => Some(*id),
+                Event::Disconnected { id, .. } | Event::RequestEnded { id, .. } => Some(*id),
                 _ => None,
             })
             .collect();
+        // A request that was accepted but not yet connected ends as a request.
+        ids.retain(|id| !asked.contains(id));
         for id in ids.into_iter().filter(|id| !gone.contains(id)) {
             self.pending.push_back(Event::Disconnected { id, clean: false });
+        }
+        for id in asked.into_iter().filter(|id| !gone.contains(id)) {
+            self.pending.push_back(Event::RequestEnded {
+                id,
+                why: "the server stopped",
+            });
         }
         Err(failure)
     }
@@ -182,12 +209,27 @@ impl Server {
                 return None;
             };
             let signal = match event {
+                Event::Requested { id, request } => {
+                    self.requests.insert(id, PendingRequest { request, decided: None });
+                    Signal::UpgradeRequested { id }
+                }
+                Event::RequestEnded { id, why } => {
+                    let Some(ended) = self.requests.remove(&id) else {
+                        continue;
+                    };
+                    self.link.command(Command::Release { id });
+                    if ended.decided == Some(false) {
+                        continue; // the game refused it itself
+                    }
+                    Signal::UpgradeCancelled { id, why }
+                }
                 Event::Connected {
                     peer,
                     protocol,
                     resource,
                 } => {
                     let id = peer.id;
+                    self.requests.remove(&id);
                     self.peers.insert(
                         id,
                         PeerHandle {
@@ -237,6 +279,56 @@ impl Server {
 
     pub fn peer(&self, id: PeerId) -> Option<&PeerHandle> {
         self.peers.get(&id)
+    }
+
+    /// The upgrade request of a connected peer, or of a request waiting for a decision.
+    pub fn request(&self, id: PeerId) -> Option<&Arc<Request>> {
+        self.peers
+            .get(&id)
+            .map(|p| &p.shared.request)
+            .or_else(|| self.requests.get(&id).map(|r| &r.request))
+    }
+
+    /// Ids of the requests the game has been asked about and that have not ended.
+    pub fn request_ids(&self) -> impl Iterator<Item = PeerId> + '_ {
+        self.requests.keys().copied()
+    }
+
+    /// The game's decision on request `id` (`Signal::UpgradeRequested`). Only the first decision
+    /// counts. A chosen subprotocol must be one the client offered. Header lines and status are
+    /// the caller's to check (`config::validate_response_headers`).
+    pub fn decide(&mut self, id: PeerId, verdict: Verdict) -> Result<(), DecideError> {
+        let pending = self.requests.get_mut(&id).ok_or(DecideError::NoRequest(id))?;
+        if pending.decided.is_some() {
+            return Err(DecideError::AlreadyDecided(id));
+        }
+        if let Verdict::Accept {
+            protocol: Some(protocol),
+            ..
+        } = &verdict
+        {
+            if !pending.request.protocols.contains(protocol) {
+                return Err(DecideError::NotOffered(protocol.clone(), pending.request.protocols.clone()));
+            }
+        }
+        pending.decided = Some(matches!(verdict, Verdict::Accept { .. }));
+        self.link.command(Command::Decide { id, verdict });
+        Ok(())
+    }
+
+    /// Log lines from the I/O thread since the last call (`true`: an error).
+    pub fn take_notices(&self) -> Vec<(bool, String)> {
+        self.link.take_notices()
+    }
+
+    /// How often `accept` failed for lack of resources (file descriptors).
+    pub fn accept_errors(&self) -> u64 {
+        self.link.accept_errors()
+    }
+
+    /// Clients refused by `max_connections` or `max_handshakes_per_address`.
+    pub fn refused_connections(&self) -> u64 {
+        self.link.refused()
     }
 
     pub fn peer_ids(&self) -> impl Iterator<Item = PeerId> + '_ {
@@ -336,7 +428,38 @@ impl Server {
             peer.shared.advance(PeerState::Closed);
         }
         self.peers.clear();
+        self.requests.clear();
         self.pending.clear();
+    }
+}
+
+/// A request the game was asked about. `decided`: `None` while it waits, then whether it was
+/// accepted.
+struct PendingRequest {
+    request: Arc<Request>,
+    decided: Option<bool>,
+}
+
+/// Why `Server::decide` refused a decision.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum DecideError {
+    /// No request with this id waits (it was never asked about, became a peer, or ended).
+    NoRequest(PeerId),
+    AlreadyDecided(PeerId),
+    /// The chosen subprotocol is not among those the client offered (listed).
+    NotOffered(String, Vec<String>),
+}
+
+impl std::fmt::Display for DecideError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            DecideError::NoRequest(id) => write!(f, "no request with id {id} is waiting for a decision"),
+            DecideError::AlreadyDecided(id) => write!(f, "request {id} has already been decided"),
+            DecideError::NotOffered(p, offered) => write!(
+                f,
+                "subprotocol {p:?} was not offered by the client (it offered {offered:?})"
+            ),
+        }
     }
 }
 
@@ -465,6 +588,11 @@ impl PeerHandle {
 
     pub fn addr(&self) -> SocketAddr {
         self.shared.addr
+    }
+
+    /// The upgrade request this peer came with.
+    pub fn request(&self) -> &Arc<Request> {
+        &self.shared.request
     }
 
     /// `Closed` as soon as the I/O thread has died, even before the game has polled.

@@ -33,6 +33,18 @@ pub struct Packet {
 /// What the I/O thread reports, in the order it happened.
 #[derive(Debug)]
 pub enum Event {
+    /// A valid upgrade request waits for the game's decision (`Command::Decide`). Followed by
+    /// `Connected` (accepted) or `RequestEnded`.
+    Requested {
+        id: PeerId,
+        request: std::sync::Arc<crate::request::Request>,
+    },
+    /// A request the game was asked about will not become a peer: refused by the game, no
+    /// decision in time, or the client left. Always the last event of such an id.
+    RequestEnded {
+        id: PeerId,
+        why: &'static str,
+    },
     Connected {
         peer: std::sync::Arc<PeerShared>,
         protocol: String,
@@ -65,6 +77,7 @@ impl Event {
     pub fn id(&self) -> PeerId {
         match self {
             Event::Connected { peer, .. } => peer.id,
+            Event::Requested { id, .. } | Event::RequestEnded { id, .. } => *id,
             Event::Message { id, .. }
             | Event::CloseRequest { id, .. }
             | Event::ProtocolError { id, .. }
@@ -111,6 +124,11 @@ pub enum Command {
     Fail {
         id: PeerId,
     },
+    /// The game's decision on a request (`Event::Requested`).
+    Decide {
+        id: PeerId,
+        verdict: crate::connection::Verdict,
+    },
     /// Header lines for the `101` responses of upgrades that finish from now on.
     SetExtraHeaders(Vec<String>),
     /// Tests only: make the I/O thread die (by a panic, or by returning an error), to check that
@@ -139,6 +157,12 @@ pub struct Link {
     /// Set with `failure`: sends fail from then on, before the game has polled.
     failed: AtomicBool,
     gate: AcceptGate,
+    /// Messages for the game's log (`true`: an error): accept failing, and recovering.
+    notices: Mutex<Vec<(bool, String)>>,
+    /// `accept` calls that failed for lack of resources.
+    accept_errors: std::sync::atomic::AtomicU64,
+    /// Clients refused by `max_connections` or `max_handshakes_per_address`.
+    refused: std::sync::atomic::AtomicU64,
     /// Set by the I/O thread once its listener is closed (see `Server::stop`).
     listener_closed: std::sync::Mutex<bool>,
     listener_closed_cv: std::sync::Condvar,
@@ -206,6 +230,9 @@ impl Link {
             failure: Mutex::new(None),
             failed: AtomicBool::new(false),
             gate: AcceptGate::new(max_backlog),
+            notices: Mutex::new(Vec::new()),
+            accept_errors: Default::default(),
+            refused: Default::default(),
             listener_closed: std::sync::Mutex::new(false),
             listener_closed_cv: std::sync::Condvar::new(),
         }
@@ -305,6 +332,32 @@ impl Link {
         self.stopping.load(Acquire)
     }
 
+    /// I/O thread: a line for the game's log.
+    pub fn notice(&self, error: bool, text: String) {
+        self.notices.lock().push((error, text));
+    }
+
+    /// Game thread: the lines for the log since the last call.
+    pub fn take_notices(&self) -> Vec<(bool, String)> {
+        std::mem::take(&mut *self.notices.lock())
+    }
+
+    pub fn count_accept_error(&self) {
+        self.accept_errors.fetch_add(1, Relaxed);
+    }
+
+    pub fn accept_errors(&self) -> u64 {
+        self.accept_errors.load(Relaxed)
+    }
+
+    pub fn count_refused(&self) {
+        self.refused.fetch_add(1, Relaxed);
+    }
+
+    pub fn refused(&self) -> u64 {
+        self.refused.load(Relaxed)
+    }
+
     pub fn set_refusing(&self, refuse: bool) {
         self.refusing.store(refuse, Release);
     }
@@ -356,7 +409,10 @@ impl Inbound {
 #[derive(Debug)]
 pub struct PeerShared {
     pub id: PeerId,
+    /// The client's address (behind trusted proxies, the one they report).
     pub addr: SocketAddr,
+    /// The upgrade request it came with.
+    pub request: std::sync::Arc<crate::request::Request>,
     pub limits: Limits,
     state: AtomicU8,
     /// Inbound counters and the paused flag change together under one lock, so the hand-over
@@ -372,10 +428,11 @@ pub struct PeerShared {
 }
 
 impl PeerShared {
-    pub fn new(id: PeerId, addr: SocketAddr, limits: Limits) -> PeerShared {
+    pub fn new(id: PeerId, request: std::sync::Arc<crate::request::Request>, limits: Limits) -> PeerShared {
         PeerShared {
             id,
-            addr,
+            addr: request.client_addr,
+            request,
             limits,
             state: AtomicU8::new(PeerState::Open as u8),
             inbound: crate::sync::Mutex::new(Inbound::default()),
@@ -478,7 +535,7 @@ mod tests {
     use super::*;
 
     fn peer(limits: Limits) -> PeerShared {
-        PeerShared::new(2, "127.0.0.1:1".parse().unwrap(), limits)
+        PeerShared::new(2, Default::default(), limits)
     }
 
     #[test]

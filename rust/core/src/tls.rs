@@ -131,6 +131,14 @@ impl<S: Read + Write> TlsStream<S> {
         &mut self.sock
     }
 
+    /// The host name the client sent (SNI), once its hello has been read.
+    pub fn server_name(&self) -> Option<String> {
+        match &self.conn {
+            Connection::Server(s) => s.server_name().map(str::to_owned),
+            Connection::Client(_) => None,
+        }
+    }
+
     /// Writes pending ciphertext; `WouldBlock` if some is left.
     fn push_tls(&mut self) -> io::Result<()> {
         while self.conn.wants_write() {

@@ -10,7 +10,8 @@ use tungstenite::protocol::frame::coding::CloseCode;
 use tungstenite::protocol::frame::CloseFrame;
 use tungstenite::protocol::{Role, WebSocketContext};
 use tungstenite::Message;
-use wss_core::connection::{Connection, Cx, Settings, Status, Stream};
+use wss_core::connection::{Connection, Cx, Settings, Status, Stream, Verdict};
+use wss_core::request::TrustedProxies;
 use wss_core::ids::IdAllocator;
 use wss_core::shared::{Event, PeerState};
 use wss_core::{Limits, ServerConfig};
@@ -36,6 +37,20 @@ impl Stream for Pipe {
     }
     fn half_close(&mut self) {
         self.half_closed = true;
+    }
+    fn peek_raw(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if self.input.is_empty() {
+            return if self.eof { Ok(0) } else { Err(io::ErrorKind::WouldBlock.into()) };
+        }
+        let n = buf.len().min(self.input.len());
+        for (i, b) in self.input.iter().take(n).enumerate() {
+            buf[i] = *b;
+        }
+        Ok(n)
+    }
+    fn skip_raw(&mut self, n: usize) -> io::Result<()> {
+        self.input.drain(..n);
+        Ok(())
     }
 }
 
@@ -148,6 +163,15 @@ impl Harness {
     fn readable(&mut self) -> Status {
         let (c, p, mut cx) = self.cx();
         c.on_readable(p, &mut cx)
+    }
+
+    fn decide(&mut self, verdict: Verdict) -> Status {
+        let (c, p, mut cx) = self.cx();
+        c.decide(p, verdict, &mut cx)
+    }
+
+    fn output(&mut self) -> String {
+        String::from_utf8_lossy(&std::mem::take(&mut self.pipe.output)).into_owned()
     }
 
     fn timeout(&mut self) -> Status {
@@ -890,4 +914,211 @@ fn heartbeat_spares_a_peer_the_server_is_not_reading() {
     assert!(matches!(&h.client_receives()[..], [Message::Ping(_)]));
     assert_eq!(h.readable(), Status::Alive);
     assert!(peer.round_trip().is_some(), "answered");
+}
+
+// ---- authorization before the upgrade
+
+fn authorizing() -> ServerConfig {
+    ServerConfig {
+        authorize: true,
+        protocols: vec!["a".into(), "b".into()],
+        ..config()
+    }
+}
+
+const OFFERING_A_B: &str = "GET /room?id=7 HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: a, b\r\nAuthorization: Bearer t0k3n\r\n\r\n";
+
+/// A harness whose request arrived and waits for the game; returns its id.
+fn requested(h: &mut Harness) -> i32 {
+    h.pipe.input.extend(OFFERING_A_B.as_bytes());
+    assert_eq!(h.readable(), Status::Alive);
+    assert_eq!(h.output(), "", "nothing is answered before the game decides");
+    match h.take().as_slice() {
+        [Event::Requested { id, request }] => {
+            assert_eq!(request.resource, "/room?id=7");
+            assert_eq!(request.header("authorization").as_deref(), Some("Bearer t0k3n"));
+            assert_eq!(request.protocols, ["a", "b"]);
+            assert_eq!(request.client_addr, "127.0.0.1:4000".parse().unwrap());
+            *id
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn an_accepted_request_becomes_a_peer_with_the_chosen_protocol_and_headers() {
+    let mut h = Harness::new(authorizing());
+    let id = requested(&mut h);
+    // A frame the client sent without waiting for the answer is kept for after the upgrade.
+    h.client_sends(Message::text("early"));
+    assert_eq!(h.readable(), Status::Alive);
+    assert!(h.take().is_empty());
+    let verdict = Verdict::Accept {
+        protocol: Some("b".into()),
+        headers: vec!["Set-Cookie: s=1".into()],
+    };
+    assert_eq!(h.decide(verdict.clone()), Status::Alive);
+    let out = h.output();
+    assert!(out.starts_with("HTTP/1.1 101 "), "{out}");
+    assert!(out.contains("\r\nSec-WebSocket-Protocol: b\r\n"), "{out}");
+    assert!(out.contains("\r\nSet-Cookie: s=1\r\n"), "{out}");
+    match h.take().as_slice() {
+        [Event::Connected { peer, protocol, resource }, Event::Message { id: mid, packet }] => {
+            assert_eq!((peer.id, protocol.as_str(), resource.as_str()), (id, "b", "/room?id=7"));
+            assert_eq!(peer.request.header("AUTHORIZATION").as_deref(), Some("Bearer t0k3n"));
+            assert_eq!((*mid, &packet.data[..]), (id, &b"early"[..]));
+        }
+        other => panic!("{other:?}"),
+    }
+    // A second decision changes nothing.
+    assert_eq!(h.decide(verdict), Status::Alive);
+    assert_eq!(h.output(), "");
+}
+
+#[test]
+fn a_rejected_request_gets_its_status_and_ends() {
+    let mut h = Harness::new(authorizing());
+    let id = requested(&mut h);
+    let verdict = Verdict::Reject {
+        status: 401,
+        headers: "WWW-Authenticate: Bearer\r\n".into(),
+        body: "bad token".into(),
+    };
+    // Written, then our end closes: the connection is gone.
+    assert_eq!(h.decide(verdict), Status::Gone);
+    let out = h.output();
+    assert!(out.starts_with("HTTP/1.1 401 Unauthorized\r\nWWW-Authenticate: Bearer\r\n"), "{out}");
+    assert!(out.ends_with("\r\n\r\nbad token"), "{out}");
+    assert!(h.pipe.write_closed);
+    match h.take().as_slice() {
+        [Event::RequestEnded { id: ended, why }] => assert_eq!((*ended, *why), (id, "refused")),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn no_decision_by_the_handshake_timeout_is_503() {
+    let mut h = Harness::new(authorizing());
+    let id = requested(&mut h);
+    h.now += Duration::from_millis(2900);
+    assert_eq!(h.timeout(), Status::Alive);
+    assert_eq!(h.output(), "");
+    h.now += Duration::from_millis(200);
+    assert_eq!(h.timeout(), Status::Gone);
+    assert!(h.output().starts_with("HTTP/1.1 503 Service Unavailable\r\n"));
+    match h.take().as_slice() {
+        [Event::RequestEnded { id: ended, why }] => {
+            assert_eq!(*ended, id);
+            assert!(why.contains("handshake_timeout"), "{why}");
+        }
+        other => panic!("{other:?}"),
+    }
+    // A decision after that is ignored.
+    let accept = Verdict::Accept {
+        protocol: None,
+        headers: vec![],
+    };
+    assert_eq!(h.decide(accept), Status::Alive);
+    assert!(h.take().is_empty());
+}
+
+#[test]
+fn a_client_that_leaves_before_the_decision_ends_its_request() {
+    let mut h = Harness::new(authorizing());
+    let id = requested(&mut h);
+    h.pipe.eof = true;
+    assert_eq!(h.readable(), Status::Gone);
+    match h.take().as_slice() {
+        [Event::RequestEnded { id: ended, why }] => assert_eq!((*ended, *why), (id, "the client left")),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn a_client_that_floods_before_the_decision_is_dropped() {
+    let mut h = Harness::new(ServerConfig {
+        limits: Limits {
+            inbound_buffer_size: 1000,
+            ..Limits::default()
+        },
+        ..authorizing()
+    });
+    requested(&mut h);
+    h.pipe.input.extend(vec![0u8; 5000]);
+    assert_eq!(h.readable(), Status::Gone);
+    assert!(matches!(h.take().as_slice(), [Event::RequestEnded { .. }]));
+}
+
+// ---- who the client is
+
+#[test]
+fn forwarded_headers_count_only_from_trusted_proxies() {
+    let request = REQUEST.replace("\r\n\r\n", "\r\nX-Forwarded-For: 6.6.6.6, 203.0.113.7\r\n\r\n");
+    for (trusted, want) in [(vec![], "127.0.0.1:4000"), (vec!["127.0.0.0/8"], "203.0.113.7:0")] {
+        let mut h = Harness::new(ServerConfig {
+            trusted_proxies: TrustedProxies::parse(&trusted).unwrap(),
+            ..config()
+        });
+        h.pipe.input.extend(request.as_bytes());
+        assert_eq!(h.readable(), Status::Alive);
+        match h.take().as_slice() {
+            [Event::Connected { peer, .. }] => {
+                assert_eq!(peer.addr, want.parse().unwrap(), "trusted {trusted:?}");
+                assert_eq!(peer.request.socket_addr, "127.0.0.1:4000".parse().unwrap());
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+}
+
+fn proxied() -> ServerConfig {
+    ServerConfig {
+        proxy_protocol: true,
+        ..config()
+    }
+}
+
+#[test]
+fn a_proxy_protocol_header_names_the_client() {
+    let mut h = Harness::new(proxied());
+    // The header may arrive in pieces; nothing happens until it is whole.
+    let header = b"PROXY TCP4 203.0.113.7 10.0.0.1 51234 443\r\n";
+    h.pipe.input.extend(&header[..10]);
+    assert_eq!(h.readable(), Status::Alive);
+    h.pipe.input.extend(&header[10..]);
+    h.pipe.input.extend(REQUEST.as_bytes());
+    assert_eq!(h.readable(), Status::Alive);
+    assert!(h.output().starts_with("HTTP/1.1 101 "));
+    match h.take().as_slice() {
+        [Event::Connected { peer, .. }] => {
+            assert_eq!(peer.addr, "203.0.113.7:51234".parse().unwrap());
+            assert_eq!(peer.request.socket_addr, "127.0.0.1:4000".parse().unwrap());
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn a_missing_or_broken_proxy_header_drops_the_connection_unanswered() {
+    for input in [REQUEST.as_bytes(), b"PROXY TCP4 1.2.3.4\r\n".as_slice(), b"PROXY GARBAGE\r\n"] {
+        let mut h = Harness::new(proxied());
+        h.pipe.input.extend(input);
+        assert_eq!(h.readable(), Status::Gone, "{:?}", String::from_utf8_lossy(input));
+        assert_eq!(h.output(), "");
+        assert!(h.take().is_empty());
+    }
+}
+
+#[test]
+fn over_capacity_reads_the_request_then_answers_503() {
+    let settings = Settings::new(&config());
+    let mut h = Harness::new(config());
+    h.conn = Connection::over_capacity("127.0.0.1:4000".parse().unwrap(), h.now, &settings);
+    h.pipe.input.extend(&REQUEST.as_bytes()[..20]);
+    assert_eq!(h.readable(), Status::Alive);
+    assert_eq!(h.output(), "");
+    h.pipe.input.extend(&REQUEST.as_bytes()[20..]);
+    assert_eq!(h.readable(), Status::Gone);
+    assert!(h.output().starts_with("HTTP/1.1 503 Service Unavailable\r\nRetry-After: 5\r\n"));
+    assert!(h.take().is_empty());
 }

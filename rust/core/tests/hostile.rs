@@ -68,6 +68,9 @@ fn run_game(
                 }
                 Signal::Disconnected { .. } => d += 1,
                 Signal::CloseRequest { .. } => {}
+                Signal::UpgradeRequested { .. } | Signal::UpgradeCancelled { .. } => {
+                    unreachable!("authorization is off")
+                }
             }
         }
         std::thread::sleep(Duration::from_millis(2));

@@ -17,7 +17,7 @@ use wss_core::Limits;
 fn full_peer(max_queued_packets: usize, queued: usize) -> Arc<PeerShared> {
     let p = PeerShared::new(
         2,
-        "127.0.0.1:1".parse().unwrap(),
+        Default::default(),
         Limits {
             inbound_buffer_size: 1 << 20,
             outbound_buffer_size: 1 << 20,

@@ -5,6 +5,7 @@ use godot::prelude::*;
 
 mod peer;
 mod ratelimit;
+mod request;
 mod server;
 
 struct WebSocketServerExtension;

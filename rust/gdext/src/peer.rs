@@ -152,7 +152,8 @@ impl WebSocketServerPeer {
         close_peer(&self.handle, code, &reason.to_string());
     }
 
-    /// The client's IP address.
+    /// The client's IP address (behind [member WebSocketServer.trusted_proxies], the one they
+    /// report).
     #[func]
     fn get_connected_host(&self) -> GString {
         self.handle.addr().ip().to_string().as_str().into()
@@ -162,6 +163,13 @@ impl WebSocketServerPeer {
     #[func]
     fn get_connected_port(&self) -> i64 {
         self.handle.addr().port() as i64
+    }
+
+    /// The upgrade request this client came with (headers, path, subprotocols, addresses).
+    /// [i]Not in Godot.[/i]
+    #[func]
+    fn get_request(&self) -> Gd<crate::request::WebSocketServerRequest> {
+        crate::request::WebSocketServerRequest::create(self.handle.id(), self.handle.request().clone())
     }
 
     /// The peer's id on its server.

@@ -6,13 +6,18 @@ use godot::classes::{CryptoKey, IMultiplayerPeerExtension, MultiplayerPeerExtens
 use godot::global::Error;
 use godot::prelude::*;
 use godot_core::meta::RawPtr;
-use wss_core::config::{seconds, size_limit, validate_header_line};
+use wss_core::config::{
+    is_token, seconds, size_limit, validate_header_line, validate_origin, validate_response_headers,
+};
+use wss_core::request::TrustedProxies;
 use wss_core::tls::{server_config, TlsPem};
 use wss_core::{
-    BindIp, ConfigError, Limits, ListenError, Packet, SendError, Server, ServerConfig, Signal, TargetError,
+    BindIp, ConfigError, DecideError, Limits, ListenError, Packet, SendError, Server, ServerConfig, Signal,
+    TargetError, Verdict,
 };
 
 use crate::peer::{close_peer, copy_packet, WebSocketServerPeer};
+use crate::request::WebSocketServerRequest;
 
 /// A WebSocket server: Godot 4.0-alpha's [code]WebSocketServer[/code], re-created.
 ///
@@ -80,6 +85,60 @@ pub struct WebSocketServer {
     /// Messages a client may have queued in each direction. Default 4096.
     #[var(set = set_max_queued_packets)]
     max_queued_packets: i64,
+    /// When [code]true[/code], every valid upgrade request waits for the game: the server emits
+    /// [signal upgrade_requested] and answers only once the game calls [method accept_upgrade] or
+    /// [method reject_upgrade], in the same frame or a later one (e.g. after an [HTTPRequest]
+    /// checked a token). A request with no decision within [member handshake_timeout] (counted
+    /// from the TCP connection) is refused with [code]503 Service Unavailable[/code] and
+    /// [signal upgrade_cancelled] is emitted. A refused client never produces
+    /// [signal client_connected] or [signal MultiplayerPeer.peer_connected]. Works in both modes.
+    /// Default [code]false[/code]: every valid request is accepted at once, as in Godot.
+    /// [i]Not in Godot.[/i]
+    #[var(set = set_authorize_upgrades)]
+    authorize_upgrades: bool,
+    /// The origins (scheme, host and port, as browsers send them: [code]"https://mygame.example"[/code])
+    /// whose web pages may connect. A request from a browser page of any other origin is refused
+    /// with [code]403 Forbidden[/code] before the game hears of it: the defence against cross-site
+    /// WebSocket hijacking (another site's page opening a socket with your players' cookies).
+    /// Requests without an [code]Origin[/code] header (native clients such as Godot's
+    /// [WebSocketPeer]; browsers always send one) are not affected. Empty (the default): any origin.
+    /// [i]Not in Godot.[/i]
+    #[var(set = set_allowed_origins)]
+    allowed_origins: PackedStringArray,
+    /// Addresses and CIDR ranges ([code]"127.0.0.1"[/code], [code]"10.0.0.0/8"[/code],
+    /// [code]"fd00::/8"[/code]) of reverse proxies (nginx, a load balancer) whose word on the client's
+    /// address is taken. When a connection comes from one, [method get_peer_address] and
+    /// [method get_peer_port] report the client named by its [code]Forwarded[/code],
+    /// [code]X-Forwarded-For[/code] (the right-most address that is not itself a trusted proxy) or
+    /// [code]X-Real-IP[/code] header, in that order of preference; from anyone else these headers
+    /// are ignored, so a client cannot forge its address. The proxy's own address stays readable
+    /// ([method WebSocketServerRequest.get_socket_address]). Trusted proxies are also exempt from
+    /// [member max_handshakes_per_address]. Empty by default. [i]Not in Godot.[/i]
+    #[var(set = set_trusted_proxies)]
+    trusted_proxies: PackedStringArray,
+    /// When [code]true[/code], every connection must begin with a PROXY protocol header (version 1
+    /// or 2, as sent by HAProxy's [code]send-proxy[/code], nginx's [code]proxy_protocol on[/code] in a
+    /// [code]stream[/code] block, and cloud load balancers), which names the client; a connection
+    /// without a valid one is dropped. Only turn it on if every client comes through such a proxy
+    /// (anyone who can reach the port directly could claim any address). With a non-empty
+    /// [member trusted_proxies], connections from other addresses are treated as clients and
+    /// dropped for lacking the header too. Default [code]false[/code]. [i]Not in Godot.[/i]
+    #[var(set = set_proxy_protocol)]
+    proxy_protocol: bool,
+    /// The most connections (handshaking and connected) the server holds; beyond it, new clients
+    /// are refused at once: over [code]ws://[/code] with [code]503 Service Unavailable[/code] (up
+    /// to 64 at a time; more are closed unanswered), over [code]wss://[/code] closed unanswered.
+    /// Set it below the process's file-descriptor limit ([code]ulimit -n[/code]) so that the game's
+    /// own files and sockets never run out. [code]0[/code] (the default): no limit but the system's.
+    /// [i]Not in Godot.[/i]
+    #[var(set = set_max_connections)]
+    max_connections: i64,
+    /// The most unfinished handshakes one IP address may have at once; more are closed at once.
+    /// Keeps one host from holding every descriptor with connections that never finish their
+    /// request (slowloris). [member trusted_proxies] are exempt (behind a proxy, every client has
+    /// its address). Default 64; [code]0[/code]: no limit. [i]Not in Godot.[/i]
+    #[var(set = set_max_handshakes_per_address)]
+    max_handshakes_per_address: i64,
     extra_headers: Vec<String>,
     server: Option<Server>,
     /// The peer objects handed out by `get_peer`, so each id keeps one object.
@@ -111,6 +170,12 @@ impl IMultiplayerPeerExtension for WebSocketServer {
             inbound_buffer_size: defaults.inbound_buffer_size as i64,
             outbound_buffer_size: defaults.outbound_buffer_size as i64,
             max_queued_packets: defaults.max_queued_packets as i64,
+            authorize_upgrades: false,
+            allowed_origins: PackedStringArray::new(),
+            trusted_proxies: PackedStringArray::new(),
+            proxy_protocol: false,
+            max_connections: 0,
+            max_handshakes_per_address: wss_core::config::DEFAULT_MAX_HANDSHAKES_PER_ADDRESS as i64,
             extra_headers: Vec::new(),
             server: None,
             peer_objects: HashMap::new(),
@@ -133,6 +198,13 @@ impl IMultiplayerPeerExtension for WebSocketServer {
             // Every peer's disconnect is among the signals below; the server stops after them.
             godot_error!("WebSocketServer stopped: {failure}");
         }
+        for (error, text) in server.take_notices() {
+            if error {
+                godot_error!("WebSocketServer: {text}");
+            } else {
+                godot_print!("WebSocketServer: {text}");
+            }
+        }
         // A handler may drop the last reference to this server (`server = null`, or
         // `multiplayer.multiplayer_peer = null`). Godot would then destroy it while this method
         // runs; holding a reference of our own keeps it alive until we are done.
@@ -146,6 +218,16 @@ impl IMultiplayerPeerExtension for WebSocketServer {
                 break;
             }
             match signal {
+                Signal::UpgradeRequested { id } => {
+                    let Some(request) = self.server.as_ref().and_then(|s| s.request(id)).cloned() else {
+                        continue;
+                    };
+                    let request = WebSocketServerRequest::create(id, request);
+                    self.signals().upgrade_requested().emit(id as i64, &request);
+                }
+                Signal::UpgradeCancelled { id, why } => {
+                    self.signals().upgrade_cancelled().emit(id as i64, &GString::from(why))
+                }
                 Signal::Connected { id, .. } if self.multiplayer => {
                     self.base_mut()
                         .emit_signal("peer_connected", &[(id as i64).to_variant()]);
@@ -349,6 +431,126 @@ impl WebSocketServer {
     #[signal]
     fn data_received(id: i64);
 
+    /// With [member authorize_upgrades] on: a client's upgrade request arrived and is valid (and its
+    /// origin allowed). Decide with [method accept_upgrade] or [method reject_upgrade], now or in a
+    /// later frame, within [member handshake_timeout] of the connection. [param id] is the id the
+    /// client gets if accepted. [i]Not in Godot.[/i]
+    /// [codeblock]
+    /// func _on_upgrade_requested(id: int, request: WebSocketServerRequest):
+    ///     if request.get_header("Authorization") == "Bearer " + token:
+    ///         server.accept_upgrade(id)
+    ///     else:
+    ///         server.reject_upgrade(id, 401, "bad token")
+    /// [/codeblock]
+    #[signal]
+    fn upgrade_requested(id: i64, request: Gd<WebSocketServerRequest>);
+
+    /// With [member authorize_upgrades] on: a request the game did not refuse will not become a
+    /// client, because no decision came within [member handshake_timeout] (it was answered
+    /// [code]503[/code]) or the client left first. [param id] is no longer valid. [i]Not in
+    /// Godot.[/i]
+    #[signal]
+    fn upgrade_cancelled(id: i64, reason: GString);
+
+    /// Accepts the upgrade request [param id] ([signal upgrade_requested]): the client gets
+    /// [code]101 Switching Protocols[/code] and [signal client_connected] (or
+    /// [signal MultiplayerPeer.peer_connected]) follows. [param protocol] picks the subprotocol
+    /// (one the client offered, see [method WebSocketServerRequest.get_requested_protocols]);
+    /// [code]""[/code] keeps the server's own choice. [param headers] are extra response lines for
+    /// this client only ([code]"Set-Cookie: session=..."[/code]), after
+    /// [method set_extra_headers]'s.
+    ///
+    /// Returns [constant @GlobalScope.ERR_DOES_NOT_EXIST] if no request with this id waits (it was
+    /// decided already, ended, or never was), [constant @GlobalScope.ERR_INVALID_PARAMETER] for a
+    /// protocol the client did not offer or a bad header line.
+    #[func]
+    fn accept_upgrade(
+        &mut self,
+        id: i64,
+        #[opt(default = "")] protocol: GString,
+        #[opt(default = &PackedStringArray::new())] headers: PackedStringArray,
+    ) -> Error {
+        let headers: Vec<String> = headers.as_slice().iter().map(|h| h.to_string()).collect();
+        if let Err(e) = validate_response_headers(&headers) {
+            godot_error!("WebSocketServer.accept_upgrade: {e}");
+            return Error::ERR_INVALID_PARAMETER;
+        }
+        let protocol = Some(protocol.to_string()).filter(|p| !p.is_empty());
+        self.decide(id, Verdict::Accept { protocol, headers }, "accept_upgrade")
+    }
+
+    /// Refuses the upgrade request [param id] ([signal upgrade_requested]) with HTTP [param status]
+    /// (400-599, e.g. 401, 403 or 429), [param reason] as a plain-text body, and [param headers]
+    /// (e.g. [code]"Retry-After: 30"[/code]); then the connection closes. No other signal follows
+    /// for this id. A browser's [code]WebSocket[/code] sees a failed connection (close code 1006),
+    /// Godot's [WebSocketPeer] [constant WebSocketPeer.STATE_CLOSED] (and
+    /// [signal MultiplayerPeer.connection_failed] on a multiplayer client).
+    ///
+    /// Returns [constant @GlobalScope.ERR_DOES_NOT_EXIST] if no request with this id waits,
+    /// [constant @GlobalScope.ERR_INVALID_PARAMETER] for a bad status or header line.
+    #[func]
+    fn reject_upgrade(
+        &mut self,
+        id: i64,
+        #[opt(default = 403)] status: i64,
+        #[opt(default = "")] reason: GString,
+        #[opt(default = &PackedStringArray::new())] headers: PackedStringArray,
+    ) -> Error {
+        if !(400..=599).contains(&status) {
+            godot_error!("WebSocketServer.reject_upgrade: status must be 400-599, not {status}");
+            return Error::ERR_INVALID_PARAMETER;
+        }
+        let headers: Vec<String> = headers.as_slice().iter().map(|h| h.to_string()).collect();
+        if let Err(e) = validate_response_headers(&headers) {
+            godot_error!("WebSocketServer.reject_upgrade: {e}");
+            return Error::ERR_INVALID_PARAMETER;
+        }
+        let body = reason.to_string();
+        if body.len() > MAX_REJECT_BODY {
+            godot_error!("WebSocketServer.reject_upgrade: reason is {} bytes; at most {MAX_REJECT_BODY}", body.len());
+            return Error::ERR_INVALID_PARAMETER;
+        }
+        let headers: String = headers.iter().map(|h| format!("{h}\r\n")).collect();
+        let verdict = Verdict::Reject {
+            status: status as u16,
+            headers,
+            body,
+        };
+        self.decide(id, verdict, "reject_upgrade")
+    }
+
+    /// The upgrade request of client [param id] (connected, or waiting for
+    /// [method accept_upgrade]), in either mode; [code]null[/code] (with an error) if there is none.
+    #[func]
+    fn get_peer_request(&self, id: i64) -> Option<Gd<WebSocketServerRequest>> {
+        let found = i32::try_from(id)
+            .ok()
+            .and_then(|i| Some((i, self.server.as_ref()?.request(i)?.clone())));
+        match found {
+            Some((i, request)) => Some(WebSocketServerRequest::create(i, request)),
+            None => {
+                godot_error!("WebSocketServer: no peer or pending request with id {id}");
+                None
+            }
+        }
+    }
+
+    /// How many times accepting a connection failed for lack of resources (the process ran out of
+    /// file descriptors, [code]EMFILE[/code]) since [method listen]. The first failure of a run of
+    /// them is reported with an error; the server retries with a growing delay (at most 1 s, and
+    /// at once when a connection closes) and accepts again by itself. [i]Not in Godot.[/i]
+    #[func]
+    fn get_accept_error_count(&self) -> i64 {
+        self.server.as_ref().map_or(0, |s| s.accept_errors() as i64)
+    }
+
+    /// How many clients were refused since [method listen] by [member max_connections] or
+    /// [member max_handshakes_per_address]. [i]Not in Godot.[/i]
+    #[func]
+    fn get_refused_connection_count(&self) -> i64 {
+        self.server.as_ref().map_or(0, |s| s.refused_connections() as i64)
+    }
+
     /// Starts listening on [param port] (0 picks a free one, see [method get_local_port]).
     ///
     /// [param protocols] lists the subprotocols the server accepts; the first one in the
@@ -402,6 +604,12 @@ impl WebSocketServer {
             },
             multiplayer: gd_mp_api,
             tls,
+            allowed_origins: self.allowed_origins.as_slice().iter().map(|o| o.to_string()).collect(),
+            authorize: self.authorize_upgrades,
+            trusted_proxies: TrustedProxies::parse(&strings(&self.trusted_proxies)).unwrap_or_default(),
+            proxy_protocol: self.proxy_protocol,
+            max_connections: self.max_connections as usize,
+            max_handshakes_per_address: self.max_handshakes_per_address as usize,
             ..ServerConfig::default()
         };
         match Server::listen(&config) {
@@ -474,14 +682,16 @@ impl WebSocketServer {
         Some(peer.clone())
     }
 
-    /// The IP address of the client [param id], or [code]""[/code] (with an error).
+    /// The IP address of the client [param id], or [code]""[/code] (with an error). Behind one of
+    /// [member trusted_proxies] (or with [member proxy_protocol]), the address the proxy reports.
     #[func]
     fn get_peer_address(&self, id: i64) -> GString {
         self.require(id)
             .map_or(GString::new(), |p| p.addr().ip().to_string().as_str().into())
     }
 
-    /// The remote port of the client [param id], or 0 (with an error).
+    /// The remote port of the client [param id], or 0 (with an error). Behind a proxy, the port it
+    /// reports (0 if it reports only the address, as [code]X-Forwarded-For[/code] does).
     #[func]
     fn get_peer_port(&self, id: i64) -> i64 {
         self.require(id).map_or(0, |p| p.addr().port() as i64)
@@ -584,6 +794,46 @@ impl WebSocketServer {
     }
 
     #[func]
+    fn set_authorize_upgrades(&mut self, value: bool) {
+        self.set_checked("authorize_upgrades", || Ok(()), |s| s.authorize_upgrades = value);
+    }
+
+    #[func]
+    fn set_allowed_origins(&mut self, value: PackedStringArray) {
+        self.set_checked(
+            "allowed_origins",
+            || strings(&value).iter().try_for_each(|o| validate_origin(o)),
+            |s| s.allowed_origins = value.clone(),
+        );
+    }
+
+    #[func]
+    fn set_trusted_proxies(&mut self, value: PackedStringArray) {
+        self.set_checked(
+            "trusted_proxies",
+            || TrustedProxies::parse(&strings(&value)).map(|_| ()),
+            |s| s.trusted_proxies = value.clone(),
+        );
+    }
+
+    #[func]
+    fn set_proxy_protocol(&mut self, value: bool) {
+        self.set_checked("proxy_protocol", || Ok(()), |s| s.proxy_protocol = value);
+    }
+
+    #[func]
+    fn set_max_connections(&mut self, value: i64) {
+        let check = || limit_or_zero("max_connections", value);
+        self.set_checked("max_connections", check, |s| s.max_connections = value);
+    }
+
+    #[func]
+    fn set_max_handshakes_per_address(&mut self, value: i64) {
+        let check = || limit_or_zero("max_handshakes_per_address", value);
+        self.set_checked("max_handshakes_per_address", check, |s| s.max_handshakes_per_address = value);
+    }
+
+    #[func]
     fn set_private_key(&mut self, value: Option<Gd<CryptoKey>>) {
         self.set_checked("private_key", || Ok(()), |s| s.private_key = value.clone());
     }
@@ -618,6 +868,29 @@ impl WebSocketServer {
 }
 
 impl WebSocketServer {
+    /// Forwards a decision on a request, with an error naming `what` if it is refused.
+    fn decide(&mut self, id: i64, verdict: Verdict, what: &str) -> Error {
+        let Some(server) = self.server.as_mut() else {
+            godot_error!("WebSocketServer.{what}: not listening");
+            return Error::ERR_UNCONFIGURED;
+        };
+        let Ok(id32) = i32::try_from(id) else {
+            godot_error!("WebSocketServer.{what}: no request with id {id} is waiting for a decision");
+            return Error::ERR_DOES_NOT_EXIST;
+        };
+        match server.decide(id32, verdict) {
+            Ok(()) => Error::OK,
+            Err(e @ DecideError::NotOffered(..)) => {
+                godot_error!("WebSocketServer.{what}: {e}");
+                Error::ERR_INVALID_PARAMETER
+            }
+            Err(e) => {
+                godot_error!("WebSocketServer.{what}: {e}");
+                Error::ERR_DOES_NOT_EXIST
+            }
+        }
+    }
+
     /// Drops a peer at once, without a close handshake or any further signal.
     fn abort_peer(&mut self, peer: i32) {
         if !self.server.as_mut().is_some_and(|s| s.abort(peer)) {
@@ -739,12 +1012,22 @@ fn certificate_pem(mut cert: Gd<X509Certificate>) -> Result<String, ConfigError>
     }
 }
 
-/// An HTTP token (RFC 9110 §5.6.2), which a subprotocol name must be.
-fn is_token(s: &str) -> bool {
-    !s.is_empty()
-        && s.chars()
-            .all(|c| c.is_ascii_alphanumeric() || "!#$%&'*+-.^_`|~".contains(c))
+/// A count where 0 means "no limit".
+fn limit_or_zero(name: &str, value: i64) -> Result<(), ConfigError> {
+    match value {
+        0 => Ok(()),
+        v => size_limit(name, v)
+            .map(|_| ())
+            .map_err(|e| ConfigError(format!("{e} (or 0 for no limit)"))),
+    }
 }
+
+fn strings(array: &PackedStringArray) -> Vec<String> {
+    array.as_slice().iter().map(|s| s.to_string()).collect()
+}
+
+/// The longest body `reject_upgrade` sends.
+const MAX_REJECT_BODY: usize = 4096;
 
 /// Whether `gd` holds the only reference left to its object.
 fn is_last_reference(gd: &Gd<WebSocketServer>) -> bool {

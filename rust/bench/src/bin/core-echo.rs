@@ -71,7 +71,7 @@ fn main() {
                         }
                     }
                 }
-                Signal::CloseRequest { .. } => {}
+                Signal::CloseRequest { .. } | Signal::UpgradeRequested { .. } | Signal::UpgradeCancelled { .. } => {}
             }
         }
         stats.poll_usec += start.elapsed().as_micros() as u64;
