@@ -2,9 +2,10 @@
 # Runs every test: Rust (core, driven by bytes, over loopback, hostile clients; the cross-thread
 # hand-overs under loom), 30 s of fuzzing per target, headless Godot (the addon driven by Godot's
 # own clients), Python `websockets` against the demo server, the multiplayer scenario across Godot
-# processes, Autobahn, the attack suite, a 60-second soak, and a smoke run of the benchmark.
+# processes, Autobahn, the attack and internet-facing suites, the nginx deployment recipes with a
+# real nginx, a 60-second soak, and a smoke run of the benchmark.
 # Exits non-zero on any failure. Sets up what it needs on a fresh machine: Godot
-# (scripts/godot.sh), cargo-fuzz (scripts/fuzz.sh) and a Python venv.
+# (scripts/godot.sh), nginx (scripts/nginx.sh), cargo-fuzz (scripts/fuzz.sh) and a Python venv.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
@@ -37,7 +38,7 @@ tail -n 30 target/bench-smoke.md
 
 echo "== Python websockets client against the demo server; multiplayer across processes; Autobahn; attacks"
 scripts/python-env.sh
-.venv/bin/python -m pytest -q tests/python tests/attacks
+.venv/bin/python -m pytest -q tests/python tests/attacks tests/deploy
 
 echo "== Autobahn|Testsuite, the original, over ws:// and wss://"
 scripts/autobahn.sh

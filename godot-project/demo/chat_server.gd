@@ -1,18 +1,32 @@
-## A chat room: every message a client sends goes to every other client. Prints each connect,
-## message and disconnect. Run it with scripts/demo.sh (or `godot --headless --path godot-project`),
-## then connect with any WebSocket client, e.g. `python -m websockets ws://127.0.0.1:9080/`.
+## Chat rooms: every message a client sends goes to every other client in its room, named by the
+## `room` query parameter (`ws://host:9080/?room=blue`; no parameter: "lobby"). The text message
+## "/where" is answered (to the sender only) with where the server sees it: this process's
+## --name, the room and the client's address. Prints each connect, message and disconnect. Run it
+## with scripts/demo.sh (or `godot --headless --path godot-project`), then connect with any
+## WebSocket client, e.g. `python -m websockets ws://127.0.0.1:9080/`.
 ##
 ## Command-line options (after `--`): --port N (default 9080; 0 picks a free port),
-## --bind IP (default "*"), and for wss://: --tls-cert FILE --tls-key FILE [--tls-ca-chain FILE]
-## (PEM files, res:// or absolute paths, e.g. Let's Encrypt's fullchain.pem and privkey.pem).
+## --bind IP (default "*"), --name NAME (default "chat"; tells processes behind one nginx apart),
+## --trusted-proxies LIST (comma-separated addresses or CIDR ranges of proxies, e.g. 127.0.0.1
+## for nginx on the same machine, whose X-Forwarded-For names the client), --proxy-protocol
+## (connections come through a PROXY-protocol proxy such as nginx `stream`), and for wss://:
+## --tls-cert FILE --tls-key FILE [--tls-ca-chain FILE] (PEM files, res:// or absolute paths,
+## e.g. Let's Encrypt's fullchain.pem and privkey.pem). See deploy/nginx/.
 extends Node
 
 var server := WebSocketServer.new()
+## Each client's room.
+var rooms := {}
+var instance := "chat"
 
 
 func _ready() -> void:
 	var port := int(_option("--port", "9080"))
 	server.bind_ip = _option("--bind", "*")
+	instance = _option("--name", "chat")
+	if _option("--trusted-proxies") != "":
+		server.trusted_proxies = PackedStringArray(_option("--trusted-proxies").split(","))
+	server.proxy_protocol = OS.get_cmdline_user_args().has("--proxy-protocol")
 	if _option("--tls-cert") != "":
 		var cert := X509Certificate.new()
 		var key := CryptoKey.new()
@@ -50,8 +64,13 @@ func _process(_delta: float) -> void:
 
 
 func _on_client_connected(id: int, protocol: String, resource_name: String) -> void:
-	print("connect %d from %s:%d resource=%s protocol=%s" % [
-		id, server.get_peer_address(id), server.get_peer_port(id), resource_name, protocol])
+	var room := "lobby"
+	for pair in server.get_peer_request(id).get_query().split("&", false):
+		if pair.begins_with("room="):
+			room = pair.substr(5).uri_decode()
+	rooms[id] = room
+	print("connect %d from %s:%d resource=%s protocol=%s room=%s" % [
+		id, server.get_peer_address(id), server.get_peer_port(id), resource_name, protocol, room])
 
 
 func _on_data_received(id: int) -> void:
@@ -62,8 +81,12 @@ func _on_data_received(id: int) -> void:
 		print("message %d: %s" % [id, packet.get_string_from_utf8()])
 	else:
 		print("message %d: %d bytes" % [id, packet.size()])
+	if is_text and packet.get_string_from_utf8() == "/where":
+		peer.send_text("server=%s room=%s address=%s port=%d" % [
+			instance, rooms[id], server.get_peer_address(id), server.get_peer_port(id)])
+		return
 	for other: int in server.get_peer_ids():
-		if other != id:
+		if other != id and rooms.get(other) == rooms[id]:
 			var to := server.get_peer(other)
 			to.write_mode = WebSocketServerPeer.WRITE_MODE_TEXT if is_text else WebSocketServerPeer.WRITE_MODE_BINARY
 			to.put_packet(packet)
@@ -74,6 +97,7 @@ func _on_client_close_request(id: int, code: int, reason: String) -> void:
 
 
 func _on_client_disconnected(id: int, was_clean_close: bool) -> void:
+	rooms.erase(id)
 	print("disconnect %d clean=%s" % [id, was_clean_close])
 
 

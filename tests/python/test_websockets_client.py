@@ -91,7 +91,7 @@ def run(coro):
 def test_chat_relays_text_and_binary(server):
     async def main():
         async with websockets.connect(server.url("/room?name=py")) as a:
-            ida = int(server.expect(r"connect (\d+) from 127\.0\.0\.1:\d+ resource=/room\?name=py protocol=$").group(1))
+            ida = int(server.expect(r"connect (\d+) from 127\.0\.0\.1:\d+ resource=/room\?name=py protocol= room=lobby$").group(1))
             async with websockets.connect(server.url()) as b:
                 idb = int(server.expect(r"connect (\d+) from").group(1))
                 assert ida != idb
