@@ -3,9 +3,10 @@
 # hand-overs under loom), 30 s of fuzzing per target, headless Godot (the addon driven by Godot's
 # own clients), Python `websockets` against the demo server, the multiplayer scenario across Godot
 # processes, Autobahn, the attack and internet-facing suites, the nginx deployment recipes with a
-# real nginx, a 60-second soak, and a smoke run of the benchmark.
-# Exits non-zero on any failure. Sets up what it needs on a fresh machine: Godot
-# (scripts/godot.sh), nginx (scripts/nginx.sh), cargo-fuzz (scripts/fuzz.sh) and a Python venv.
+# real nginx, a real browser (headless Chromium with Selenium), a 60-second soak, and a smoke run
+# of the benchmark. Exits non-zero on any failure. Sets up what it needs on a fresh machine: Godot
+# (scripts/godot.sh), nginx (scripts/nginx.sh), Chromium (scripts/chromium.sh), cargo-fuzz
+# (scripts/fuzz.sh) and a Python venv.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
@@ -36,9 +37,9 @@ echo "== Benchmark smoke run (every figure is produced; timings are not judged)"
 scripts/bench.sh --smoke > "$logs/bench-smoke.log" 2>&1 || { cat "$logs/bench-smoke.log"; exit 1; }
 tail -n 30 target/bench-smoke.md
 
-echo "== Python websockets client against the demo server; multiplayer across processes; Autobahn; attacks"
+echo "== Python websockets client against the demo server; multiplayer across processes; Autobahn; attacks; nginx; Chromium"
 scripts/python-env.sh
-.venv/bin/python -m pytest -q tests/python tests/attacks tests/deploy
+.venv/bin/python -m pytest -q tests/python tests/attacks tests/deploy tests/browser
 
 echo "== Autobahn|Testsuite, the original, over ws:// and wss://"
 scripts/autobahn.sh

@@ -121,20 +121,6 @@ stream {{
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
-@pytest.fixture
-def running():
-    """Starts servers and nginx; stops them all at the end."""
-    things = []
-
-    def add(thing):
-        things.append(thing)
-        return thing
-
-    yield add
-    for t in reversed(things):
-        t.stop()
-
-
 def from_client_address(port):
     return socket.create_connection(("127.0.0.1", port), timeout=5, source_address=(CLIENT, 0))
 

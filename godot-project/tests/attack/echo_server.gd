@@ -12,8 +12,8 @@
 ## --mp (multiplayer mode: echo to the sender).
 ## Internet-facing options: --max-connections N, --max-handshakes-per-address N (default: the
 ## property's), --trusted-proxies A,B, --proxy-protocol, --allowed-origins A,B, --authorize MODE
-## (token: accept a request with "Authorization: Bearer good" adding a Set-Cookie header, refuse
-## others with 401; late: the same, decided 0.5 s later; never: no decision). A text message
+## (token: accept a request with "Authorization: Bearer good", or "token=good" in its query (what a
+## browser can send), adding a Set-Cookie header; refuse others with 401; late: the same, decided 0.5 s later; never: no decision). A text message
 ## "whoami?" is answered with a JSON description of the client's request as the server sees it.
 ## STATS also has: requested, cancelled (upgrade_cancelled), accept_errors, refused_conns.
 extends Node
@@ -92,7 +92,7 @@ func _ready() -> void:
 
 func _on_upgrade_requested(id: int, request: WebSocketServerRequest) -> void:
 	requested += 1
-	var good := request.get_header("authorization") == "Bearer good"
+	var good := request.get_header("authorization") == "Bearer good" or request.get_query().split("&").has("token=good")
 	match authorize:
 		"token":
 			_decide(id, good)
