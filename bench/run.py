@@ -29,6 +29,10 @@ TLS_CERT = ROOT / "godot-project/tests/data/ecdsa.crt"
 TLS_KEY = ROOT / "godot-project/tests/data/ecdsa.key"
 
 
+# The heartbeat of our server in the idle rows: two rounds of pings fall inside the measuring window.
+IDLE_HEARTBEAT = 1.0
+
+
 def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -38,7 +42,7 @@ def free_port():
 class Server:
     """A bench server process; collects its STAT lines."""
 
-    def __init__(self, impl, mode, unpaced, godot, bindir, tls=False):
+    def __init__(self, impl, mode, unpaced, godot, bindir, tls=False, extra=()):
         self.port = free_port()
         if impl == "core":
             cmd = [str(bindir / "core-echo"), "--port", str(self.port), "--mode", mode]
@@ -47,6 +51,7 @@ class Server:
             cmd = [godot, "--headless", "--path", str(ROOT / "godot-project"), "res://bench/bench_server.tscn", "--",
                    "--impl", impl, "--mode", mode, "--port", str(self.port)] + (["--unpaced"] if unpaced else [])
             cmd += ["--tls"] if tls else []
+            cmd += list(extra)
         self.p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         self.stats, self.log, self.ready = [], [], threading.Event()
         threading.Thread(target=self._read, daemon=True).start()
@@ -123,8 +128,8 @@ class Bench:
         self.rows.append((figure, a, b, c, unit, target, met))
         print(f"  {figure}: ours {fmt(a, unit)} | stock {fmt(b, unit)} | core {fmt(c, unit)}", flush=True)
 
-    def serve(self, impl, mode="echo", unpaced=False, tls=False):
-        return Server(impl, mode, unpaced, self.godot, self.bindir, tls)
+    def serve(self, impl, mode="echo", unpaced=False, tls=False, extra=()):
+        return Server(impl, mode, unpaced, self.godot, self.bindir, tls, extra)
 
     def echo(self, impl, clients, size, unpaced, tls=False):
         secs = 0.4 if self.smoke else 3
@@ -171,8 +176,11 @@ class Bench:
             self.row(f"whole-process CPU per echoed message ({pacing})", a.get("proc_us"), b.get("proc_us"), core.get("proc_us"), " µs")
 
     def idle(self, impl, n, unpaced=False):
-        """poll() µs per frame and RSS per connection with n idle clients (spread over processes)."""
-        s = self.serve(impl, "idle", unpaced)
+        """poll() µs per frame and RSS per connection with n idle clients (spread over processes),
+        and how many were still connected at the end. Ours runs its heartbeat every second
+        (`IDLE_HEARTBEAT`), so the window holds two rounds of pings to every client."""
+        extra = ["--heartbeat", str(IDLE_HEARTBEAT)] if impl == "ours" else []
+        s = self.serve(impl, "idle", unpaced, extra=extra)
         try:
             time.sleep(0.6)
             base = s.latest()
@@ -199,10 +207,10 @@ class Bench:
         finally:
             s.stop()
         if not w or not base:
-            return None, None, connected
+            return None, None, connected, None
         poll = w["poll_us"] / max(w["frames"], 1)
         rss = (w["rss_kib"] - base[7]) / max(connected, 1)
-        return poll, rss, connected
+        return poll, rss, connected, w["peers"]
 
     def run_idle(self):
         for n in ([50] if self.smoke else [1000, 10000]):
@@ -211,12 +219,17 @@ class Bench:
             target = met = None
             if n == 10000 or self.smoke:
                 target, met = "≤ 20 µs", (res["ours"][0] or 99) <= 20
-            self.row(f"poll() per frame, {n} idle connections, paced{note('stock')}", res["ours"][0], res["stock"][0], res["core"][0], " µs",
-                     target, met)
+            hb = f"ours with heartbeat_interval {IDLE_HEARTBEAT:g} s"
+            self.row(f"poll() per frame, {n} idle connections, paced ({hb}){note('stock')}", res["ours"][0], res["stock"][0],
+                     res["core"][0], " µs", target, met)
             warm = self.idle("ours", n, unpaced=True)
-            self.row(f"poll() per frame, {n} idle connections, unpaced (no sleep between frames: a warm cache)", warm[0], None, None, " µs")
-            self.row(f"resident memory per idle connection, {n}{note('stock')}", res["ours"][1], res["stock"][1], res["core"][1], " KiB",
-                     "≤ 8 KiB", (res["ours"][1] or 99) <= 8)
+            self.row(f"poll() per frame, {n} idle connections, unpaced (no sleep between frames: a warm cache; {hb})", warm[0], None,
+                     None, " µs")
+            self.row(f"resident memory per idle connection, {n} ({hb}){note('stock')}", res["ours"][1], res["stock"][1],
+                     res["core"][1], " KiB", "≤ 8 KiB", (res["ours"][1] or 99) <= 8)
+            kept = res["ours"][3]
+            self.row(f"idle connections still connected after the window, {n} ({hb}; answering pings)", None if kept is None else str(kept), None, None, "",
+                     f"all {res['ours'][2]}", kept == res["ours"][2])
 
     def broadcast(self, impl, n, unpaced=False):
         s = self.serve(impl, "broadcast", unpaced)

@@ -61,6 +61,8 @@ func _ready() -> void:
 		if tls:
 			ours.private_key = key
 			ours.ssl_certificate = cert
+		if _opt("--heartbeat") != "":
+			ours.heartbeat_interval = float(_opt("--heartbeat"))
 		if _opt("--limit") != "":
 			ours.inbound_buffer_size = int(_opt("--limit"))
 			ours.outbound_buffer_size = int(_opt("--limit"))
