@@ -45,6 +45,9 @@ fn main() {
         port,
         tls,
         limits,
+        // One load generator opens every connection: no per-address handshake cap (as the
+        // bench's Godot server).
+        max_handshakes_per_address: 0,
         ..ServerConfig::default()
     };
     let mut server = Server::listen(&config).expect("listen");
