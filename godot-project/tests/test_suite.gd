@@ -89,6 +89,11 @@ func cleanup() -> void:
 	for o: Object in _owned:
 		if o is ServerHarness:
 			o.server.stop()
+			# Handlers a test connected may hold the harness (a reference cycle): let go of them.
+			o.decide = Callable()
+			for sig: Dictionary in o.server.get_signal_list():
+				for c: Dictionary in o.server.get_signal_connection_list(sig["name"]):
+					o.server.disconnect(sig["name"], c["callable"])
 		elif o is WebSocketPeer:
 			o.close()
 		elif o is StreamPeerTCP:
