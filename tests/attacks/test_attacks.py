@@ -346,8 +346,10 @@ def test_slow_readers_with_a_large_backlog_cost_little_cpu():
         for c in clients:
             c.close()
         record("slow readers", clients=8, backlog_mib_each=30, io_thread_cpu_share=round(share, 3))
-        # The code before the fix used 11 % here (54 % in the measurement).
-        assert share < 0.05, f"the I/O thread used {share:.0%} of a core"
+        # The code before the fix used 11 % here (54 % in the measurement). The fixed code
+        # measures 0.6-5.4 % from run to run on 2 vCPUs (one wake and write per reader's 4 KiB read:
+        # ~4,000 a second), so the bound leaves room for that and still catches the old cost.
+        assert share < 0.08, f"the I/O thread used {share:.0%} of a core"
         assert s.stats["refused"] == 0
     finally:
         s.stop()
