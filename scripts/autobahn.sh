@@ -22,7 +22,7 @@ if [ ! -x "$venv/bin/wstest" ]; then
   "$py27" -m virtualenv -q "$venv" >&2
   "$venv/bin/pip" install -q autobahntestsuite==25.10.1 >&2
 fi
-[ -f addons/websocket_server/bin/libwebsocket_server.so ] || scripts/build.sh
+ls addons/websocket_server/bin/*websocket_server.*.* > /dev/null 2>&1 || scripts/build.sh
 godot=$(scripts/godot.sh)
 schemes=("$@")
 [ ${#schemes[@]} -gt 0 ] || schemes=(ws wss)

@@ -11,7 +11,7 @@ cd "$root"
 if [ "${1:-}" = "--release" ]; then
   shift
   scripts/build.sh --release
-elif [ ! -f addons/websocket_server/bin/libwebsocket_server.so ]; then
+elif ! ls addons/websocket_server/bin/*websocket_server.*.* > /dev/null 2>&1; then
   scripts/build.sh
 fi
 scripts/python-env.sh

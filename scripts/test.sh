@@ -3,8 +3,8 @@
 # hand-overs under loom), 30 s of fuzzing per target, headless Godot (the addon driven by Godot's
 # own clients), Python `websockets` against the demo server, the multiplayer scenario across Godot
 # processes, Autobahn, the attack and internet-facing suites, the nginx deployment recipes with a
-# real nginx, a real browser (headless Chromium with Selenium), a 60-second soak, and a smoke run
-# of the benchmark. Exits non-zero on any failure. Sets up what it needs on a fresh machine: Godot
+# real nginx, a real browser (headless Chromium with Selenium), the release package installed into
+# a fresh project, a 60-second soak, and a smoke run of the benchmark. Exits non-zero on any failure. Sets up what it needs on a fresh machine: Godot
 # (scripts/godot.sh), nginx (scripts/nginx.sh), Chromium (scripts/chromium.sh), cargo-fuzz
 # (scripts/fuzz.sh) and a Python venv.
 set -euo pipefail
@@ -39,7 +39,7 @@ tail -n 30 target/bench-smoke.md
 
 echo "== Python websockets client against the demo server; multiplayer across processes; Autobahn; attacks; nginx; Chromium"
 scripts/python-env.sh
-.venv/bin/python -m pytest -q tests/python tests/attacks tests/deploy tests/browser
+.venv/bin/python -m pytest -q tests/python tests/attacks tests/deploy tests/browser tests/package
 
 echo "== Autobahn|Testsuite, the original, over ws:// and wss://"
 scripts/autobahn.sh
