@@ -5,7 +5,8 @@
 # processes, Autobahn, the attack and internet-facing suites, the nginx deployment recipes with a
 # real nginx, a real browser (headless Chromium with Selenium), the release package installed into
 # a fresh project, a 60-second soak, and a smoke run of the benchmark. Exits non-zero on any failure. Sets up what it needs on a fresh machine: Godot
-# (scripts/godot.sh), nginx (scripts/nginx.sh), Chromium (scripts/chromium.sh), cargo-fuzz
+# (scripts/godot.sh), nginx (scripts/nginx.sh), Chromium (scripts/chromium.sh), Xvfb for the
+# editor (scripts/xvfb.sh), cargo-fuzz
 # (scripts/fuzz.sh) and a Python venv.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)

@@ -121,7 +121,9 @@ def test_every_class_member_has_a_description_in_the_editor_help(project):
     out = Path(tempfile.mkdtemp(prefix="help-check-"))
     env = dict(os.environ, HELP_CHECK_OUT=str(out))
     try:
-        run = subprocess.run(["xvfb-run", "-a", "-s", "-screen 0 1600x1000x24", godot_path(), "--editor",
+        xvfb = subprocess.run([str(ROOT / "scripts/xvfb.sh")], check=True, capture_output=True,
+                              text=True).stdout.strip()
+        run = subprocess.run([xvfb, "-a", "-s", "-screen 0 1600x1000x24", godot_path(), "--editor",
                               "--rendering-driver", "opengl3", "--path", str(project)],
                              capture_output=True, text=True, timeout=240, env=env)
         log = run.stdout + run.stderr
