@@ -31,7 +31,13 @@ func _run() -> void:
 	for file: String in files:
 		if not file.ends_with("_test.gd"):
 			continue
-		var suite: TestSuite = load(SUITES_DIR + file).new()
+		var script: GDScript = load(SUITES_DIR + file)
+		if script == null or not script.can_instantiate():
+			# A suite that does not even parse fails the run at once (its error is printed above).
+			failed += 1
+			print("  FAIL  %s does not load" % file)
+			continue
+		var suite: TestSuite = script.new()
 		suite.logger = logger
 		root.add_child(suite)
 		for method: Dictionary in suite.get_method_list():

@@ -37,7 +37,7 @@ use crate::outq::OutQueue;
 use crate::progress::MessageProgress;
 use crate::proxy::{ProxyHeader, MAX_PROXY_HEADER};
 use crate::request::{Request, TrustedProxies};
-use crate::shared::{Event, Packet, PeerId, PeerShared, PeerState};
+use crate::shared::{bump, Event, Packet, PeerId, PeerShared, PeerState, Totals};
 
 /// The close code reported when a Close frame carries none (RFC 6455 §7.1.5).
 pub const NO_STATUS_RECEIVED: u16 = 1005;
@@ -77,6 +77,8 @@ pub struct Settings {
     pub trusted_proxies: TrustedProxies,
     /// A PROXY protocol header comes before anything else.
     pub proxy_protocol: bool,
+    /// The server's statistics.
+    pub totals: Arc<Totals>,
     ws: WebSocketConfig,
 }
 
@@ -107,6 +109,7 @@ impl Settings {
             authorize: config.authorize,
             trusted_proxies: config.trusted_proxies.clone(),
             proxy_protocol: config.proxy_protocol,
+            totals: Arc::default(),
             ws,
         }
     }
@@ -513,6 +516,9 @@ impl Connection {
             // The game did not poll in time: the Close goes out without waiting any longer.
             return self.fail_now(io, cx);
         }
+        if self.is_handshaking() && !self.over_capacity {
+            bump(&cx.settings.totals.timed_out, 1);
+        }
         if let Phase::Deciding { id, .. } = self.phase {
             // The game has not decided within handshake_timeout: the server is not able to
             // answer, so 503. The game is told with `RequestEnded`.
@@ -552,6 +558,7 @@ impl Connection {
         }
         if self.ping_out.is_some() {
             // No pong for a whole interval: the peer is gone (frozen, or its network is).
+            bump(&cx.settings.totals.heartbeat_dropped, 1);
             return Some(self.finish(false, cx));
         }
         self.pings_sent += 1;
@@ -628,6 +635,7 @@ impl Connection {
         if count > 0 {
             if let Some(peer) = self.peer() {
                 peer.sub_outbound(bytes, count);
+                peer.sent(bytes, count);
             }
         }
         // A TLS stream may still hold ciphertext.
@@ -777,7 +785,7 @@ impl Connection {
         self.progress.feed(&early);
         let mut ws = WebSocketContext::from_partially_read(early, Role::Server, Some(cx.settings.ws));
         let resource = request.resource.clone();
-        let peer = Arc::new(PeerShared::new(id, request, cx.settings.limits));
+        let peer = Arc::new(PeerShared::new(id, request, cx.settings.limits).with_totals(cx.settings.totals.clone()));
         cx.events.push(Event::Connected {
             peer: peer.clone(),
             protocol,

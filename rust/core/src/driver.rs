@@ -18,7 +18,7 @@ use slab::Slab;
 
 use crate::connection::{Connection, Cx, Settings, Status, Stream};
 use crate::ids::IdAllocator;
-use crate::shared::{Command, Event, Link, PeerId};
+use crate::shared::{bump, Command, Event, Link, PeerId};
 use crate::tls::TlsStream;
 
 pub(crate) const WAKER: Token = Token(0);
@@ -139,6 +139,17 @@ struct Slot {
     handshaking: Option<std::net::IpAddr>,
     /// Over `max_connections`: only answered 503 (counted in `Driver::refusing`).
     refusing: bool,
+    /// What this connection counts as in the statistics' gauges: (handshaking, open), 0 or 1.
+    counted_as: (i64, i64),
+}
+
+/// What a connection counts as in the statistics' gauges (see `Slot::counted_as`).
+fn gauges(conn: &Connection, refusing: bool) -> (i64, i64) {
+    match (refusing, conn.is_handshaking(), conn.peer().is_some()) {
+        (true, _, _) => (0, 0),
+        (false, true, _) => (1, 0),
+        (false, false, open) => (0, i64::from(open)),
+    }
 }
 
 pub(crate) struct Driver {
@@ -333,13 +344,13 @@ impl Driver {
             };
             match listener.accept() {
                 // Refused connections are accepted and closed at once, as Godot's server does.
-                Ok(_) if self.link.is_refusing() => {}
+                Ok(_) if self.link.is_refusing() => bump(&self.settings.totals.refused, 1),
                 Ok((mut stream, addr)) => {
                     let addr = SocketAddr::new(addr.ip().to_canonical(), addr.port());
                     let open = self.conns.len() - self.refusing;
                     let refusing = self.max_connections > 0 && open >= self.max_connections;
                     if refusing && (self.tls.is_some() || self.refusing >= MAX_REFUSING) {
-                        self.link.count_refused();
+                        bump(&self.settings.totals.refused, 1);
                         continue; // closed without an answer
                     }
                     let per_address = self.handshakes.get(&addr.ip()).copied().unwrap_or(0);
@@ -348,7 +359,7 @@ impl Driver {
                         && !self.settings.trusted_proxies.contains(addr.ip());
                     if counted && per_address >= self.max_handshakes_per_address {
                         // One host with this many unfinished handshakes is not owed an answer.
-                        self.link.count_refused();
+                        bump(&self.settings.totals.refused, 1);
                         continue;
                     }
                     let entry = self.conns.vacant_entry();
@@ -372,12 +383,15 @@ impl Driver {
                         },
                     };
                     let conn = if refusing {
-                        self.link.count_refused();
+                        bump(&self.settings.totals.refused, 1);
                         self.refusing += 1;
                         Connection::over_capacity(addr, now, &self.settings)
                     } else {
+                        bump(&self.settings.totals.accepted, 1);
                         Connection::new(addr, now, &self.settings)
                     };
+                    let counted_as = gauges(&conn, refusing);
+                    self.settings.totals.connections(counted_as.0, counted_as.1);
                     if counted {
                         *self.handshakes.entry(addr.ip()).or_insert(0) += 1;
                     }
@@ -392,6 +406,7 @@ impl Driver {
                         timer_at,
                         handshaking: counted.then_some(addr.ip()),
                         refusing,
+                        counted_as,
                     });
                     // Registration reports data that is already waiting, so no read is due here.
                 }
@@ -450,6 +465,14 @@ impl Driver {
         if slot.handshaking.is_some() && !slot.conn.is_handshaking() {
             uncount(&mut self.handshakes, slot.handshaking.take());
         }
+        if status == Status::Alive {
+            let now_as = gauges(&slot.conn, slot.refusing);
+            if now_as != slot.counted_as {
+                let (h, o) = (now_as.0 - slot.counted_as.0, now_as.1 - slot.counted_as.1);
+                self.settings.totals.connections(h, o);
+                slot.counted_as = now_as;
+            }
+        }
         match status {
             Status::Gone => self.remove(key),
             Status::Alive => {
@@ -477,6 +500,7 @@ impl Driver {
             // (Command::Release).
         }
         uncount(&mut self.handshakes, slot.handshaking);
+        self.settings.totals.connections(-slot.counted_as.0, -slot.counted_as.1);
         if slot.refusing {
             self.refusing -= 1;
         }

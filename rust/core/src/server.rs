@@ -17,7 +17,7 @@ use crate::config::{BindIp, ServerConfig};
 use crate::connection::{Settings, Verdict};
 use crate::request::Request;
 use crate::driver::{Driver, LISTENER, WAKER};
-use crate::shared::{Command, Event, Link, Packet, PeerId, PeerShared, PeerState};
+use crate::shared::{Command, Event, Link, Packet, PeerId, PeerShared, PeerState, Totals};
 
 /// Why `listen` failed; each maps to one Godot `Error`.
 #[derive(Debug)]
@@ -73,6 +73,8 @@ pub enum Signal {
 
 pub struct Server {
     link: Arc<Link>,
+    /// Statistics (see `Totals`).
+    totals: Arc<Totals>,
     thread: Option<JoinHandle<()>>,
     local_addr: SocketAddr,
     peers: HashMap<PeerId, PeerHandle>,
@@ -101,13 +103,16 @@ impl Server {
             .map_err(cant_create)?;
         let link = Arc::new(Link::new(waker, config.max_event_backlog.max(1)));
         let caps = (config.max_connections, config.max_handshakes_per_address);
-        let driver = Driver::new(poll, listener, link.clone(), Settings::new(config), config.tls.clone(), caps);
+        let settings = Settings::new(config);
+        let totals = settings.totals.clone();
+        let driver = Driver::new(poll, listener, link.clone(), settings, config.tls.clone(), caps);
         let thread = std::thread::Builder::new()
             .name("websocket-server-io".into())
             .spawn(move || driver.run_guarded())
             .map_err(cant_create)?;
         Ok(Server {
             link,
+            totals,
             thread: Some(thread),
             local_addr,
             peers: HashMap::new(),
@@ -326,9 +331,15 @@ impl Server {
         self.link.accept_errors()
     }
 
-    /// Clients refused by `max_connections` or `max_handshakes_per_address`.
+    /// Clients refused by `max_connections`, `max_handshakes_per_address` or
+    /// `refuse_new_connections`.
     pub fn refused_connections(&self) -> u64 {
-        self.link.refused()
+        crate::shared::read(&self.totals.refused)
+    }
+
+    /// The server's statistics.
+    pub fn totals(&self) -> &Totals {
+        &self.totals
     }
 
     pub fn peer_ids(&self) -> impl Iterator<Item = PeerId> + '_ {
@@ -656,6 +667,11 @@ impl PeerHandle {
 
     pub fn available(&self) -> usize {
         self.shared.inbox.lock().len()
+    }
+
+    /// This peer's counters (totals, queues, connected time).
+    pub fn shared(&self) -> &PeerShared {
+        &self.shared
     }
 
     /// The last round trip the heartbeat measured (`None` before the first pong).

@@ -8,7 +8,7 @@
 //! churn cannot grow the event queue either.
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering::*};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, AtomicU8, AtomicUsize, Ordering::*};
 
 /// Events that may wait for the game's `poll()` before the I/O thread stops accepting new
 /// connections (they wait in the kernel's accept queue meanwhile). Messages are bounded per peer by
@@ -161,8 +161,6 @@ pub struct Link {
     notices: Mutex<Vec<(bool, String)>>,
     /// `accept` calls that failed for lack of resources.
     accept_errors: std::sync::atomic::AtomicU64,
-    /// Clients refused by `max_connections` or `max_handshakes_per_address`.
-    refused: std::sync::atomic::AtomicU64,
     /// Set by the I/O thread once its listener is closed (see `Server::stop`).
     listener_closed: std::sync::Mutex<bool>,
     listener_closed_cv: std::sync::Condvar,
@@ -232,7 +230,6 @@ impl Link {
             gate: AcceptGate::new(max_backlog),
             notices: Mutex::new(Vec::new()),
             accept_errors: Default::default(),
-            refused: Default::default(),
             listener_closed: std::sync::Mutex::new(false),
             listener_closed_cv: std::sync::Condvar::new(),
         }
@@ -350,14 +347,6 @@ impl Link {
         self.accept_errors.load(Relaxed)
     }
 
-    pub fn count_refused(&self) {
-        self.refused.fetch_add(1, Relaxed);
-    }
-
-    pub fn refused(&self) -> u64 {
-        self.refused.load(Relaxed)
-    }
-
     pub fn set_refusing(&self, refuse: bool) {
         self.refusing.store(refuse, Release);
     }
@@ -389,6 +378,66 @@ pub enum PeerState {
     /// A Close frame was sent or received; no more messages may be sent.
     Closing = 1,
     Closed = 2,
+}
+
+/// Server-wide statistics, counted on the I/O thread (and by the game thread's sends and reads as
+/// they happen), read by the game at any time without a lock. Totals count since `listen`; the
+/// `queued_*` and connection figures are the present state.
+#[derive(Debug, Default)]
+pub struct Totals {
+    /// TCP connections taken on (not refused).
+    pub accepted: AtomicU64,
+    /// Connections refused by `max_connections`, `max_handshakes_per_address` or
+    /// `refuse_new_connections`.
+    pub refused: AtomicU64,
+    /// Connections that did not finish the upgrade within `handshake_timeout` (including requests
+    /// the game did not decide on in time).
+    pub timed_out: AtomicU64,
+    /// Peers dropped because they did not answer the heartbeat.
+    pub heartbeat_dropped: AtomicU64,
+    pub messages_in: AtomicU64,
+    pub bytes_in: AtomicU64,
+    /// Messages and their bytes written to the sockets (payload, without framing).
+    pub messages_out: AtomicU64,
+    pub bytes_out: AtomicU64,
+    /// Received messages the game has not read yet.
+    pub queued_in_messages: AtomicI64,
+    pub queued_in_bytes: AtomicI64,
+    /// Messages sent by the game and not yet written to the sockets.
+    pub queued_out_messages: AtomicI64,
+    pub queued_out_bytes: AtomicI64,
+    /// Connections upgraded and not yet gone.
+    pub open: AtomicI64,
+    /// Connections still in their handshake (PROXY header, request, the game's decision).
+    pub handshaking: AtomicI64,
+}
+
+/// Adds to a statistic.
+pub fn bump(counter: &AtomicU64, by: usize) {
+    counter.fetch_add(by as u64, Relaxed);
+}
+
+fn shift(gauge: &AtomicI64, by: i64) {
+    gauge.fetch_add(by, Relaxed);
+}
+
+/// Reads a statistic.
+pub fn read(counter: &AtomicU64) -> u64 {
+    counter.load(Relaxed)
+}
+
+/// Reads a gauge (never below 0 to the reader).
+pub fn gauge(g: &AtomicI64) -> u64 {
+    g.load(Relaxed).max(0) as u64
+}
+
+impl Totals {
+    /// The game thread's or I/O thread's note that a connection moved between handshaking (`h`)
+    /// and open (`o`).
+    pub fn connections(&self, h: i64, o: i64) {
+        shift(&self.handshaking, h);
+        shift(&self.open, o);
+    }
 }
 
 #[derive(Debug, Default)]
@@ -425,6 +474,15 @@ pub struct PeerShared {
     /// The messages the game has been told about (`data_received`) and not yet read. Only the game
     /// thread touches it; it lives here so that a peer object outlives the server's table.
     pub inbox: Mutex<std::collections::VecDeque<Packet>>,
+    /// This peer's totals since it connected (messages and payload bytes each way).
+    pub messages_in: AtomicU64,
+    pub bytes_in: AtomicU64,
+    pub messages_out: AtomicU64,
+    pub bytes_out: AtomicU64,
+    /// When the upgrade finished.
+    pub connected_at: std::time::Instant,
+    /// The server's statistics, which this peer's counts also go into.
+    totals: std::sync::Arc<Totals>,
 }
 
 impl PeerShared {
@@ -440,7 +498,38 @@ impl PeerShared {
             out_packets: AtomicUsize::new(0),
             round_trip_us: std::sync::atomic::AtomicU64::new(u64::MAX),
             inbox: Mutex::new(Default::default()),
+            messages_in: AtomicU64::new(0),
+            bytes_in: AtomicU64::new(0),
+            messages_out: AtomicU64::new(0),
+            bytes_out: AtomicU64::new(0),
+            connected_at: std::time::Instant::now(),
+            totals: Default::default(),
         }
+    }
+
+    /// Counts this peer into the server's statistics.
+    pub fn with_totals(mut self, totals: std::sync::Arc<Totals>) -> PeerShared {
+        self.totals = totals;
+        self
+    }
+
+    /// Messages and bytes received and not yet read by the game.
+    pub fn inbound_queued(&self) -> (usize, usize) {
+        let i = self.inbound.lock();
+        (i.packets, i.bytes)
+    }
+
+    /// Messages and bytes sent by the game and not yet written to the socket.
+    pub fn outbound_queued(&self) -> (usize, usize) {
+        (self.out_packets.load(Acquire), self.out_bytes.load(Acquire))
+    }
+
+    /// I/O thread: messages totalling `len` payload bytes were written to the socket.
+    pub fn sent(&self, len: usize, packets: usize) {
+        bump(&self.messages_out, packets);
+        bump(&self.bytes_out, len);
+        bump(&self.totals.messages_out, packets);
+        bump(&self.totals.bytes_out, len);
     }
 
     pub fn state(&self) -> PeerState {
@@ -467,6 +556,13 @@ impl PeerShared {
         let mut i = self.inbound.lock();
         i.bytes += len;
         i.packets += 1;
+        drop(i);
+        bump(&self.messages_in, 1);
+        bump(&self.bytes_in, len);
+        bump(&self.totals.messages_in, 1);
+        bump(&self.totals.bytes_in, len);
+        shift(&self.totals.queued_in_messages, 1);
+        shift(&self.totals.queued_in_bytes, len as i64);
     }
 
     /// I/O thread: the queue is full. Returns true if reading must stop (a `Resume` will come);
@@ -479,6 +575,8 @@ impl PeerShared {
 
     /// Game thread: a message was read. Returns true if the I/O thread must be told to resume.
     pub fn sub_inbound(&self, len: usize) -> bool {
+        shift(&self.totals.queued_in_messages, -1);
+        shift(&self.totals.queued_in_bytes, -(len as i64));
         let mut i = self.inbound.lock();
         i.bytes -= len;
         i.packets -= 1;
@@ -501,6 +599,8 @@ impl PeerShared {
         }
         self.out_bytes.fetch_add(len, AcqRel);
         self.out_packets.fetch_add(1, AcqRel);
+        shift(&self.totals.queued_out_messages, 1);
+        shift(&self.totals.queued_out_bytes, len as i64);
         Ok(())
     }
 
@@ -509,6 +609,8 @@ impl PeerShared {
     pub fn sub_outbound(&self, len: usize, packets: usize) {
         self.out_bytes.fetch_sub(len, AcqRel);
         self.out_packets.fetch_sub(packets, AcqRel);
+        shift(&self.totals.queued_out_messages, -(packets as i64));
+        shift(&self.totals.queued_out_bytes, -(len as i64));
     }
 
     /// I/O thread: the heartbeat measured a round trip.

@@ -209,6 +209,33 @@ impl WebSocketServerPeer {
         self.handle.round_trip().map_or(-1.0, |rtt| rtt.as_secs_f64())
     }
 
+    /// This client's statistics: [code]messages_in[/code], [code]bytes_in[/code],
+    /// [code]messages_out[/code], [code]bytes_out[/code] (whole messages and their payload bytes
+    /// since it connected; out: written to its socket), [code]messages_queued_in[/code],
+    /// [code]bytes_queued_in[/code] (received, not yet read), [code]messages_queued_out[/code],
+    /// [code]bytes_queued_out[/code] (sent, not yet written), [code]round_trip_time[/code] (seconds,
+    /// as [method get_round_trip_time]), [code]connected_time[/code] (seconds since the upgrade).
+    /// Counted on the server's I/O thread. [i]Not in Godot.[/i]
+    #[func]
+    fn get_stats(&self) -> VarDictionary {
+        use std::sync::atomic::Ordering::Relaxed;
+        let p = self.handle.shared();
+        let (in_msgs, in_bytes) = p.inbound_queued();
+        let (out_msgs, out_bytes) = p.outbound_queued();
+        let mut d = VarDictionary::new();
+        d.set("messages_in", p.messages_in.load(Relaxed) as i64);
+        d.set("bytes_in", p.bytes_in.load(Relaxed) as i64);
+        d.set("messages_out", p.messages_out.load(Relaxed) as i64);
+        d.set("bytes_out", p.bytes_out.load(Relaxed) as i64);
+        d.set("messages_queued_in", in_msgs as i64);
+        d.set("bytes_queued_in", in_bytes as i64);
+        d.set("messages_queued_out", out_msgs as i64);
+        d.set("bytes_queued_out", out_bytes as i64);
+        d.set("round_trip_time", self.get_round_trip_time());
+        d.set("connected_time", p.connected_at.elapsed().as_secs_f64());
+        d
+    }
+
     /// Bytes queued for this peer and not yet written to its socket.
     #[func]
     fn get_current_outbound_buffered_amount(&self) -> i64 {

@@ -147,6 +147,9 @@ pub struct WebSocketServer {
     multiplayer: bool,
     refuse_new_connections: bool,
     target_peer: i32,
+    /// The Performance monitors registered by `register_monitors`, to remove on `unregister_monitors`
+    /// and when the server is freed.
+    monitors: Vec<StringName>,
     transfer_mode: TransferMode,
     transfer_channel: i32,
     /// The packet the last multiplayer `get_packet` returned; Godot copies it out of this buffer.
@@ -182,10 +185,18 @@ impl IMultiplayerPeerExtension for WebSocketServer {
             multiplayer: false,
             refuse_new_connections: false,
             target_peer: 0,
+            monitors: Vec::new(),
             transfer_mode: TransferMode::RELIABLE,
             transfer_channel: 0,
             last_packet: None,
             base,
+        }
+    }
+
+    fn on_notification(&mut self, what: godot::classes::notify::ObjectNotification) {
+        if what == godot::classes::notify::ObjectNotification::PREDELETE {
+            // The monitors call into this object; they must not outlive it.
+            self.unregister_monitors();
         }
     }
 
@@ -535,6 +546,85 @@ impl WebSocketServer {
         }
     }
 
+    /// The server's statistics since [method listen], counted on the I/O thread (reading them costs
+    /// a few atomic loads; [method MultiplayerPeer.poll] does no extra work for them). Keys:
+    /// [code]connections_open[/code], [code]connections_handshaking[/code] (now);
+    /// [code]accepted_total[/code], [code]refused_total[/code] ([member max_connections],
+    /// [member max_handshakes_per_address], [member MultiplayerPeer.refuse_new_connections]),
+    /// [code]timed_out_total[/code] ([member handshake_timeout]),
+    /// [code]heartbeat_dropped_total[/code]; [code]messages_in_total[/code],
+    /// [code]bytes_in_total[/code], [code]messages_out_total[/code], [code]bytes_out_total[/code]
+    /// (payload bytes of whole messages; out: written to the socket); [code]messages_queued_in[/code],
+    /// [code]bytes_queued_in[/code] (received, not yet read by the game),
+    /// [code]messages_queued_out[/code], [code]bytes_queued_out[/code] (sent by the game, not yet
+    /// written). All 0 when not listening. [i]Not in Godot.[/i]
+    #[func]
+    fn get_stats(&self) -> VarDictionary {
+        let mut dict = VarDictionary::new();
+        for (key, value) in self.stats() {
+            dict.set(key, value as i64);
+        }
+        dict
+    }
+
+    /// One value of [method get_stats] by its key (what the Performance monitors of
+    /// [method register_monitors] call); 0 (with an error) for an unknown key.
+    #[func]
+    fn get_stat(&self, key: GString) -> i64 {
+        let key = key.to_string();
+        match self.stats().into_iter().find(|(k, _)| *k == key) {
+            Some((_, v)) => v as i64,
+            None => {
+                godot_error!("WebSocketServer.get_stat: no statistic {key:?} (see get_stats())");
+                0
+            }
+        }
+    }
+
+    /// Adds every statistic of [method get_stats] to Godot's [Performance] custom monitors, so that
+    /// they graph live in the editor's Debugger > Monitors tab while the game runs, under
+    /// [code]WebSocketServer <name>/<key>[/code]. [param name] defaults to this object's instance id,
+    /// so several servers get distinct monitors. Removed by [method unregister_monitors] and when the
+    /// server is freed. Returns [constant @GlobalScope.ERR_ALREADY_EXISTS] if monitors of that name
+    /// exist. [i]Not in Godot.[/i]
+    #[func]
+    fn register_monitors(&mut self, #[opt(default = "")] name: GString) -> Error {
+        let name = match name.to_string() {
+            n if n.is_empty() => self.base().instance_id().to_string(),
+            n => n,
+        };
+        let mut performance = godot::classes::Performance::singleton();
+        let ids: Vec<StringName> = STAT_KEYS
+            .iter()
+            .map(|key| StringName::from(&format!("WebSocketServer {name}/{key}")))
+            .collect();
+        if let Some(taken) = ids.iter().find(|id| performance.has_custom_monitor(*id)) {
+            godot_error!("WebSocketServer.register_monitors: the monitor {taken} exists already; pick another name");
+            return Error::ERR_ALREADY_EXISTS;
+        }
+        self.unregister_monitors();
+        let callable = Callable::from_object_method(&self.to_gd(), "get_stat");
+        for (id, key) in ids.iter().zip(STAT_KEYS) {
+            performance
+                .add_custom_monitor_ex(id, &callable)
+                .arguments(&varray![&key.to_variant()])
+                .done();
+        }
+        self.monitors = ids;
+        Error::OK
+    }
+
+    /// Removes the monitors of [method register_monitors].
+    #[func]
+    fn unregister_monitors(&mut self) {
+        let mut performance = godot::classes::Performance::singleton();
+        for id in self.monitors.drain(..) {
+            if performance.has_custom_monitor(&id) {
+                performance.remove_custom_monitor(&id);
+            }
+        }
+    }
+
     /// How many times accepting a connection failed for lack of resources (the process ran out of
     /// file descriptors, [code]EMFILE[/code]) since [method listen]. The first failure of a run of
     /// them is reported with an error; the server retries with a growing delay (at most 1 s, and
@@ -868,6 +958,32 @@ impl WebSocketServer {
 }
 
 impl WebSocketServer {
+    /// The statistics of `get_stats`, in `STAT_KEYS` order.
+    fn stats(&self) -> Vec<(&'static str, u64)> {
+        use wss_core::shared::{gauge, read};
+        let Some(server) = &self.server else {
+            return STAT_KEYS.iter().map(|k| (*k, 0)).collect();
+        };
+        let t = server.totals();
+        let values = [
+            gauge(&t.open),
+            gauge(&t.handshaking),
+            read(&t.accepted),
+            read(&t.refused),
+            read(&t.timed_out),
+            read(&t.heartbeat_dropped),
+            read(&t.messages_in),
+            read(&t.bytes_in),
+            read(&t.messages_out),
+            read(&t.bytes_out),
+            gauge(&t.queued_in_messages),
+            gauge(&t.queued_in_bytes),
+            gauge(&t.queued_out_messages),
+            gauge(&t.queued_out_bytes),
+        ];
+        STAT_KEYS.iter().copied().zip(values).collect()
+    }
+
     /// Forwards a decision on a request, with an error naming `what` if it is refused.
     fn decide(&mut self, id: i64, verdict: Verdict, what: &str) -> Error {
         let Some(server) = self.server.as_mut() else {
@@ -1011,6 +1127,24 @@ fn certificate_pem(mut cert: Gd<X509Certificate>) -> Result<String, ConfigError>
         ))),
     }
 }
+
+/// The keys of `get_stats`, which are also the Performance monitors' names.
+const STAT_KEYS: [&str; 14] = [
+    "connections_open",
+    "connections_handshaking",
+    "accepted_total",
+    "refused_total",
+    "timed_out_total",
+    "heartbeat_dropped_total",
+    "messages_in_total",
+    "bytes_in_total",
+    "messages_out_total",
+    "bytes_out_total",
+    "messages_queued_in",
+    "bytes_queued_in",
+    "messages_queued_out",
+    "bytes_queued_out",
+];
 
 /// A count where 0 means "no limit".
 fn limit_or_zero(name: &str, value: i64) -> Result<(), ConfigError> {
