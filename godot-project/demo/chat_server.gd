@@ -1,5 +1,9 @@
 ## Chat rooms: every message a client sends goes to every other client in its room, named by the
-## `room` query parameter (`ws://host:9080/?room=blue`; no parameter: "lobby"). The text message
+## `room` query parameter (`ws://host:9080/?room=blue`; no parameter: "lobby"). Clients that
+## connect with `events=json` (the browser page, demo/web/chat.html) get everything as JSON
+## instead: `welcome` (their id and who is in the room), `join`, `leave`, `message` (with the
+## sender's id and `name`, from the `name` query parameter) and `binary` (its size); other clients
+## get the messages themselves, as sent (text or binary, empty ones too). The text message
 ## "/where" is answered (to the sender only) with where the server sees it: this process's
 ## --name, the room and the client's address. Prints each connect, message and disconnect. Run it
 ## with scripts/demo.sh (or `godot --headless --path godot-project`), then connect with any
@@ -15,8 +19,10 @@
 extends Node
 
 var server := WebSocketServer.new()
-## Each client's room.
+## Each client's room, name, and whether it wants JSON events.
 var rooms := {}
+var names := {}
+var json_clients := {}
 var instance := "chat"
 
 
@@ -64,13 +70,39 @@ func _process(_delta: float) -> void:
 
 
 func _on_client_connected(id: int, protocol: String, resource_name: String) -> void:
-	var room := "lobby"
+	var query := {"room": "lobby", "name": "#%d" % id, "events": ""}
 	for pair in server.get_peer_request(id).get_query().split("&", false):
-		if pair.begins_with("room="):
-			room = pair.substr(5).uri_decode()
+		var kv := pair.split("=", true, 1)
+		if kv.size() == 2 and query.has(kv[0]):
+			query[kv[0]] = kv[1].uri_decode()
+	var room: String = query["room"]
 	rooms[id] = room
+	names[id] = query["name"]
+	if query["events"] == "json":
+		json_clients[id] = true
+		var present := []
+		for other: int in _room_mates(id):
+			present.append({"id": other, "name": names[other]})
+		_send_json(id, {"type": "welcome", "id": id, "name": names[id], "room": room, "peers": present})
+	for other: int in _room_mates(id):
+		_send_json(other, {"type": "join", "id": id, "name": names[id]})
 	print("connect %d from %s:%d resource=%s protocol=%s room=%s" % [
 		id, server.get_peer_address(id), server.get_peer_port(id), resource_name, protocol, room])
+
+
+## The other clients in `id`'s room.
+func _room_mates(id: int) -> Array[int]:
+	var mates: Array[int] = []
+	for other: int in server.get_peer_ids():
+		if other != id and rooms.get(other) == rooms.get(id):
+			mates.append(other)
+	return mates
+
+
+## Sends an event to a client that asked for JSON (others get nothing).
+func _send_json(id: int, event: Dictionary) -> void:
+	if json_clients.has(id):
+		server.get_peer(id).send_text(JSON.stringify(event))
 
 
 func _on_data_received(id: int) -> void:
@@ -78,18 +110,22 @@ func _on_data_received(id: int) -> void:
 	var packet := peer.get_packet()
 	var is_text := peer.was_string_packet()
 	if is_text:
-		print("message %d: %s" % [id, packet.get_string_from_utf8()])
+		print("message %d: %s" % [id, packet.get_string_from_utf8().left(200)])
 	else:
 		print("message %d: %d bytes" % [id, packet.size()])
 	if is_text and packet.get_string_from_utf8() == "/where":
 		peer.send_text("server=%s room=%s address=%s port=%d" % [
 			instance, rooms[id], server.get_peer_address(id), server.get_peer_port(id)])
 		return
-	for other: int in server.get_peer_ids():
-		if other != id and rooms.get(other) == rooms[id]:
-			var to := server.get_peer(other)
-			to.write_mode = WebSocketServerPeer.WRITE_MODE_TEXT if is_text else WebSocketServerPeer.WRITE_MODE_BINARY
-			to.put_packet(packet)
+	var event := {"type": "message", "from": id, "name": names[id], "text": packet.get_string_from_utf8()}
+	if not is_text:
+		event = {"type": "binary", "from": id, "name": names[id], "size": packet.size()}
+	for other: int in _room_mates(id):
+		if json_clients.has(other):
+			_send_json(other, event)
+		else:
+			# send(), not put_packet(): Godot's put_packet skips empty messages.
+			server.get_peer(other).send(packet, WebSocketServerPeer.WRITE_MODE_TEXT if is_text else WebSocketServerPeer.WRITE_MODE_BINARY)
 
 
 func _on_client_close_request(id: int, code: int, reason: String) -> void:
@@ -97,7 +133,11 @@ func _on_client_close_request(id: int, code: int, reason: String) -> void:
 
 
 func _on_client_disconnected(id: int, was_clean_close: bool) -> void:
+	for other: int in _room_mates(id):
+		_send_json(other, {"type": "leave", "id": id, "name": names[id], "clean": was_clean_close})
 	rooms.erase(id)
+	names.erase(id)
+	json_clients.erase(id)
 	print("disconnect %d clean=%s" % [id, was_clean_close])
 
 

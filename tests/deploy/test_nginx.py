@@ -209,10 +209,10 @@ def test_stream_with_proxy_protocol_gives_address_port_and_sni(running):
 class ChatServer:
     """The demo chat server (rooms by `?room=`), one process."""
 
-    def __init__(self, name):
+    def __init__(self, name, port=0):
         self.proc = subprocess.Popen(
             [godot_path(), "--headless", "--path", str(ROOT / "godot-project"), "res://demo/chat_server.tscn",
-             "--", "--port", "0", "--bind", "127.0.0.1", "--name", name, "--trusted-proxies", "127.0.0.1"],
+             "--", "--port", str(port), "--bind", "127.0.0.1", "--name", name, "--trusted-proxies", "127.0.0.1"],
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         self.lines = queue.Queue()
         self.log = []

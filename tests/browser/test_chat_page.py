@@ -1,0 +1,134 @@
+"""The chat demo's browser page (godot-project/demo/web/chat.html) in headless Chromium: two tabs
+and one Godot WebSocketPeer client chat through the demo chat server in headless Godot: text, a
+60 KB message, an empty message, non-ASCII text, who is connected, and a server restart that the
+page survives (close code shown, reconnection with backoff). A screenshot of the page is kept in
+target/screenshots/chat-page.png."""
+
+import queue
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "tests/attacks"))
+sys.path.insert(0, str(ROOT / "tests/deploy"))
+sys.path.insert(0, str(ROOT / "tests/browser"))
+from godot_server import godot_path  # noqa: E402
+from test_browser import browser  # noqa: E402,F401  (the fixture)
+from test_nginx import ChatServer, free_port  # noqa: E402
+
+PAGE = ROOT / "godot-project/demo/web/chat.html"
+NON_ASCII = "Grüße 🌍 ☃ — ünïcödé 你好"
+BIG = 61440
+
+
+def wait_js(browser, expr, timeout=10.0, what=""):
+    """Polls `return <expr>` in the current tab until it is truthy; returns it."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = browser.execute_script(f"return {expr}")
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            state = browser.execute_script("return {status: chat.status, peers: chat.peers.size, "
+                                           "messages: chat.messages.map(m => [m.name, (m.text || '').length])}")
+            raise AssertionError(f"never true: {what or expr}; page state: {state}")
+        time.sleep(0.05)
+
+
+class GodotClient:
+    def __init__(self, url):
+        self.proc = subprocess.Popen([godot_path(), "--headless", "--path", str(ROOT / "godot-project"), "-s",
+                                      "res://tests/browser/chat_client.gd", "--", url],
+                                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        self.lines = queue.Queue()
+        threading.Thread(target=lambda: [self.lines.put(l.rstrip("\n")) for l in self.proc.stdout], daemon=True).start()
+
+    def expect(self, prefix, timeout=10.0):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                line = self.lines.get(timeout=0.1)
+            except queue.Empty:
+                continue
+            if line.startswith(prefix):
+                return line
+        raise AssertionError(f"the Godot client never printed {prefix!r}")
+
+    def stop(self):
+        self.proc.terminate()
+        self.proc.wait(10)
+
+
+def test_two_tabs_and_a_godot_client_chat_and_survive_a_restart(browser, running):
+    port = free_port()
+    server = running(ChatServer("chat", port=port))
+    url = f"ws://127.0.0.1:{port}/"
+    browser.get(f"{PAGE.as_uri()}?server={url}&name=Ann")
+    ann = browser.current_window_handle
+    browser.switch_to.new_window("tab")
+    browser.get(f"{PAGE.as_uri()}?server={url}&name=Bob")
+    bob = browser.current_window_handle
+    godot = running(GodotClient(url))
+    godot.expect("GODOT OPEN")
+
+    def tab(handle):
+        browser.switch_to.window(handle)
+
+    for h in (ann, bob):
+        tab(h)
+        wait_js(browser, "chat.status === 'connected' && chat.peers.size === 3", what="three connected")
+    names = sorted(browser.execute_script("return [...chat.peers.values()].map(p => p.name)"))
+    assert names[1:] == ["Ann", "Bob"] and names[0].startswith("#"), names
+
+    def last_text(name):
+        return f"chat.messages.length && chat.messages.filter(m => m.name === '{name}').map(m => m.text)"
+
+    # Ann says hello; Bob and the Godot client get it; the Godot client answers.
+    tab(ann)
+    assert browser.execute_script("return chat.send('hello everyone')")
+    tab(bob)
+    wait_js(browser, f"({last_text('Ann')} || []).includes('hello everyone')", what="Bob got Ann's hello")
+    assert godot.expect("GODOT GOT").endswith(" hello everyone")
+    for h in (ann, bob):
+        tab(h)
+        wait_js(browser, "chat.messages.some(m => m.text === 'héllo from Godot ✓' && m.name.startsWith('#'))",
+                what="the Godot client's answer")
+    # 60 KB from Bob, an empty message from Ann, non-ASCII from Bob.
+    tab(bob)
+    assert browser.execute_script(f"return chat.send('x'.repeat({BIG}))")
+    tab(ann)
+    wait_js(browser, f"chat.messages.some(m => m.name === 'Bob' && m.text.length === {BIG})", what="60 KB")
+    assert godot.expect("GODOT GOT").startswith(f"GODOT GOT {BIG} xxx")
+    assert browser.execute_script("return chat.send('')")
+    tab(bob)
+    wait_js(browser, "chat.messages.some(m => m.name === 'Ann' && m.text === '')", what="the empty message")
+    assert godot.expect("GODOT GOT") == "GODOT GOT 0 "
+    assert browser.execute_script("return chat.send(arguments[0])", NON_ASCII)
+    tab(ann)
+    wait_js(browser, "chat.messages.some(m => m.name === 'Bob' && m.text === arguments[0])".replace(
+        "arguments[0]", repr(NON_ASCII)), what="non-ASCII")
+    assert godot.expect("GODOT GOT").endswith(NON_ASCII)
+    shots = ROOT / "target/screenshots"
+    shots.mkdir(parents=True, exist_ok=True)
+    browser.set_window_size(1000, 640)
+    browser.save_screenshot(str(shots / "chat-page.png"))
+
+    # The server restarts: the pages show the close code and reconnect by themselves.
+    server.stop()
+    godot.expect("GODOT CLOSED")
+    for h in (ann, bob):
+        tab(h)
+        wait_js(browser, "chat.status === 'closed' && chat.closeCodes.includes(1006)", what="closed with 1006")
+        assert "close code 1006" in browser.execute_script("return document.getElementById('closecode').textContent")
+    running(ChatServer("chat", port=port))
+    for h in (ann, bob):
+        tab(h)
+        wait_js(browser, "chat.status === 'connected' && chat.opens === 2 && chat.peers.size === 2", timeout=15,
+                what="reconnected, both tabs present")
+    tab(ann)
+    assert browser.execute_script("return chat.send('back again')")
+    tab(bob)
+    wait_js(browser, f"({last_text('Ann')} || []).includes('back again')", what="chat after the restart")
