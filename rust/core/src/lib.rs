@@ -27,7 +27,7 @@ pub mod tls;
 
 pub use config::{BindIp, ConfigError, Limits, ServerConfig};
 pub use server::{
-    is_recipient, join_stopped_io_threads, CloseError, DecideError, ListenError, PeerHandle, SendError, Server, Signal, TargetError,
+    is_recipient, join_stopped_io_threads, BroadcastError, CloseError, DecideError, ListenError, PeerHandle, SendError, Server, Signal, TargetError,
 };
 pub use connection::Verdict;
 pub use request::Request;

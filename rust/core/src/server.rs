@@ -395,6 +395,58 @@ impl Server {
         }
     }
 
+    /// Raw mode's one-call broadcast: `data` to every open peer (`to == None`) or to the peers in
+    /// `to`, except those in `exclude`, with one copy of the bytes shared by all recipients until
+    /// each frame is written. Returns the peers that did not get it and why (an id in `to` that is
+    /// not connected, a peer that is closing, a full queue); everyone else has it queued.
+    pub fn broadcast(
+        &self,
+        data: Bytes,
+        text: bool,
+        to: Option<&[PeerId]>,
+        exclude: &[PeerId],
+    ) -> Vec<(PeerId, BroadcastError)> {
+        let mut ids = Vec::with_capacity(to.map_or(self.peers.len(), <[PeerId]>::len));
+        let mut failed = Vec::new();
+        let mut consider = |id: PeerId, peer: Option<&PeerHandle>| {
+            if exclude.contains(&id) {
+                return;
+            }
+            let Some(peer) = peer else {
+                failed.push((id, BroadcastError::UnknownPeer));
+                return;
+            };
+            if peer.state() != PeerState::Open {
+                failed.push((id, BroadcastError::Send(SendError::NotOpen)));
+                return;
+            }
+            match peer.shared.reserve_outbound(data.len()) {
+                Ok(()) => ids.push(id),
+                Err(limit) => failed.push((id, BroadcastError::Send(SendError::Full(limit)))),
+            }
+        };
+        match to {
+            Some(list) => {
+                let mut seen = std::collections::HashSet::with_capacity(list.len());
+                for &id in list.iter().filter(|id| seen.insert(**id)) {
+                    consider(id, self.peers.get(&id));
+                }
+            }
+            None => {
+                for (&id, peer) in &self.peers {
+                    consider(id, Some(peer));
+                }
+            }
+        }
+        if !ids.is_empty() {
+            self.link.command(Command::SendMany {
+                ids,
+                packet: Packet { data, text },
+            });
+        }
+        failed
+    }
+
     /// New TCP connections are closed at once while this is on.
     pub fn set_refusing(&self, refuse: bool) {
         self.link.set_refusing(refuse);
@@ -563,6 +615,14 @@ pub enum SendError {
     NotOpen,
     /// The peer's queue is full; the named limit would be exceeded.
     Full(&'static str),
+}
+
+/// Why a recipient of `Server::broadcast` did not get the message.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum BroadcastError {
+    /// Named in `to`, but no such peer is connected.
+    UnknownPeer,
+    Send(SendError),
 }
 
 /// Why a multiplayer `put_packet` failed.

@@ -12,7 +12,7 @@ use wss_core::config::{
 use wss_core::request::TrustedProxies;
 use wss_core::tls::{server_config, TlsPem};
 use wss_core::{
-    BindIp, ConfigError, DecideError, Limits, ListenError, Packet, SendError, Server, ServerConfig, Signal,
+    BindIp, BroadcastError, ConfigError, DecideError, Limits, ListenError, Packet, SendError, Server, ServerConfig, Signal,
     TargetError, Verdict,
 };
 
@@ -530,6 +530,39 @@ impl WebSocketServer {
         self.decide(id, verdict, "reject_upgrade")
     }
 
+    /// Sends [param message] to every connected client except those in [param exclude], in one
+    /// call: the bytes are copied once and shared by every recipient until each frame is written
+    /// on the I/O thread. [param write_mode] is [constant WebSocketServerPeer.WRITE_MODE_BINARY]
+    /// (default) or [constant WebSocketServerPeer.WRITE_MODE_TEXT] (the bytes must be UTF-8). Empty
+    /// messages are sent too. Returns the clients that did not get it, as
+    /// [code]{id: error}[/code]: [constant @GlobalScope.FAILED] (closing),
+    /// [constant @GlobalScope.ERR_OUT_OF_MEMORY] (its queue is full; see
+    /// [member outbound_buffer_size]); an empty [Dictionary] when everyone has it queued. Raw mode
+    /// only (in multiplayer mode use [method MultiplayerPeer.set_target_peer] and
+    /// [method PacketPeer.put_packet]). [i]Not in Godot.[/i]
+    #[func]
+    fn broadcast(
+        &mut self,
+        message: PackedByteArray,
+        #[opt(default = 1)] write_mode: i64,
+        #[opt(default = &PackedInt32Array::new())] exclude: PackedInt32Array,
+    ) -> VarDictionary {
+        self.send_many("broadcast", message, write_mode, None, exclude.as_slice())
+    }
+
+    /// Sends [param message] to the clients in [param ids], in one call, as [method broadcast]
+    /// does (one shared copy; an id listed twice gets it once). Ids that are not connected are
+    /// returned with [constant @GlobalScope.ERR_DOES_NOT_EXIST]. [i]Not in Godot.[/i]
+    #[func]
+    fn send_to_peers(
+        &mut self,
+        ids: PackedInt32Array,
+        message: PackedByteArray,
+        #[opt(default = 1)] write_mode: i64,
+    ) -> VarDictionary {
+        self.send_many("send_to_peers", message, write_mode, Some(ids.as_slice()), &[])
+    }
+
     /// The upgrade request of client [param id] (connected, or waiting for
     /// [method accept_upgrade]), in either mode; [code]null[/code] (with an error) if there is none.
     #[func]
@@ -958,6 +991,59 @@ impl WebSocketServer {
 }
 
 impl WebSocketServer {
+    /// `broadcast` and `send_to_peers`: checks, one copy, failures as `{id: Error}`.
+    fn send_many(
+        &mut self,
+        what: &str,
+        message: PackedByteArray,
+        write_mode: i64,
+        to: Option<&[i32]>,
+        exclude: &[i32],
+    ) -> VarDictionary {
+        let mut failures = VarDictionary::new();
+        if self.multiplayer {
+            godot_error!("WebSocketServer.{what}: raw mode only; in multiplayer mode use set_target_peer() and put_packet()");
+            return failures;
+        }
+        let Some(server) = &self.server else {
+            godot_error!("WebSocketServer.{what}: not listening");
+            return failures;
+        };
+        let text = match write_mode {
+            0 => true,
+            1 => false,
+            m => {
+                godot_error!("WebSocketServer.{what}: write_mode must be WRITE_MODE_TEXT (0) or WRITE_MODE_BINARY (1), not {m}");
+                return failures;
+            }
+        };
+        let data = message.to_vec();
+        if text && std::str::from_utf8(&data).is_err() {
+            godot_error!("WebSocketServer.{what}: a text message must be UTF-8");
+            return failures;
+        }
+        let failed = server.broadcast(data.into(), text, to, exclude);
+        for (id, why) in &failed {
+            let code = match why {
+                BroadcastError::UnknownPeer => Error::ERR_DOES_NOT_EXIST,
+                BroadcastError::Send(SendError::NotOpen) => Error::FAILED,
+                BroadcastError::Send(SendError::Full(_)) => Error::ERR_OUT_OF_MEMORY,
+            };
+            failures.set(*id as i64, code);
+        }
+        if let Some((id, why)) = failed.first() {
+            crate::ratelimit::warn(
+                "broadcast",
+                None,
+                format!(
+                    "WebSocketServer.{what}: not queued for {} client(s), e.g. {id} ({why:?}); see the returned Dictionary",
+                    failed.len()
+                ),
+            );
+        }
+        failures
+    }
+
     /// The statistics of `get_stats`, in `STAT_KEYS` order.
     fn stats(&self) -> Vec<(&'static str, u64)> {
         use wss_core::shared::{gauge, read};
