@@ -32,7 +32,6 @@ const OUT_BOUND: usize = 1000 + 14 * 8 + 1024 + 2 * 131;
 
 const REQUEST: &[u8] = b"GET /fuzz?x=1 HTTP/1.1\r\nHost: f\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n";
 
-
 struct Bytes<'a>(&'a [u8]);
 impl Bytes<'_> {
     fn byte(&mut self) -> Option<u8> {
@@ -186,7 +185,8 @@ fuzz_target!(|data: &[u8]| {
                     }
                 }
                 if arg & 1 != 0 {
-                    let req = String::from_utf8_lossy(REQUEST).replace("\r\n\r\n", "\r\nSec-WebSocket-Protocol: chat\r\n\r\n");
+                    let req = String::from_utf8_lossy(REQUEST)
+                        .replace("\r\n\r\n", "\r\nSec-WebSocket-Protocol: chat\r\n\r\n");
                     pipe.input.extend(req.as_bytes());
                 } else {
                     pipe.input.extend(REQUEST);
@@ -220,7 +220,9 @@ fuzz_target!(|data: &[u8]| {
             5 => {
                 let mut st = Status::Alive;
                 for _ in 0..(arg % 4 + 1) {
-                    let (Some(len), Some(peer)) = (game.unread.pop_front(), &game.peer) else { break };
+                    let (Some(len), Some(peer)) = (game.unread.pop_front(), &game.peer) else {
+                        break;
+                    };
                     if peer.sub_inbound(len) {
                         st = conn.resume(&mut pipe, &mut cx);
                         if st == Status::Gone {
@@ -256,13 +258,24 @@ fuzz_target!(|data: &[u8]| {
             // The game decides on the request (ignored unless one waits).
             11 => {
                 let verdict = match arg % 4 {
-                    0 => Verdict::Accept { protocol: None, headers: vec![] },
+                    0 => Verdict::Accept {
+                        protocol: None,
+                        headers: vec![],
+                    },
                     1 => Verdict::Accept {
                         protocol: Some("chat".into()),
                         headers: vec!["Set-Cookie: a=1".into()],
                     },
-                    2 => Verdict::Reject { status: 401, headers: "X: y\r\n".into(), body: "no".into() },
-                    _ => Verdict::Reject { status: 599, headers: String::new(), body: String::new() },
+                    2 => Verdict::Reject {
+                        status: 401,
+                        headers: "X: y\r\n".into(),
+                        body: "no".into(),
+                    },
+                    _ => Verdict::Reject {
+                        status: 599,
+                        headers: String::new(),
+                        body: String::new(),
+                    },
                 };
                 conn.decide(&mut pipe, verdict, &mut cx)
             }
@@ -281,7 +294,11 @@ fuzz_target!(|data: &[u8]| {
             "{} bytes wait for the socket",
             conn.buffered_out()
         );
-        assert!(conn.out_capacity() <= 4 * OUT_BOUND, "{} bytes of output memory", conn.out_capacity());
+        assert!(
+            conn.out_capacity() <= 4 * OUT_BOUND,
+            "{} bytes of output memory",
+            conn.out_capacity()
+        );
         if let Some(peer) = &game.peer {
             if flags & 8 != 0 {
                 assert_eq!(peer.addr.ip().to_string(), "203.0.113.7", "the PROXY header's client");
@@ -289,7 +306,10 @@ fuzz_target!(|data: &[u8]| {
         }
         assert!(authorize || game.requested.is_none(), "asked without authorization");
         if status == Status::Gone {
-            assert_eq!(game.disconnected, game.connected, "a connected peer that ends is reported");
+            assert_eq!(
+                game.disconnected, game.connected,
+                "a connected peer that ends is reported"
+            );
             assert_eq!(
                 game.requested.is_some() && !game.connected,
                 game.request_ended,

@@ -22,7 +22,11 @@ fuzz_target!(|data: &[u8]| {
     let offer = Offer {
         protocols: protocols.clone(),
         extra_headers: vec!["X-Test: 1".into()],
-        allowed_origins: if selector & 4 != 0 { vec!["https://a.example".into()] } else { vec![] },
+        allowed_origins: if selector & 4 != 0 {
+            vec!["https://a.example".into()]
+        } else {
+            vec![]
+        },
     };
     if let ProxyHeader::Done { len, .. } = proxy::parse(request) {
         assert!(len <= request.len() && len <= MAX_PROXY_HEADER);
@@ -32,8 +36,11 @@ fuzz_target!(|data: &[u8]| {
             assert!(request.len() < MAX_REQUEST_SIZE, "an oversized request must be refused");
         }
         Decision::Upgrade(upgrade) => {
-            let (protocol, resource, consumed) =
-                (upgrade.protocol.clone(), upgrade.request.resource.clone(), upgrade.consumed);
+            let (protocol, resource, consumed) = (
+                upgrade.protocol.clone(),
+                upgrade.request.resource.clone(),
+                upgrade.consumed,
+            );
             let response = upgrade.accept(&protocol, &offer, &[]);
             let proxies = TrustedProxies::parse(&["0.0.0.0/0", "::/0"]).unwrap();
             let socket = "127.0.0.1:1".parse().unwrap();

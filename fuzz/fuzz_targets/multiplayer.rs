@@ -21,7 +21,6 @@ use wss_core::{is_recipient, ServerConfig};
 
 const REQUEST: &[u8] = b"GET / HTTP/1.1\r\nHost: f\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n";
 
-
 fuzz_target!(|data: &[u8]| {
     if data.len() < 8 {
         return;
@@ -53,13 +52,24 @@ fuzz_target!(|data: &[u8]| {
                     ..Pipe::default()
                 };
                 pipe.input.extend(REQUEST);
-                let mut cx = Cx { now, settings: &settings, ids: &mut ids, events: &mut events };
+                let mut cx = Cx {
+                    now,
+                    settings: &settings,
+                    ids: &mut ids,
+                    events: &mut events,
+                };
                 assert_eq!(conn.on_readable(&mut pipe, &mut cx), Status::Alive);
-                let Some(Event::Connected { peer, .. }) = events.pop() else { panic!("not connected") };
+                let Some(Event::Connected { peer, .. }) = events.pop() else {
+                    panic!("not connected")
+                };
                 assert!(events.is_empty());
                 assert!((2..=i32::MAX).contains(&peer.id), "id {}", peer.id);
                 assert!(!known.contains_key(&peer.id), "id {} given twice", peer.id);
-                assert!(!unreleased.contains(&peer.id), "id {} reused before the game saw it go", peer.id);
+                assert!(
+                    !unreleased.contains(&peer.id),
+                    "id {} reused before the game saw it go",
+                    peer.id
+                );
                 // The id message follows the response at once.
                 let end = pipe.output.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
                 let mut expected = vec![0x82, 4];
@@ -73,7 +83,12 @@ fuzz_target!(|data: &[u8]| {
                 let i = arg as usize % conns.len();
                 if let Some((mut conn, mut pipe)) = conns[i].take() {
                     pipe.eof = true;
-                    let mut cx = Cx { now, settings: &settings, ids: &mut ids, events: &mut events };
+                    let mut cx = Cx {
+                        now,
+                        settings: &settings,
+                        ids: &mut ids,
+                        events: &mut events,
+                    };
                     assert_eq!(conn.on_readable(&mut pipe, &mut cx), Status::Gone);
                     match events.pop() {
                         Some(Event::Disconnected { id, .. }) => {

@@ -23,7 +23,11 @@ pub struct Pipe {
 impl Read for Pipe {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         if self.input.is_empty() {
-            return if self.eof { Ok(0) } else { Err(io::ErrorKind::WouldBlock.into()) };
+            return if self.eof {
+                Ok(0)
+            } else {
+                Err(io::ErrorKind::WouldBlock.into())
+            };
         }
         let n = buf.len().min(self.input.len());
         for (d, s) in buf.iter_mut().zip(self.input.drain(..n)) {
@@ -64,7 +68,11 @@ impl Stream for Pipe {
     fn half_close(&mut self) {}
     fn peek_raw(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         if self.input.is_empty() {
-            return if self.eof { Ok(0) } else { Err(io::ErrorKind::WouldBlock.into()) };
+            return if self.eof {
+                Ok(0)
+            } else {
+                Err(io::ErrorKind::WouldBlock.into())
+            };
         }
         let n = buf.len().min(self.input.len());
         for (d, s) in buf.iter_mut().zip(self.input.iter()) {

@@ -193,7 +193,7 @@ pub fn validate_origin(origin: &str) -> Result<(), ConfigError> {
             !scheme.is_empty()
                 && scheme.chars().all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c))
                 && !rest.is_empty()
-                && !rest.contains(['/', '?', '#', ' ', ',']) 
+                && !rest.contains(['/', '?', '#', ' ', ','])
         });
     if ok {
         Ok(())

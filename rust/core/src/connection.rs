@@ -336,7 +336,10 @@ impl Connection {
 
     /// Not upgraded yet (reading the PROXY header or the request, or waiting for the game).
     pub fn is_handshaking(&self) -> bool {
-        matches!(self.phase, Phase::Handshake { .. } | Phase::Proxy | Phase::Deciding { .. })
+        matches!(
+            self.phase,
+            Phase::Handshake { .. } | Phase::Proxy | Phase::Deciding { .. }
+        )
     }
 
     /// The game's decision on this connection's request. Ignored unless it is waiting for one
@@ -1005,7 +1008,10 @@ impl Connection {
     fn finish(&mut self, clean: bool, cx: &mut Cx) -> Status {
         let (bytes, count) = self.out.discard();
         if let Phase::Deciding { id, .. } = self.phase {
-            cx.events.push(Event::RequestEnded { id, why: "the client left" });
+            cx.events.push(Event::RequestEnded {
+                id,
+                why: "the client left",
+            });
         }
         if let Some(peer) = self.peer() {
             if count > 0 {

@@ -619,7 +619,9 @@ fn uncount(handshakes: &mut HashMap<std::net::IpAddr, usize>, ip: Option<std::ne
 
 /// What the game is told when `accept` starts failing.
 fn accept_error_text(e: &std::io::Error) -> String {
-    let limit = open_file_limit().map_or(String::new(), |n| format!(" (this process may have {n} open files: ulimit -n)"));
+    let limit = open_file_limit().map_or(String::new(), |n| {
+        format!(" (this process may have {n} open files: ulimit -n)")
+    });
     match e.raw_os_error() {
         #[cfg(unix)]
         Some(code) if code == libc_emfile() => format!(

@@ -185,7 +185,11 @@ pub fn refusal(status: u16, headers: &str, body: &str) -> Vec<u8> {
         .ok()
         .and_then(|s| s.canonical_reason())
         .unwrap_or("Refused");
-    let content_type = if body.is_empty() { "" } else { "Content-Type: text/plain; charset=utf-8\r\n" };
+    let content_type = if body.is_empty() {
+        ""
+    } else {
+        "Content-Type: text/plain; charset=utf-8\r\n"
+    };
     format!(
         "HTTP/1.1 {status} {text}\r\n{headers}{content_type}Connection: close\r\nContent-Length: {}\r\n\r\n{body}",
         body.len()
@@ -275,8 +279,10 @@ mod tests {
     #[test]
     fn subprotocol_follows_the_clients_order() {
         let o = offer(&["b", "c"]);
-        let (resp, p, _, _) =
-            accepted_by(&o, o.decide(request("Sec-WebSocket-Protocol: a, c\r\nSec-WebSocket-Protocol: b\r\n").as_bytes()));
+        let (resp, p, _, _) = accepted_by(
+            &o,
+            o.decide(request("Sec-WebSocket-Protocol: a, c\r\nSec-WebSocket-Protocol: b\r\n").as_bytes()),
+        );
         assert_eq!(p, "c");
         assert!(resp.contains("\r\nSec-WebSocket-Protocol: c\r\n"));
         let (_, why) = rejected(o.decide(request("Sec-WebSocket-Protocol: x, y\r\n").as_bytes()));
@@ -297,7 +303,9 @@ mod tests {
         let (resp, _, _, _) = accepted_by(&o, o.decide(request("").as_bytes()));
         assert!(resp.ends_with("X-A: 1\r\nX-B: two\r\n\r\n"), "{resp}");
         // The game's lines for one client come after the server's.
-        let Decision::Upgrade(u) = o.decide(request("").as_bytes()) else { panic!() };
+        let Decision::Upgrade(u) = o.decide(request("").as_bytes()) else {
+            panic!()
+        };
         let resp = String::from_utf8(u.accept("", &o, &["Set-Cookie: s=1".into()])).unwrap();
         assert!(resp.ends_with("X-B: two\r\nSet-Cookie: s=1\r\n\r\n"), "{resp}");
     }
@@ -342,7 +350,9 @@ mod tests {
     #[test]
     fn the_request_is_kept_for_the_game() {
         let req = request("Origin: https://game.example\r\nCookie: a=1\r\nSec-WebSocket-Protocol: x, y\r\n");
-        let Decision::Upgrade(u) = offer(&["y"]).decide(req.as_bytes()) else { panic!() };
+        let Decision::Upgrade(u) = offer(&["y"]).decide(req.as_bytes()) else {
+            panic!()
+        };
         assert_eq!(u.request.resource, "/chat?room=1");
         assert_eq!(u.request.protocols, ["x", "y"]);
         assert_eq!(u.protocol, "y");

@@ -26,9 +26,10 @@ mod sync;
 pub mod tls;
 
 pub use config::{BindIp, ConfigError, Limits, ServerConfig};
-pub use server::{
-    is_recipient, join_stopped_io_threads, BroadcastError, CloseError, DecideError, ListenError, PeerHandle, SendError, Server, Signal, TargetError,
-};
 pub use connection::Verdict;
 pub use request::Request;
+pub use server::{
+    is_recipient, join_stopped_io_threads, BroadcastError, CloseError, DecideError, ListenError, PeerHandle, SendError,
+    Server, Signal, TargetError,
+};
 pub use shared::{Packet, PeerId, PeerState, MAX_EVENT_BACKLOG};

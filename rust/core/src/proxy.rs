@@ -33,8 +33,7 @@ pub fn parse(buf: &[u8]) -> ProxyHeader {
     if result.is_incomplete() {
         // Version 1 is one line of at most 107 bytes: once it has ended (or cannot end in time),
         // more bytes will not complete it.
-        let v1_over = buf.starts_with(b"PROXY")
-            && (buf.len() >= V1_MAX || buf.windows(2).any(|w| w == b"\r\n"));
+        let v1_over = buf.starts_with(b"PROXY") && (buf.len() >= V1_MAX || buf.windows(2).any(|w| w == b"\r\n"));
         return if v1_over || buf.len() >= MAX_PROXY_HEADER {
             ProxyHeader::Invalid
         } else {
@@ -107,10 +106,7 @@ mod tests {
                 source: Some("[2001:db8::7]:4711".parse().unwrap())
             }
         );
-        assert_eq!(
-            parse(b"PROXY UNKNOWN\r\n"),
-            ProxyHeader::Done { len: 15, source: None }
-        );
+        assert_eq!(parse(b"PROXY UNKNOWN\r\n"), ProxyHeader::Done { len: 15, source: None });
         for cut in [1, 5, 20, 41] {
             assert_eq!(parse(&h[..cut]), ProxyHeader::Incomplete, "{cut}");
         }
@@ -147,7 +143,10 @@ mod tests {
         assert_eq!(parse(b"PROXY TCP4 nonsense\r\n"), ProxyHeader::Invalid);
         assert_eq!(parse(b"\x16\x03\x01\x02\x00"), ProxyHeader::Invalid);
         // A v1 line that never ends.
-        assert_eq!(parse(format!("PROXY TCP4 {}", "1".repeat(200)).as_bytes()), ProxyHeader::Invalid);
+        assert_eq!(
+            parse(format!("PROXY TCP4 {}", "1".repeat(200)).as_bytes()),
+            ProxyHeader::Invalid
+        );
         // A v2 header longer than we accept.
         let mut big = V2_SIG.to_vec();
         big.extend_from_slice(&[0x21, 0x11, 0xff, 0xff]);

@@ -62,7 +62,11 @@ impl Request {
     /// Header `name` (any case): its value, or all of its values joined as HTTP joins repeated
     /// fields (`", "`; `"; "` for `Cookie`, RFC 6265 §5.4). `None` if absent.
     pub fn header(&self, name: &str) -> Option<String> {
-        let separator = if name.eq_ignore_ascii_case("cookie") { "; " } else { ", " };
+        let separator = if name.eq_ignore_ascii_case("cookie") {
+            "; "
+        } else {
+            ", "
+        };
         let mut values = self.values(name).peekable();
         values.peek()?;
         Some(values.collect::<Vec<_>>().join(separator))
@@ -129,7 +133,11 @@ impl TrustedProxies {
         } else if named("x-forwarded-for").next().is_some() {
             named("x-forwarded-for").flat_map(split_list).map(parse_node).collect()
         } else {
-            named("x-real-ip").last().map(|v| parse_node(v.trim())).into_iter().collect()
+            named("x-real-ip")
+                .last()
+                .map(|v| parse_node(v.trim()))
+                .into_iter()
+                .collect()
         };
         let mut client = socket;
         for hop in hops.into_iter().rev() {
@@ -209,7 +217,10 @@ mod tests {
     fn untrusted_peers_are_taken_at_their_word_only_for_their_own_address() {
         let h = headers(&[("X-Forwarded-For", "1.2.3.4"), ("X-Real-IP", "1.2.3.4")]);
         assert_eq!(trusted(&[]).client(sa("9.9.9.9:5000"), &h), sa("9.9.9.9:5000"));
-        assert_eq!(trusted(&["10.0.0.0/8"]).client(sa("9.9.9.9:5000"), &h), sa("9.9.9.9:5000"));
+        assert_eq!(
+            trusted(&["10.0.0.0/8"]).client(sa("9.9.9.9:5000"), &h),
+            sa("9.9.9.9:5000")
+        );
     }
 
     #[test]
@@ -222,7 +233,10 @@ mod tests {
         let h = headers(&[("X-Forwarded-For", "6.6.6.6, 203.0.113.7, 10.1.2.3")]);
         assert_eq!(t.client(sa("127.0.0.1:40000"), &h), sa("203.0.113.7:0"));
         // Repeated headers form one list.
-        let h = headers(&[("X-Forwarded-For", "6.6.6.6"), ("X-Forwarded-For", "203.0.113.7, 10.1.2.3")]);
+        let h = headers(&[
+            ("X-Forwarded-For", "6.6.6.6"),
+            ("X-Forwarded-For", "203.0.113.7, 10.1.2.3"),
+        ]);
         assert_eq!(t.client(sa("127.0.0.1:40000"), &h), sa("203.0.113.7:0"));
         // Everything trusted: the left-most.
         let h = headers(&[("X-Forwarded-For", "10.0.0.1, 10.0.0.2")]);
@@ -242,7 +256,10 @@ mod tests {
         let t = trusted(&["127.0.0.1"]);
         let h = headers(&[
             ("X-Forwarded-For", "6.6.6.6"),
-            ("Forwarded", "for=6.6.6.6, for=\"[2001:db8:cafe::17]:4711\";proto=https;by=127.0.0.1"),
+            (
+                "Forwarded",
+                "for=6.6.6.6, for=\"[2001:db8:cafe::17]:4711\";proto=https;by=127.0.0.1",
+            ),
         ]);
         assert_eq!(t.client(sa("127.0.0.1:1"), &h), sa("[2001:db8:cafe::17]:4711"));
         let h = headers(&[("forwarded", "For=\"192.0.2.60:8080\"")]);

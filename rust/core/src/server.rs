@@ -15,8 +15,8 @@ use tungstenite::Bytes;
 
 use crate::config::{BindIp, ServerConfig};
 use crate::connection::{Settings, Verdict};
-use crate::request::Request;
 use crate::driver::{Driver, LISTENER, WAKER};
+use crate::request::Request;
 use crate::shared::{Command, Event, Link, Packet, PeerId, PeerShared, PeerState, Totals};
 
 /// Why `listen` failed; each maps to one Godot `Error`.
@@ -313,7 +313,10 @@ impl Server {
         } = &verdict
         {
             if !pending.request.protocols.contains(protocol) {
-                return Err(DecideError::NotOffered(protocol.clone(), pending.request.protocols.clone()));
+                return Err(DecideError::NotOffered(
+                    protocol.clone(),
+                    pending.request.protocols.clone(),
+                ));
             }
         }
         pending.decided = Some(matches!(verdict, Verdict::Accept { .. }));

@@ -11,8 +11,8 @@ use tungstenite::protocol::frame::CloseFrame;
 use tungstenite::protocol::{Role, WebSocketContext};
 use tungstenite::Message;
 use wss_core::connection::{Connection, Cx, Settings, Status, Stream, Verdict};
-use wss_core::request::TrustedProxies;
 use wss_core::ids::IdAllocator;
+use wss_core::request::TrustedProxies;
 use wss_core::shared::{Event, PeerState};
 use wss_core::{Limits, ServerConfig};
 
@@ -40,7 +40,11 @@ impl Stream for Pipe {
     }
     fn peek_raw(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         if self.input.is_empty() {
-            return if self.eof { Ok(0) } else { Err(io::ErrorKind::WouldBlock.into()) };
+            return if self.eof {
+                Ok(0)
+            } else {
+                Err(io::ErrorKind::WouldBlock.into())
+            };
         }
         let n = buf.len().min(self.input.len());
         for (i, b) in self.input.iter().take(n).enumerate() {
@@ -963,7 +967,11 @@ fn an_accepted_request_becomes_a_peer_with_the_chosen_protocol_and_headers() {
     assert!(out.contains("\r\nSec-WebSocket-Protocol: b\r\n"), "{out}");
     assert!(out.contains("\r\nSet-Cookie: s=1\r\n"), "{out}");
     match h.take().as_slice() {
-        [Event::Connected { peer, protocol, resource }, Event::Message { id: mid, packet }] => {
+        [Event::Connected {
+            peer,
+            protocol,
+            resource,
+        }, Event::Message { id: mid, packet }] => {
             assert_eq!((peer.id, protocol.as_str(), resource.as_str()), (id, "b", "/room?id=7"));
             assert_eq!(peer.request.header("AUTHORIZATION").as_deref(), Some("Bearer t0k3n"));
             assert_eq!((*mid, &packet.data[..]), (id, &b"early"[..]));
@@ -987,7 +995,10 @@ fn a_rejected_request_gets_its_status_and_ends() {
     // Written, then our end closes: the connection is gone.
     assert_eq!(h.decide(verdict), Status::Gone);
     let out = h.output();
-    assert!(out.starts_with("HTTP/1.1 401 Unauthorized\r\nWWW-Authenticate: Bearer\r\n"), "{out}");
+    assert!(
+        out.starts_with("HTTP/1.1 401 Unauthorized\r\nWWW-Authenticate: Bearer\r\n"),
+        "{out}"
+    );
     assert!(out.ends_with("\r\n\r\nbad token"), "{out}");
     assert!(h.pipe.write_closed);
     match h.take().as_slice() {
@@ -1100,7 +1111,11 @@ fn a_proxy_protocol_header_names_the_client() {
 
 #[test]
 fn a_missing_or_broken_proxy_header_drops_the_connection_unanswered() {
-    for input in [REQUEST.as_bytes(), b"PROXY TCP4 1.2.3.4\r\n".as_slice(), b"PROXY GARBAGE\r\n"] {
+    for input in [
+        REQUEST.as_bytes(),
+        b"PROXY TCP4 1.2.3.4\r\n".as_slice(),
+        b"PROXY GARBAGE\r\n",
+    ] {
         let mut h = Harness::new(proxied());
         h.pipe.input.extend(input);
         assert_eq!(h.readable(), Status::Gone, "{:?}", String::from_utf8_lossy(input));
@@ -1119,6 +1134,8 @@ fn over_capacity_reads_the_request_then_answers_503() {
     assert_eq!(h.output(), "");
     h.pipe.input.extend(&REQUEST.as_bytes()[20..]);
     assert_eq!(h.readable(), Status::Gone);
-    assert!(h.output().starts_with("HTTP/1.1 503 Service Unavailable\r\nRetry-After: 5\r\n"));
+    assert!(h
+        .output()
+        .starts_with("HTTP/1.1 503 Service Unavailable\r\nRetry-After: 5\r\n"));
     assert!(h.take().is_empty());
 }

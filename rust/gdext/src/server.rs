@@ -12,8 +12,8 @@ use wss_core::config::{
 use wss_core::request::TrustedProxies;
 use wss_core::tls::{server_config, TlsPem};
 use wss_core::{
-    BindIp, BroadcastError, ConfigError, DecideError, Limits, ListenError, Packet, SendError, Server, ServerConfig, Signal,
-    TargetError, Verdict,
+    BindIp, BroadcastError, ConfigError, DecideError, Limits, ListenError, Packet, SendError, Server, ServerConfig,
+    Signal, TargetError, Verdict,
 };
 
 use crate::peer::{close_peer, copy_packet, WebSocketServerPeer};
@@ -518,7 +518,10 @@ impl WebSocketServer {
         }
         let body = reason.to_string();
         if body.len() > MAX_REJECT_BODY {
-            godot_error!("WebSocketServer.reject_upgrade: reason is {} bytes; at most {MAX_REJECT_BODY}", body.len());
+            godot_error!(
+                "WebSocketServer.reject_upgrade: reason is {} bytes; at most {MAX_REJECT_BODY}",
+                body.len()
+            );
             return Error::ERR_INVALID_PARAMETER;
         }
         let headers: String = headers.iter().map(|h| format!("{h}\r\n")).collect();
@@ -953,7 +956,9 @@ impl WebSocketServer {
     #[func]
     fn set_max_handshakes_per_address(&mut self, value: i64) {
         let check = || limit_or_zero("max_handshakes_per_address", value);
-        self.set_checked("max_handshakes_per_address", check, |s| s.max_handshakes_per_address = value);
+        self.set_checked("max_handshakes_per_address", check, |s| {
+            s.max_handshakes_per_address = value
+        });
     }
 
     #[func]
@@ -1002,7 +1007,9 @@ impl WebSocketServer {
     ) -> VarDictionary {
         let mut failures = VarDictionary::new();
         if self.multiplayer {
-            godot_error!("WebSocketServer.{what}: raw mode only; in multiplayer mode use set_target_peer() and put_packet()");
+            godot_error!(
+                "WebSocketServer.{what}: raw mode only; in multiplayer mode use set_target_peer() and put_packet()"
+            );
             return failures;
         }
         let Some(server) = &self.server else {
@@ -1013,7 +1020,9 @@ impl WebSocketServer {
             0 => true,
             1 => false,
             m => {
-                godot_error!("WebSocketServer.{what}: write_mode must be WRITE_MODE_TEXT (0) or WRITE_MODE_BINARY (1), not {m}");
+                godot_error!(
+                    "WebSocketServer.{what}: write_mode must be WRITE_MODE_TEXT (0) or WRITE_MODE_BINARY (1), not {m}"
+                );
                 return failures;
             }
         };
