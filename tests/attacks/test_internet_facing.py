@@ -236,6 +236,27 @@ def test_garbage_instead_of_a_proxy_header_is_dropped_unanswered(start, data):
     assert st["connected"] == 0
 
 
+def test_with_trusted_proxies_only_they_may_send_a_proxy_header(start):
+    """A client reaching the port directly with a PROXY header of its own: refused at once when
+    trusted_proxies does not list it; taken when it does."""
+    forged = b"PROXY TCP4 203.0.113.7 10.0.0.1 51234 443\r\n" + UPGRADE.format(path="").encode()
+    s = start("--proxy-protocol", "--trusted-proxies", "10.9.9.9")
+    sock = socket.create_connection(("127.0.0.1", s.port), timeout=5)
+    sock.sendall(forged)
+    try:
+        assert sock.recv(100) == b"", "closed unanswered"
+    except ConnectionResetError:
+        pass
+    st = s.wait_stats(lambda st: st["refused_conns"] == 1)
+    assert st["connected"] == 0
+    t = start("--proxy-protocol", "--trusted-proxies", "127.0.0.1")
+    sock = socket.create_connection(("127.0.0.1", t.port), timeout=5)
+    sock.sendall(forged)
+    assert read_head(sock).startswith("HTTP/1.1 101 ")
+    assert raw_whoami(sock)["address"] == "203.0.113.7"
+    sock.close()
+
+
 # ---- caps
 
 

@@ -102,7 +102,8 @@ pub struct ServerConfig {
     pub authorize: bool,
     /// Proxies whose `Forwarded` / `X-Forwarded-For` / `X-Real-IP` name the client.
     pub trusted_proxies: crate::request::TrustedProxies,
-    /// Every connection starts with a PROXY protocol header (v1 or v2).
+    /// Every connection starts with a PROXY protocol header (v1 or v2); with `trusted_proxies`
+    /// set, only connections from them are taken.
     pub proxy_protocol: bool,
     /// Connections (handshaking and open) beyond which new clients are refused; 0: no limit.
     pub max_connections: usize,

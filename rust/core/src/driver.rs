@@ -353,6 +353,12 @@ impl Driver {
                         bump(&self.settings.totals.refused, 1);
                         continue; // closed without an answer
                     }
+                    let proxies = &self.settings.trusted_proxies;
+                    if self.settings.proxy_protocol && !proxies.is_empty() && !proxies.contains(addr.ip()) {
+                        // Not the proxy: its PROXY header would be a claim nobody vouches for.
+                        bump(&self.settings.totals.refused, 1);
+                        continue;
+                    }
                     let per_address = self.handshakes.get(&addr.ip()).copied().unwrap_or(0);
                     let counted = !refusing
                         && self.max_handshakes_per_address > 0

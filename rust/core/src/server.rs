@@ -294,11 +294,6 @@ impl Server {
             .or_else(|| self.requests.get(&id).map(|r| &r.request))
     }
 
-    /// Ids of the requests the game has been asked about and that have not ended.
-    pub fn request_ids(&self) -> impl Iterator<Item = PeerId> + '_ {
-        self.requests.keys().copied()
-    }
-
     /// The game's decision on request `id` (`Signal::UpgradeRequested`). Only the first decision
     /// counts. A chosen subprotocol must be one the client offered. Header lines and status are
     /// the caller's to check (`config::validate_response_headers`).

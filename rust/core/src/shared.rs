@@ -10,6 +10,9 @@
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, AtomicU8, AtomicUsize, Ordering::*};
 
+/// Log lines from the I/O thread (`Link::notice`) kept for the game's next `poll()`.
+pub const MAX_NOTICES: usize = 64;
+
 /// Events that may wait for the game's `poll()` before the I/O thread stops accepting new
 /// connections (they wait in the kernel's accept queue meanwhile). Messages are bounded per peer by
 /// the inbound limits; this bounds the connection events of clients that come and go.
@@ -331,7 +334,12 @@ impl Link {
 
     /// I/O thread: a line for the game's log.
     pub fn notice(&self, error: bool, text: String) {
-        self.notices.lock().push((error, text));
+        let mut notices = self.notices.lock();
+        // A game that never polls must not let them pile up: past this many, later ones are
+        // dropped (the counters still count).
+        if notices.len() < MAX_NOTICES {
+            notices.push((error, text));
+        }
     }
 
     /// Game thread: the lines for the log since the last call.
@@ -635,6 +643,19 @@ impl PeerShared {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn notices_for_a_game_that_never_polls_are_bounded() {
+        let poll = mio::Poll::new().unwrap();
+        let link = Link::new(mio::Waker::new(poll.registry(), mio::Token(0)).unwrap(), 16);
+        for i in 0..1000 {
+            link.notice(i % 2 == 0, format!("notice {i}"));
+        }
+        let kept = link.take_notices();
+        assert_eq!(kept.len(), MAX_NOTICES);
+        assert_eq!(kept[0].1, "notice 0");
+        assert!(link.take_notices().is_empty());
+    }
 
     fn peer(limits: Limits) -> PeerShared {
         PeerShared::new(2, Default::default(), limits)

@@ -120,9 +120,9 @@ pub struct WebSocketServer {
     /// or 2, as sent by HAProxy's [code]send-proxy[/code], nginx's [code]proxy_protocol on[/code] in a
     /// [code]stream[/code] block, and cloud load balancers), which names the client; a connection
     /// without a valid one is dropped. Only turn it on if every client comes through such a proxy
-    /// (anyone who can reach the port directly could claim any address). With a non-empty
-    /// [member trusted_proxies], connections from other addresses are treated as clients and
-    /// dropped for lacking the header too. Default [code]false[/code]. [i]Not in Godot.[/i]
+    /// (anyone who can reach the port directly could claim any address), or also set
+    /// [member trusted_proxies]: then only connections from those addresses are taken, and any
+    /// other is closed at once. Default [code]false[/code]. [i]Not in Godot.[/i]
     #[var(set = set_proxy_protocol)]
     proxy_protocol: bool,
     /// The most connections (handshaking and connected) the server holds; beyond it, new clients
