@@ -9,8 +9,10 @@
 # with the client dropping the connection ("FAILED BY CLIENT"): over TLS the server does not close
 # right after its Close frame, because Godot's TLS client then loses the close code. Reported,
 # not failed.
-# Reports go to target/autobahn/<ws|wss>/ (index.html).
-# Usage: scripts/autobahn.sh [ws|wss]...   (default: both)
+# Each scheme runs twice: with the server's I/O thread (ws, wss) and with inline I/O, where poll()
+# does the socket work (ws-inline, wss-inline).
+# Reports go to target/autobahn/<ws|wss|ws-inline|wss-inline>/ (index.html).
+# Usage: scripts/autobahn.sh [ws|wss|ws-inline|wss-inline]...   (default: all four)
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
@@ -25,25 +27,27 @@ fi
 ls addons/websocket_server/bin/*websocket_server.*.* > /dev/null 2>&1 || scripts/build.sh
 godot=$(scripts/godot.sh)
 schemes=("$@")
-[ ${#schemes[@]} -gt 0 ] || schemes=(ws wss)
+[ ${#schemes[@]} -gt 0 ] || schemes=(ws wss ws-inline wss-inline)
 status=0
-for scheme in "${schemes[@]}"; do
-  out=$root/target/autobahn/$scheme
+for run in "${schemes[@]}"; do
+  out=$root/target/autobahn/$run
+  scheme=${run%-inline}
+  inline=(); [ "$scheme" != "$run" ] && inline=(--inline)
   rm -rf "$out"; mkdir -p "$out"
   port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
   tls=(); [ "$scheme" = wss ] && tls=(--tls)
   "$godot" --headless --path godot-project res://bench/bench_server.tscn -- --impl ours --port "$port" \
-    --limit 20000000 --unpaced "${tls[@]}" > "$out/server.log" 2>&1 &
+    --limit 20000000 --unpaced "${tls[@]}" "${inline[@]}" > "$out/server.log" 2>&1 &
   server=$!
   for _ in $(seq 100); do grep -q LISTENING "$out/server.log" && break; sleep 0.2; done
   cat > "$out/spec.json" <<SPEC
-{"outdir": "$out", "servers": [{"agent": "WebSocketServer-$scheme", "url": "$scheme://127.0.0.1:$port"}],
+{"outdir": "$out", "servers": [{"agent": "WebSocketServer-$run", "url": "$scheme://127.0.0.1:$port"}],
  "cases": ["*"], "exclude-cases": ["12.*", "13.*"], "exclude-agent-cases": {}}
 SPEC
   started=$(date +%s)
   (cd "$out" && timeout 3600 "$venv/bin/wstest" -m fuzzingclient -s spec.json > wstest.log 2>&1) || status=1
   kill "$server"; wait "$server" 2>/dev/null || true
-  python3 - "$out" "$scheme" "$(( $(date +%s) - started ))" <<'PY' || status=1
+  python3 - "$out" "$run" "$(( $(date +%s) - started ))" <<'PY' || status=1
 import collections, json, sys
 out, scheme, seconds = sys.argv[1], sys.argv[2], sys.argv[3]
 index = json.load(open(f"{out}/index.json"))
@@ -60,7 +64,7 @@ if bad:
     print(f"autobahn {scheme}: failed {bad}"); ok = False
 if bad_close:
     print(f"autobahn {scheme}: closing behaviour not OK in {bad_close}")
-    ok = ok and scheme == "wss"
+    ok = ok and scheme.startswith("wss")
 sys.exit(0 if ok else 1)
 PY
   for pattern in "SCRIPT ERROR" "panicked"; do

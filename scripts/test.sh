@@ -4,10 +4,12 @@
 # own clients), Python `websockets` against the demo server, the multiplayer scenario across Godot
 # processes, Autobahn, the attack and internet-facing suites, the nginx deployment recipes with a
 # real nginx, a real browser (headless Chromium with Selenium), the release package installed into
-# a fresh project, a 60-second soak, and a smoke run of the benchmark. Exits non-zero on any failure. Sets up what it needs on a fresh machine: Godot
-# (scripts/godot.sh), nginx (scripts/nginx.sh), Chromium (scripts/chromium.sh), Xvfb for the
-# editor (scripts/xvfb.sh), cargo-fuzz
-# (scripts/fuzz.sh) and a Python venv.
+# a fresh project, a 60-second soak, and a smoke run of the benchmark. The Godot suites, the
+# Python suites (but nginx, browser, package) and Autobahn run once with the server's I/O thread
+# and once with inline I/O (io_mode). Exits non-zero on any failure. Sets up what it needs on a
+# fresh machine: Godot (scripts/godot.sh), nginx (scripts/nginx.sh), Chromium
+# (scripts/chromium.sh), Xvfb for the editor (scripts/xvfb.sh), cargo-fuzz (scripts/fuzz.sh) and
+# a Python venv.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
@@ -42,7 +44,10 @@ echo "== Python websockets client against the demo server; multiplayer across pr
 scripts/python-env.sh
 .venv/bin/python -m pytest -q tests/python tests/attacks tests/deploy tests/browser tests/package
 
-echo "== Autobahn|Testsuite, the original, over ws:// and wss://"
+echo "== The Python, multiplayer, Autobahn (kosoku) and attack suites again, against inline I/O"
+WSS_IO_MODE=inline .venv/bin/python -m pytest -q tests/python tests/attacks
+
+echo "== Autobahn|Testsuite, the original, over ws:// and wss://, with the I/O thread and inline"
 scripts/autobahn.sh
 
 echo "== Soak, 60 s (scripts/soak.sh for the 10-minute run)"

@@ -5,7 +5,8 @@
 ##   --impl stock     Godot's TCPServer + one WebSocketPeer per client, as Godot 4 games do today
 ## Options after `--`: --impl, --mode echo|broadcast|idle, --port N, --unpaced, --tls (wss:// with
 ## the ECDSA test certificate in tests/data, for both servers), --limit BYTES (our inbound and
-## outbound buffer sizes; tests/python/test_autobahn.py raises them for Autobahn's 16 MiB cases).
+## outbound buffer sizes; tests/python/test_autobahn.py raises them for Autobahn's 16 MiB cases),
+## --inline (our io_mode IO_MODE_INLINE: poll() does the socket work, no I/O thread).
 ## Prints a STAT line every 0.25 s: unix time, messages sent, µs spent in the networking part of the
 ## frame (work) and in poll() alone, frames, main-thread CPU ticks, process CPU ticks, RSS KiB, peers.
 extends Node
@@ -58,6 +59,8 @@ func _ready() -> void:
 		# The load generator is one host opening up to thousands of connections at once: the
 		# per-address handshake cap (a defence for the open internet) would refuse most of them.
 		ours.max_handshakes_per_address = 0
+		if OS.get_cmdline_user_args().has("--inline"):
+			ours.io_mode = WebSocketServer.IO_MODE_INLINE
 		if tls:
 			ours.private_key = key
 			ours.ssl_certificate = cert

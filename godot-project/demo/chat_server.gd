@@ -15,7 +15,8 @@
 ## for nginx on the same machine, whose X-Forwarded-For names the client), --proxy-protocol
 ## (connections come through a PROXY-protocol proxy such as nginx `stream`), and for wss://:
 ## --tls-cert FILE --tls-key FILE [--tls-ca-chain FILE] (PEM files, res:// or absolute paths,
-## e.g. Let's Encrypt's fullchain.pem and privkey.pem). See deploy/nginx/.
+## e.g. Let's Encrypt's fullchain.pem and privkey.pem). See deploy/nginx/. --inline: the socket work
+## happens in poll() (io_mode IO_MODE_INLINE) instead of on the server's I/O thread.
 extends Node
 
 var server := WebSocketServer.new()
@@ -33,6 +34,8 @@ func _ready() -> void:
 	if _option("--trusted-proxies") != "":
 		server.trusted_proxies = PackedStringArray(_option("--trusted-proxies").split(","))
 	server.proxy_protocol = OS.get_cmdline_user_args().has("--proxy-protocol")
+	if OS.get_cmdline_user_args().has("--inline"):
+		server.io_mode = WebSocketServer.IO_MODE_INLINE
 	if _option("--tls-cert") != "":
 		var cert := X509Certificate.new()
 		var key := CryptoKey.new()

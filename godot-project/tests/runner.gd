@@ -1,5 +1,6 @@
 ## Headless test runner: runs every `test_*` method of every suite in res://tests/suites/, in file
-## order, awaiting each. Prints one line per test and a closing "N passed, M failed" line; exits
+## order, awaiting each; the whole set twice, once with each WebSocketServer.io_mode (thread, then
+## inline; TEST_IO_MODE=thread or inline runs one). Prints one line per test and a closing "N passed, M failed" line; exits
 ## non-zero if any check failed. Run by scripts/test.sh, which also fails the run on SCRIPT ERROR,
 ## a failed extension load, leaked objects, or a Rust panic.
 ##
@@ -28,40 +29,47 @@ func _run() -> void:
 	var failed := 0
 	var files := Array(DirAccess.get_files_at(SUITES_DIR))
 	files.sort()
-	for file: String in files:
-		if not file.ends_with("_test.gd"):
+	var modes := {"thread": WebSocketServer.IO_MODE_THREAD, "inline": WebSocketServer.IO_MODE_INLINE}
+	var only_mode := OS.get_environment("TEST_IO_MODE")
+	for mode: String in modes:
+		if only_mode != "" and only_mode != mode:
 			continue
-		var script: GDScript = load(SUITES_DIR + file)
-		if script == null or not script.can_instantiate():
-			# A suite that does not even parse fails the run at once (its error is printed above).
-			failed += 1
-			print("  FAIL  %s does not load" % file)
-			continue
-		var suite: TestSuite = script.new()
-		suite.logger = logger
-		root.add_child(suite)
-		for method: Dictionary in suite.get_method_list():
-			var name: String = method["name"]
-			if not name.begins_with("test_") or (only != "" and not name.contains(only)):
+		TestSuite.io_mode = modes[mode]
+		print("== io_mode %s" % mode)
+		for file: String in files:
+			if not file.ends_with("_test.gd"):
 				continue
-			suite.current_test = name
-			suite.expected_errors.clear()
-			logger.take()
-			var before := suite.failures.size()
-			var started := Time.get_ticks_msec()
-			await suite.call(name)
-			await suite.cleanup()
-			_check_errors(suite, logger.take())
-			var ms := Time.get_ticks_msec() - started
-			if suite.failures.size() == before:
-				passed += 1
-				print("  ok    %s.%s (%d ms)" % [file.get_basename(), name, ms])
-			else:
+			var script: GDScript = load(SUITES_DIR + file)
+			if script == null or not script.can_instantiate():
+				# A suite that does not even parse fails the run at once (its error is printed above).
 				failed += 1
-				print("  FAIL  %s.%s (%d ms)" % [file.get_basename(), name, ms])
-				for i in range(before, suite.failures.size()):
-					print("        " + suite.failures[i])
-		suite.free()
+				print("  FAIL  %s does not load" % file)
+				continue
+			var suite: TestSuite = script.new()
+			suite.logger = logger
+			root.add_child(suite)
+			for method: Dictionary in suite.get_method_list():
+				var name: String = method["name"]
+				if not name.begins_with("test_") or (only != "" and not name.contains(only)):
+					continue
+				suite.current_test = name
+				suite.expected_errors.clear()
+				logger.take()
+				var before := suite.failures.size()
+				var started := Time.get_ticks_msec()
+				await suite.call(name)
+				await suite.cleanup()
+				_check_errors(suite, logger.take())
+				var ms := Time.get_ticks_msec() - started
+				if suite.failures.size() == before:
+					passed += 1
+					print("  ok    [%s] %s.%s (%d ms)" % [mode, file.get_basename(), name, ms])
+				else:
+					failed += 1
+					print("  FAIL  [%s] %s.%s (%d ms)" % [mode, file.get_basename(), name, ms])
+					for i in range(before, suite.failures.size()):
+						print("        " + suite.failures[i])
+			suite.free()
 	OS.remove_logger(logger)
 	print("%d passed, %d failed" % [passed, failed])
 	quit(1 if failed > 0 or passed == 0 else 0)

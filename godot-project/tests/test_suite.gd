@@ -3,6 +3,10 @@
 class_name TestSuite
 extends Node
 
+## Where the servers of this run do their socket work: the runner runs every suite once with
+## WebSocketServer.IO_MODE_THREAD and once with IO_MODE_INLINE.
+static var io_mode := WebSocketServer.IO_MODE_THREAD
+
 var current_test := ""
 var failures := PackedStringArray()
 ## Messages (substrings) the current test makes Godot print as errors or warnings; the runner
@@ -56,6 +60,7 @@ func pump_for(pollables: Array, seconds: float) -> void:
 func start_server(protocols := PackedStringArray(), configure := Callable(), gd_mp_api := false) -> ServerHarness:
 	var h := ServerHarness.new()
 	h.server.bind_ip = "127.0.0.1"
+	h.server.io_mode = io_mode
 	if configure.is_valid():
 		configure.call(h.server)
 	var err := h.server.listen(0, protocols, gd_mp_api)
@@ -63,6 +68,18 @@ func start_server(protocols := PackedStringArray(), configure := Callable(), gd_
 	h.port = h.server.get_local_port()
 	_owned.append(h)
 	return h
+
+
+## A new server in this run's I/O mode (not listening, not owned: for tests of one server's API).
+func new_server() -> WebSocketServer:
+	var s := WebSocketServer.new()
+	s.io_mode = io_mode
+	return s
+
+
+## Whether this run's servers do their socket work inside poll().
+func inline_io() -> bool:
+	return io_mode == WebSocketServer.IO_MODE_INLINE
 
 
 ## A Godot WebSocketPeer connecting to `h`.

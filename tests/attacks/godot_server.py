@@ -16,6 +16,16 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 
 
+def io_args():
+    """`--inline` when the suites run against inline I/O (WSS_IO_MODE=inline, set by test.sh for
+    its second pass); the scenes then set io_mode = IO_MODE_INLINE."""
+    return ["--inline"] if inline_io() else []
+
+
+def inline_io():
+    return os.environ.get("WSS_IO_MODE") == "inline"
+
+
 def godot_path():
     return subprocess.run([str(ROOT / "scripts/godot.sh")], check=True, capture_output=True,
                           text=True).stdout.strip()
@@ -28,7 +38,7 @@ class GodotServer:
                 resource.setrlimit(resource.RLIMIT_NOFILE, (nofile, nofile))
         self.proc = subprocess.Popen(
             [godot_path(), "--headless", "--path", str(ROOT / "godot-project"),
-             "res://tests/attack/echo_server.tscn", "--", *args],
+             "res://tests/attack/echo_server.tscn", "--", *args, *io_args()],
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, preexec_fn=limit)
         self.log = []
         self.stats = {}
@@ -68,11 +78,14 @@ class GodotServer:
         return rss, fds, threads
 
     def thread_cpu_seconds(self, name):
-        """CPU seconds of the process's threads called `name` (e.g. the I/O thread)."""
+        """CPU seconds of the process's threads called `name` (e.g. the I/O thread; None: the main
+        thread)."""
         total = 0.0
         for tid in os.listdir(f"/proc/{self.proc.pid}/task"):
             try:
-                if Path(f"/proc/{self.proc.pid}/task/{tid}/comm").read_text().strip() != name:
+                if name is None and int(tid) != self.proc.pid:
+                    continue
+                if name is not None and Path(f"/proc/{self.proc.pid}/task/{tid}/comm").read_text().strip() != name:
                     continue
                 fields = Path(f"/proc/{self.proc.pid}/task/{tid}/stat").read_text().rsplit(")", 1)[1].split()
             except FileNotFoundError:

@@ -5,6 +5,7 @@ design, with 1009). Sections 12 and 13 test permessage-deflate, which the server
 """
 
 import json
+import os
 import socket
 import subprocess
 import sys
@@ -21,7 +22,9 @@ def test_autobahn_cases_pass(tmp_path):
     godot = subprocess.run([str(ROOT / "scripts/godot.sh")], check=True, capture_output=True, text=True).stdout.strip()
     server = subprocess.Popen(
         [godot, "--headless", "--path", str(ROOT / "godot-project"), "res://bench/bench_server.tscn", "--",
-         "--impl", "ours", "--port", str(port), "--limit", "20000000", "--unpaced"],
+         "--impl", "ours", "--port", str(port), "--limit", "20000000", "--unpaced",
+         # test.sh's second pass: the same cases against inline I/O.
+         *(["--inline"] if os.environ.get("WSS_IO_MODE") == "inline" else [])],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )
     try:

@@ -6,6 +6,7 @@ The scenario (godot-project/tests/multiplayer/mp_main.gd) runs twice: with our W
 process prints its observations; both runs must observe the same things, and the things expected.
 """
 
+import os
 import queue
 import socket
 import subprocess
@@ -79,7 +80,9 @@ def scenario(impl, tmp):
     port = free_port()
     done = tmp / f"{impl}-refused-done"
     server = Proc(f"{impl} server", "--role", "server", "--impl", impl, "--port", str(port), "--clients", str(CLIENTS),
-                  "--refused-done", str(done))
+                  "--refused-done", str(done),
+                  # test.sh's second pass: the same scenario against inline I/O.
+                  *(["--inline"] if os.environ.get("WSS_IO_MODE") == "inline" else []))
     server.wait_line("LISTENING")
     clients = [Proc(f"{impl} client {i}", "--role", "client", "--idx", str(i), "--port", str(port)) for i in range(CLIENTS)]
     server.wait_line("REFUSING", timeout=60)

@@ -5,6 +5,7 @@ from an independent implementation, and that the server's signals (printed by th
 """
 
 import asyncio
+import os
 import queue
 import re
 import ssl
@@ -27,7 +28,9 @@ class DemoServer:
         ).stdout.strip()
         self.proc = subprocess.Popen(
             [godot, "--headless", "--path", str(ROOT / "godot-project"),
-             "res://demo/chat_server.tscn", "--", "--port", "0", "--bind", "127.0.0.1", *extra],
+             "res://demo/chat_server.tscn", "--", "--port", "0", "--bind", "127.0.0.1", *extra,
+             # test.sh's second pass: the same tests against inline I/O.
+             *(["--inline"] if os.environ.get("WSS_IO_MODE") == "inline" else [])],
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
         )
         self.lines = queue.Queue()

@@ -9,7 +9,8 @@
 ## Options after `--`: --port N (0: any), --tls (wss:// with the ECDSA test certificate),
 ## --handshake-timeout S, --partial-timeout S, --heartbeat S, --limit BYTES (inbound and outbound buffer sizes), --no-read (never
 ## read messages: every client's inbound queue fills), --no-reply (read every message, answer none),
-## --mp (multiplayer mode: echo to the sender).
+## --mp (multiplayer mode: echo to the sender), --inline (io_mode IO_MODE_INLINE: the socket work
+## happens in poll()).
 ## Internet-facing options: --max-connections N, --max-handshakes-per-address N (default: the
 ## property's), --trusted-proxies A,B, --proxy-protocol, --allowed-origins A,B, --authorize MODE
 ## (token: accept a request with "Authorization: Bearer good", or "token=good" in its query (what a
@@ -60,6 +61,8 @@ func _ready() -> void:
 	if limit > 0:
 		server.inbound_buffer_size = limit
 		server.outbound_buffer_size = limit
+	if args.has("--inline"):
+		server.io_mode = WebSocketServer.IO_MODE_INLINE
 	if args.has("--max-connections"):
 		server.max_connections = int(_opt("--max-connections"))
 	if args.has("--max-handshakes-per-address"):

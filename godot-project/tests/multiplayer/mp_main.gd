@@ -6,7 +6,7 @@
 ##
 ## Options after `--`: --role server|client, --impl ours|stock, --port N, --clients N and
 ## --refused-done FILE (server), --idx N (client number; the client numbered 9 expects to be
-## refused).
+## refused), --inline (our server's io_mode IO_MODE_INLINE).
 extends Node
 
 const PLAYER := preload("res://tests/multiplayer/player.tscn")
@@ -50,6 +50,8 @@ func _ready() -> void:
 		if opt("--impl") == "ours":
 			var ours := WebSocketServer.new()
 			ours.bind_ip = "127.0.0.1"
+			if OS.get_cmdline_user_args().has("--inline"):
+				ours.io_mode = WebSocketServer.IO_MODE_INLINE
 			err = ours.listen(port, PackedStringArray(), true)
 			server_peer = ours
 		else:

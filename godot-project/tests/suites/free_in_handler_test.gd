@@ -11,7 +11,7 @@ var fired := ""
 
 
 func _listen(mp := false) -> WebSocketServer:
-	var server := WebSocketServer.new()
+	var server := new_server()
 	server.bind_ip = "127.0.0.1"
 	check_eq(server.listen(0, PackedStringArray(), mp), OK, "listen")
 	return server

@@ -51,7 +51,7 @@ func test_heartbeat_off_leaves_a_silent_client_alone() -> void:
 
 func test_the_default_is_20_seconds_and_bad_values_are_refused() -> void:
 	expect_error("WebSocketServer: heartbeat_interval must be a number of seconds in (0, 86400], not -1 (or 0 to turn the heartbeat off)")
-	var s := WebSocketServer.new()
+	var s := new_server()
 	check_eq(s.heartbeat_interval, 20.0, "default")
 	s.heartbeat_interval = -1.0
 	check_eq(s.heartbeat_interval, 20.0, "unchanged")

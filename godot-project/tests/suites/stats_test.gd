@@ -102,7 +102,7 @@ func test_monitors_show_the_statistics_under_distinct_names() -> void:
 	h.server.unregister_monitors()
 	check(not Performance.has_custom_monitor("WebSocketServer alpha/connections_open"), "unregistered")
 	# A freed server takes its monitors with it.
-	var temp := WebSocketServer.new()
+	var temp := new_server()
 	check_eq(temp.register_monitors("temp"), OK, "registered")
 	temp = null
 	check(not Performance.has_custom_monitor("WebSocketServer temp/bytes_in_total"), "gone with the server")

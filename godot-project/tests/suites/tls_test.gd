@@ -158,7 +158,7 @@ func test_bad_tls_material_is_refused() -> void:
 	expect_error("WebSocketServer: private_key is not a supported key (RSA of 2048 bits or more")
 	expect_error("WebSocketServer: ca_chain is set, but private_key and ssl_certificate are not")
 	_self_signed()
-	var s := WebSocketServer.new()
+	var s := new_server()
 	s.private_key = Crypto.new().generate_rsa(2048)
 	s.ssl_certificate = _cert
 	check_eq(s.listen(0), ERR_INVALID_PARAMETER, "key does not match certificate")

@@ -178,7 +178,7 @@ func test_bad_decisions_are_refused_with_a_message() -> void:
 	check_eq(h.server.reject_upgrade(id), ERR_DOES_NOT_EXIST, "only the first decision counts")
 	ok = await pump([h, c], func() -> bool: return c.get_ready_state() == WebSocketPeer.STATE_OPEN)
 	check(ok, "accepted")
-	var idle := WebSocketServer.new()
+	var idle := new_server()
 	check_eq(idle.accept_upgrade(2), ERR_UNCONFIGURED, "not listening")
 
 

@@ -12,7 +12,7 @@ func test_bind_ip_restricts_the_listening_address() -> void:
 
 
 func test_bind_star_listens_everywhere() -> void:
-	var s := WebSocketServer.new()
+	var s := new_server()
 	check_eq(s.bind_ip, "*", "default")
 	check_eq(s.listen(0), OK, "listen on *")
 	var h := ServerHarness.new()
@@ -31,7 +31,7 @@ func test_listen_errors() -> void:
 	expect_error("no interface has this address")
 	var h := start_server()
 	check_eq(h.server.listen(0), ERR_ALREADY_IN_USE, "listen twice")
-	var s := WebSocketServer.new()
+	var s := new_server()
 	s.bind_ip = "127.0.0.1"
 	check_eq(s.listen(h.port), ERR_ALREADY_IN_USE, "port taken")
 	check(not s.is_listening(), "not listening after a failure")
@@ -52,7 +52,7 @@ func test_setters_refuse_invalid_values() -> void:
 	expect_error("WebSocketServer: outbound_buffer_size must be between 1 and 1073741824, not -5")
 	expect_error("WebSocketServer: max_queued_packets must be between 1 and 1073741824, not 0")
 	expect_error("WebSocketServer: extra header \"no colon here\" is not of the form \"Name: value\"")
-	var s := WebSocketServer.new()
+	var s := new_server()
 	s.bind_ip = "not an ip"
 	check_eq(s.bind_ip, "*", "bind_ip unchanged")
 	s.bind_ip = "::1"
@@ -103,7 +103,7 @@ func test_unknown_ids() -> void:
 	h.server.disconnect_peer(999)
 	var mp: MultiplayerPeer = h.server
 	mp.disconnect_peer(999, true)
-	var idle := WebSocketServer.new()
+	var idle := new_server()
 	check(idle.get_peer(2) == null, "get_peer on a server that is not listening")
 	check_eq(idle.get_local_port(), 0, "get_local_port when not listening")
 	idle.stop()
@@ -146,7 +146,7 @@ func test_calls_that_belong_to_the_other_mode() -> void:
 	var mp: MultiplayerPeer = h.server
 	check_eq(mp.put_packet(PackedByteArray([1])), ERR_UNAVAILABLE, "raw mode: put_packet on the server")
 	check_eq(mp.get_available_packet_count(), 0, "raw mode: no packets on the server itself")
-	var s := WebSocketServer.new()
+	var s := new_server()
 	s.bind_ip = "127.0.0.1"
 	check_eq(s.listen(0, PackedStringArray(), true), OK, "multiplayer mode")
 	var r := await connected_client(h)

@@ -110,6 +110,24 @@ pub struct ServerConfig {
     /// Handshaking connections one address may have at once (trusted proxies are exempt);
     /// 0: no limit.
     pub max_handshakes_per_address: usize,
+    /// Where the sockets are served: on an I/O thread of the server's own, or inside `poll()`.
+    pub io: IoMode,
+}
+
+/// Where a server does its socket work.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum IoMode {
+    /// An I/O thread of the server's own accepts, reads, writes, answers pings and fires the
+    /// timeouts, whether or not the game polls; `Server::poll` only takes what it reported. Costs
+    /// the game thread least per message and keeps connections served through long frames, but
+    /// every reply crosses threads (a wake, and a core of its own to run on).
+    #[default]
+    Thread,
+    /// `Server::poll` does the socket work itself: one non-blocking turn of the same event loop
+    /// (accept, read, write, timers), then the signals, then the replies the handlers queued are
+    /// written before it returns. No second thread and no wakes, so on one or two cores an
+    /// unpaced loop runs faster; but nothing is read, written, pinged or timed out between polls.
+    Inline,
 }
 
 /// The default of `ServerConfig::max_handshakes_per_address`: far above what a household or
@@ -138,6 +156,7 @@ impl Default for ServerConfig {
             proxy_protocol: false,
             max_connections: 0,
             max_handshakes_per_address: DEFAULT_MAX_HANDSHAKES_PER_ADDRESS,
+            io: IoMode::Thread,
         }
     }
 }

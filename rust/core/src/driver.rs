@@ -1,9 +1,10 @@
-//! The I/O thread: one mio event loop owning the listener and every connection's socket.
-//!
-//! Each turn: wait for readiness, a wake from the game thread, or the nearest deadline; accept
-//! every pending connection; let each ready connection read and write; apply the game's commands;
-//! fire expired deadlines; write out what the turn queued; publish the turn's events at once.
-//! Readiness is edge-triggered, so every read and write goes on until it would block.
+//! The event loop: one mio poll owning the listener and every connection's socket, run either on
+//! an I/O thread of its own (`IoMode::Thread`: each turn waits for readiness, a wake from the game
+//! thread, or the nearest deadline) or by the game thread's `poll()` one turn at a time without
+//! waiting (`IoMode::Inline`). The turn is the same code in both: accept every pending connection;
+//! let each ready connection read and write; apply the game's commands; fire expired deadlines;
+//! write out what the turn queued; publish the turn's events at once. Readiness is
+//! edge-triggered, so every read and write goes on until it would block.
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
@@ -180,6 +181,8 @@ pub(crate) struct Driver {
     freed_since_trim: bool,
     /// When the last readiness event or command was handled.
     last_busy: Instant,
+    /// Connections accepted so far (`turn_now` looks again when it grew).
+    accepted: u64,
     /// Connections with writes queued this turn.
     dirty: Vec<usize>,
     events: Vec<Event>,
@@ -215,6 +218,7 @@ impl Driver {
             max_handshakes_per_address: caps.1,
             freed_since_trim: false,
             last_busy: Instant::now(),
+            accepted: 0,
             dirty: Vec::new(),
             events: Vec::new(),
             commands: Vec::new(),
@@ -228,91 +232,124 @@ impl Driver {
         let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || self.run()));
         // The driver (and with it the listener) is gone, whatever happened.
         link.listener_closed();
-        let failure = match result {
-            Ok(Ok(())) => return,
-            Ok(Err(e)) => format!("the I/O thread stopped: {e}"),
-            Err(panic) => {
-                let what = panic
-                    .downcast_ref::<&str>()
-                    .map(|s| s.to_string())
-                    .or_else(|| panic.downcast_ref::<String>().cloned())
-                    .unwrap_or_else(|| "unknown panic".into());
-                format!("the I/O thread panicked: {what}")
-            }
-        };
-        link.set_failure(failure);
+        if let Err(failure) = failure_of("the I/O thread", result) {
+            link.set_failure(failure);
+        }
     }
 
+    /// The I/O thread: turn after turn, each waiting for readiness, a wake or the nearest deadline.
     fn run(mut self) -> std::io::Result<()> {
-        let mut events = Events::with_capacity(1024);
+        let mut readiness = Events::with_capacity(1024);
         loop {
-            if self.link.is_stopping() {
-                self.shut_down();
-                return Ok(());
-            }
             let before = Instant::now();
             let mut timeout = self.next_timeout(before);
             if self.freed_since_trim {
                 let trim_in = (self.last_busy + TRIM_AFTER_IDLE).saturating_duration_since(before);
                 timeout = Some(timeout.map_or(trim_in, |t| t.min(trim_in)));
             }
-            if let Err(e) = self.poll.poll(&mut events, timeout) {
-                if e.kind() == ErrorKind::Interrupted {
-                    continue;
-                }
-                return Err(e);
-            }
-            if !events.is_empty() {
-                self.last_busy = Instant::now();
-            } else if self.freed_since_trim && self.last_busy.elapsed() >= TRIM_AFTER_IDLE {
-                self.freed_since_trim = false;
-                trim_memory();
-            }
-            if self.link.is_stopping() {
+            if !self.turn(&mut readiness, timeout)? {
                 self.shut_down();
                 return Ok(());
             }
+            if readiness.is_empty() && self.freed_since_trim && self.last_busy.elapsed() >= TRIM_AFTER_IDLE {
+                self.freed_since_trim = false;
+                trim_memory();
+            }
+        }
+    }
+
+    /// Inline I/O (`IoMode::Inline`): one turn that does not wait, run by the game thread's
+    /// `poll()`. A panic or an I/O error is caught and returned as the text the game is told;
+    /// the driver must not be used after that.
+    pub(crate) fn turn_now(&mut self, readiness: &mut Events) -> Result<(), String> {
+        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            let accepted = self.accepted;
+            self.turn(readiness, Some(Duration::ZERO))?;
+            if self.accepted != accepted {
+                // A new connection's request is usually there already; its readiness is reported
+                // by the next look at the poller, and the game should not wait a frame for it.
+                self.turn(readiness, Some(Duration::ZERO))?;
+            }
+            Ok(())
+        }));
+        failure_of("the server's I/O", result)
+    }
+
+    /// Inline I/O: after the game has handled its signals, write the replies its handlers queued
+    /// (the commands of a turn, without waiting for readiness). Errors as in `turn_now`.
+    pub(crate) fn write_now(&mut self) -> Result<(), String> {
+        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             let now = Instant::now();
-            for event in events.iter() {
-                match event.token() {
-                    WAKER => {}
-                    LISTENER => self.accept(now),
-                    Token(t) => {
-                        let key = t - FIRST_CONNECTION;
-                        // A reset: the client is gone even if reading is paused (a full queue)
-                        // and nothing would read the socket to find out.
-                        if event.is_error() {
-                            let reset = self
-                                .conns
-                                .get_mut(key)
-                                .is_some_and(|slot| !matches!(slot.stream.socket().take_error(), Ok(None)));
-                            if reset {
-                                self.with_conn(key, now, |c, _, cx| c.on_reset(cx));
-                                continue;
-                            }
+            self.apply_commands(now)?;
+            self.flush_dirty(now);
+            self.link.publish(&mut self.events);
+            Ok(())
+        }));
+        failure_of("the server's I/O", result)
+    }
+
+    /// One turn of the event loop: wait at most `timeout` for readiness (or a wake); accept every
+    /// pending connection; let each ready connection read and write; apply the game's commands;
+    /// fire expired deadlines; write out what the turn queued; publish the turn's events at once.
+    /// Returns `false` once the game has asked the server to stop.
+    fn turn(&mut self, readiness: &mut Events, timeout: Option<Duration>) -> std::io::Result<bool> {
+        if self.link.is_stopping() {
+            return Ok(false);
+        }
+        if let Err(e) = self.poll.poll(readiness, timeout) {
+            if e.kind() == ErrorKind::Interrupted {
+                readiness.clear();
+                return Ok(true);
+            }
+            return Err(e);
+        }
+        if !readiness.is_empty() {
+            self.last_busy = Instant::now();
+        }
+        if self.link.is_stopping() {
+            return Ok(false);
+        }
+        let now = Instant::now();
+        for event in readiness.iter() {
+            match event.token() {
+                WAKER => {}
+                LISTENER => self.accept(now),
+                Token(t) => {
+                    let key = t - FIRST_CONNECTION;
+                    // A reset: the client is gone even if reading is paused (a full queue)
+                    // and nothing would read the socket to find out.
+                    if event.is_error() {
+                        let reset = self
+                            .conns
+                            .get_mut(key)
+                            .is_some_and(|slot| !matches!(slot.stream.socket().take_error(), Ok(None)));
+                        if reset {
+                            self.with_conn(key, now, |c, _, cx| c.on_reset(cx));
+                            continue;
                         }
-                        if event.is_readable() || event.is_read_closed() || event.is_error() {
-                            self.with_conn(key, now, |c, s, cx| c.on_readable(s, cx));
-                        }
-                        if event.is_writable() {
-                            self.with_conn(key, now, |c, s, cx| c.on_writable(s, cx));
-                        }
+                    }
+                    if event.is_readable() || event.is_read_closed() || event.is_error() {
+                        self.with_conn(key, now, |c, s, cx| c.on_readable(s, cx));
+                    }
+                    if event.is_writable() {
+                        self.with_conn(key, now, |c, s, cx| c.on_writable(s, cx));
                     }
                 }
             }
-            if self.accept_retry.is_some_and(|t| t <= now) {
-                self.accept_retry = None;
-                self.accept(now);
-            }
-            if self.accept_paused && !self.link.backlog_full() {
-                self.accept_paused = false;
-                self.accept(now);
-            }
-            self.apply_commands(now)?;
-            self.fire_timers(now);
-            self.flush_dirty(now);
-            self.link.publish(&mut self.events);
         }
+        if self.accept_retry.is_some_and(|t| t <= now) {
+            self.accept_retry = None;
+            self.accept(now);
+        }
+        if self.accept_paused && !self.link.backlog_full() {
+            self.accept_paused = false;
+            self.accept(now);
+        }
+        self.apply_commands(now)?;
+        self.fire_timers(now);
+        self.flush_dirty(now);
+        self.link.publish(&mut self.events);
+        Ok(true)
     }
 
     /// The game thread's `stop()` waits only for the listener to close (so `listen` on the same
@@ -396,6 +433,7 @@ impl Driver {
                         bump(&self.settings.totals.accepted, 1);
                         Connection::new(addr, now, &self.settings)
                     };
+                    self.accepted += 1;
                     let counted_as = gauges(&conn, refusing);
                     self.settings.totals.connections(counted_as.0, counted_as.1);
                     if counted {
@@ -608,6 +646,22 @@ impl Driver {
         // it back, so a blocked client costs nothing per turn.
         if self.dirty.is_empty() {
             self.dirty = dirty;
+        }
+    }
+}
+
+/// What a caught panic or an error of the event loop is reported as (`who` did it).
+fn failure_of(who: &str, result: std::thread::Result<std::io::Result<()>>) -> Result<(), String> {
+    match result {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(e)) => Err(format!("{who} stopped: {e}")),
+        Err(panic) => {
+            let what = panic
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "unknown panic".into());
+            Err(format!("{who} panicked: {what}"))
         }
     }
 }

@@ -3,7 +3,8 @@
 //! - [`handshake`] and [`connection`]: one connection's protocol state (HTTP upgrade, frames via
 //!   tungstenite's `WebSocketContext`, limits, close handshake, timeouts), driven by inputs that
 //!   carry the stream and the time, so tests feed it bytes and a made-up clock.
-//! - [`driver`] (private): the mio event loop on its own thread that owns every socket.
+//! - [`driver`] (private): the mio event loop that owns every socket, run on an I/O thread of its
+//!   own or one turn at a time inside the game's `poll()` (`IoMode`).
 //! - [`server`]: the game thread's side: `Server::listen`, `poll`/`next_signal` in Godot's
 //!   order, and `PeerHandle` for sending, reading and closing.
 //! - [`shared`]: the events, commands and per-peer counters that cross between the threads.
@@ -25,7 +26,7 @@ pub mod shared;
 mod sync;
 pub mod tls;
 
-pub use config::{BindIp, ConfigError, Limits, ServerConfig};
+pub use config::{BindIp, ConfigError, IoMode, Limits, ServerConfig};
 pub use connection::Verdict;
 pub use request::Request;
 pub use server::{

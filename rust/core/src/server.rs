@@ -10,10 +10,10 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 
 use mio::net::TcpListener;
-use mio::{Interest, Poll, Waker};
+use mio::{Events, Interest, Poll, Waker};
 use tungstenite::Bytes;
 
-use crate::config::{BindIp, ServerConfig};
+use crate::config::{BindIp, IoMode, ServerConfig};
 use crate::connection::{Settings, Verdict};
 use crate::driver::{Driver, LISTENER, WAKER};
 use crate::request::Request;
@@ -75,7 +75,8 @@ pub struct Server {
     link: Arc<Link>,
     /// Statistics (see `Totals`).
     totals: Arc<Totals>,
-    thread: Option<JoinHandle<()>>,
+    /// The event loop's home; `None` once stopped.
+    io: Option<Io>,
     local_addr: SocketAddr,
     peers: HashMap<PeerId, PeerHandle>,
     /// Requests the game was asked to decide on, until they become peers or end.
@@ -92,12 +93,16 @@ pub struct Server {
 }
 
 impl Server {
-    /// Binds the port on the calling thread (so errors come back at once) and starts the I/O thread.
+    /// Binds the port on the calling thread (so errors come back at once) and starts the I/O thread
+    /// (or, with `IoMode::Inline`, keeps the event loop for `poll` to run).
     pub fn listen(config: &ServerConfig) -> Result<Server, ListenError> {
         let mut listener = bind(config.bind_ip, config.port)?;
         let local_addr = listener.local_addr().map_err(cant_create)?;
         let poll = Poll::new().map_err(cant_create)?;
-        let waker = Waker::new(poll.registry(), WAKER).map_err(cant_create)?;
+        let waker = match config.io {
+            IoMode::Thread => Some(Waker::new(poll.registry(), WAKER).map_err(cant_create)?),
+            IoMode::Inline => None,
+        };
         poll.registry()
             .register(&mut listener, LISTENER, Interest::READABLE)
             .map_err(cant_create)?;
@@ -106,14 +111,22 @@ impl Server {
         let settings = Settings::new(config);
         let totals = settings.totals.clone();
         let driver = Driver::new(poll, listener, link.clone(), settings, config.tls.clone(), caps);
-        let thread = std::thread::Builder::new()
-            .name("websocket-server-io".into())
-            .spawn(move || driver.run_guarded())
-            .map_err(cant_create)?;
+        let io = match config.io {
+            IoMode::Thread => Io::Thread(
+                std::thread::Builder::new()
+                    .name("websocket-server-io".into())
+                    .spawn(move || driver.run_guarded())
+                    .map_err(cant_create)?,
+            ),
+            IoMode::Inline => Io::Inline {
+                driver: Some(Box::new(driver)),
+                readiness: Events::with_capacity(1024),
+            },
+        };
         Ok(Server {
             link,
             totals,
-            thread: Some(thread),
+            io: Some(io),
             local_addr,
             peers: HashMap::new(),
             requests: HashMap::new(),
@@ -137,8 +150,12 @@ impl Server {
     /// delivered, followed by a `Disconnected` (unclean) for every peer, after which
     /// `is_dead()` is true and the server should be stopped.
     pub fn poll(&mut self) -> Result<(), String> {
-        if self.dead || self.thread.is_none() {
+        if self.dead || self.io.is_none() {
             return Ok(());
+        }
+        if let Some(Io::Inline { driver, readiness }) = &mut self.io {
+            self.link.release_wakes();
+            run_inline(driver, &self.link, |d| d.turn_now(readiness));
         }
         let failure = self.link.take_failure();
         // If the last batch was not drained to the end, its sends still wait for a wake.
@@ -211,6 +228,10 @@ impl Server {
         loop {
             let Some(event) = self.pending.pop_front() else {
                 self.link.release_wakes();
+                if let Some(Io::Inline { driver, .. }) = &mut self.io {
+                    // The handlers' replies go out now, not at the next poll.
+                    run_inline(driver, &self.link, |d| d.write_now());
+                }
                 return None;
             };
             let signal = match event {
@@ -466,24 +487,39 @@ impl Server {
     }
 
     pub fn is_running(&self) -> bool {
-        self.thread.is_some()
+        self.io.is_some()
+    }
+
+    /// Where this server does its socket work.
+    pub fn io_mode(&self) -> Option<IoMode> {
+        match self.io {
+            Some(Io::Thread(_)) => Some(IoMode::Thread),
+            Some(Io::Inline { .. }) => Some(IoMode::Inline),
+            None => None,
+        }
     }
 
     /// Closes the listener and every connection (no close handshake, no signals). Returns once
     /// the port is free; the I/O thread closes the connections and ends on its own, and is joined
     /// later (`join_stopped_io_threads`). Peer objects kept by the game report `Closed`.
     pub fn stop(&mut self) {
-        let Some(thread) = self.thread.take() else {
+        let Some(io) = self.io.take() else {
             return;
         };
         self.link.stop();
-        if !self.link.wait_listener_closed(std::time::Duration::from_secs(5)) {
-            // Never seen; joining is the last resort that still frees the port.
-            let _ = thread.join();
-        } else {
-            let mut stopped = STOPPED_THREADS.lock();
-            stopped.retain(|t| !t.is_finished());
-            stopped.push(thread);
+        match io {
+            Io::Thread(thread) => {
+                if !self.link.wait_listener_closed(std::time::Duration::from_secs(5)) {
+                    // Never seen; joining is the last resort that still frees the port.
+                    let _ = thread.join();
+                } else {
+                    let mut stopped = STOPPED_THREADS.lock();
+                    stopped.retain(|t| !t.is_finished());
+                    stopped.push(thread);
+                }
+            }
+            // Closes the listener and every socket here and now.
+            Io::Inline { driver, .. } => drop(driver),
         }
         for peer in self.peers.values() {
             peer.shared.advance(PeerState::Closed);
@@ -491,6 +527,31 @@ impl Server {
         self.peers.clear();
         self.requests.clear();
         self.pending.clear();
+    }
+}
+
+/// Where the event loop runs (`IoMode`).
+enum Io {
+    Thread(JoinHandle<()>),
+    /// The loop itself, run by `poll`; `None` after it failed (the game is told, and stops the
+    /// server after the last signals).
+    Inline {
+        driver: Option<Box<Driver>>,
+        readiness: Events,
+    },
+}
+
+/// Inline I/O: runs `step` on the event loop unless it already failed. A failure (a panic or an
+/// I/O error) is reported the way a dead I/O thread is: the listener and every socket close now,
+/// and the next `poll` tells the game and ends every peer.
+fn run_inline(driver: &mut Option<Box<Driver>>, link: &Link, step: impl FnOnce(&mut Driver) -> Result<(), String>) {
+    let Some(d) = driver.as_deref_mut() else {
+        return;
+    };
+    if let Err(failure) = step(d) {
+        // The loop may be half-way through a change; nothing of it is used again.
+        let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| drop(driver.take())));
+        link.set_failure(failure);
     }
 }
 

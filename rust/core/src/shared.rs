@@ -147,7 +147,9 @@ pub enum Command {
 pub struct Link {
     events: Mutex<Vec<Event>>,
     commands: Mutex<Vec<Command>>,
-    waker: mio::Waker,
+    /// `None` with inline I/O (`IoMode::Inline`): the game thread runs the event loop itself
+    /// and takes the commands in its own `poll()`, so there is nobody to wake.
+    waker: Option<mio::Waker>,
     wake_pending: AtomicBool,
     /// Game thread inside `poll()`: defer wakes (see `hold_wakes`).
     holding: AtomicBool,
@@ -218,7 +220,7 @@ impl AcceptGate {
 }
 
 impl Link {
-    pub fn new(waker: mio::Waker, max_backlog: usize) -> Link {
+    pub fn new(waker: Option<mio::Waker>, max_backlog: usize) -> Link {
         Link {
             events: Mutex::new(Vec::new()),
             commands: Mutex::new(Vec::new()),
@@ -263,9 +265,12 @@ impl Link {
     }
 
     fn wake(&self) {
+        let Some(waker) = &self.waker else {
+            return;
+        };
         if !self.wake_pending.swap(true, AcqRel) {
             // Waking only fails if the poll instance is gone, i.e. the I/O thread has ended.
-            let _ = self.waker.wake();
+            let _ = waker.wake();
         }
     }
 
@@ -325,7 +330,9 @@ impl Link {
 
     pub fn stop(&self) {
         self.stopping.store(true, Release);
-        let _ = self.waker.wake();
+        if let Some(waker) = &self.waker {
+            let _ = waker.wake();
+        }
     }
 
     pub fn is_stopping(&self) -> bool {
@@ -647,7 +654,7 @@ mod tests {
     #[test]
     fn notices_for_a_game_that_never_polls_are_bounded() {
         let poll = mio::Poll::new().unwrap();
-        let link = Link::new(mio::Waker::new(poll.registry(), mio::Token(0)).unwrap(), 16);
+        let link = Link::new(Some(mio::Waker::new(poll.registry(), mio::Token(0)).unwrap()), 16);
         for i in 0..1000 {
             link.notice(i % 2 == 0, format!("notice {i}"));
         }

@@ -1,12 +1,14 @@
 //! Hostile and unlucky clients over loopback, against the whole server (I/O thread, queues,
 //! game-side ordering). Clients are raw sockets, so they can do what a well-behaved library never
-//! would: vanish without a Close frame, reset, flood pings without reading.
+//! would: vanish without a Close frame, reset, flood pings without reading. Each test runs with
+//! both homes of the event loop (`IoMode::Thread` and `IoMode::Inline`), except where it says why
+//! not.
 
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpStream};
 use std::time::{Duration, Instant};
 
-use wss_core::{Limits, Server, ServerConfig, Signal};
+use wss_core::{IoMode, Limits, Server, ServerConfig, Signal};
 
 mod common;
 use common::listen;
@@ -33,19 +35,46 @@ fn frame(opcode: u8, payload: &[u8]) -> Vec<u8> {
     f
 }
 
+const MODES: [IoMode; 2] = [IoMode::Thread, IoMode::Inline];
+
+fn config(io: IoMode) -> ServerConfig {
+    ServerConfig {
+        io,
+        ..ServerConfig::default()
+    }
+}
+
 /// Connects and upgrades a raw socket, reading the whole `101` response.
-fn raw_client(server: &Server) -> TcpStream {
+fn raw_client(server: &mut Server) -> TcpStream {
     let mut s = TcpStream::connect(("127.0.0.1", server.local_addr().port())).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
     s.write_all(UPGRADE.as_bytes()).unwrap();
     let mut head = Vec::new();
-    let mut byte = [0u8; 1];
     while !head.ends_with(b"\r\n\r\n") {
-        s.read_exact(&mut byte).unwrap();
-        head.push(byte[0]);
+        head.push(read_polling(server, &mut s, 1)[0]);
     }
     assert!(head.starts_with(b"HTTP/1.1 101 "));
     s
+}
+
+/// Reads exactly `n` bytes, polling the server meanwhile (which an inline server needs to do any
+/// socket work) without taking its signals.
+fn read_polling(server: &mut Server, s: &mut TcpStream, n: usize) -> Vec<u8> {
+    s.set_read_timeout(Some(Duration::from_millis(1))).unwrap();
+    let end = Instant::now() + Duration::from_secs(5);
+    let mut got = vec![0u8; n];
+    let mut have = 0;
+    while have < n {
+        assert!(Instant::now() < end, "no answer in 5 s ({have} of {n} bytes)");
+        server.poll().unwrap();
+        match s.read(&mut got[have..]) {
+            Ok(0) => panic!("closed after {have} of {n} bytes"),
+            Ok(k) => have += k,
+            Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {}
+            Err(e) => panic!("{e}"),
+        }
+    }
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    got
 }
 
 /// Polls like a game that reads every message and never answers, until `until` holds for the
@@ -82,10 +111,16 @@ fn run_game(
 /// disconnect. 200 clients each send one message and close their socket without a Close frame.
 #[test]
 fn hit_and_run_clients_with_fin_are_all_reported() {
-    let mut server = listen(ServerConfig::default());
+    for io in MODES {
+        hit_and_run_with_fin(io);
+    }
+}
+
+fn hit_and_run_with_fin(io: IoMode) {
+    let mut server = listen(config(io));
     const N: usize = 200;
     for _ in 0..N {
-        let mut s = raw_client(&server);
+        let mut s = raw_client(&mut server);
         let mut bytes = frame(0x1, b"hello");
         bytes.extend(frame(0x2, &[1, 2, 3]));
         s.write_all(&bytes).unwrap();
@@ -104,10 +139,16 @@ fn hit_and_run_clients_with_fin_are_all_reported() {
 /// The same with a reset (SO_LINGER 0) right after the message.
 #[test]
 fn hit_and_run_clients_with_rst_are_all_reported() {
-    let mut server = listen(ServerConfig::default());
+    for io in MODES {
+        hit_and_run_with_rst(io);
+    }
+}
+
+fn hit_and_run_with_rst(io: IoMode) {
+    let mut server = listen(config(io));
     const N: usize = 200;
     for _ in 0..N {
-        let mut s = raw_client(&server);
+        let mut s = raw_client(&mut server);
         s.write_all(&frame(0x2, b"x")).unwrap();
         socket2::SockRef::from(&s).set_linger(Some(Duration::ZERO)).unwrap();
         drop(s);
@@ -121,16 +162,22 @@ fn hit_and_run_clients_with_rst_are_all_reported() {
 /// the game has read what they sent.
 #[test]
 fn clients_with_a_full_queue_that_vanish_are_reported() {
+    for io in MODES {
+        full_queue_then_vanish(io);
+    }
+}
+
+fn full_queue_then_vanish(io: IoMode) {
     let mut server = listen(ServerConfig {
         limits: Limits {
             max_queued_packets: 4,
             ..Limits::default()
         },
-        ..ServerConfig::default()
+        ..config(io)
     });
     const N: usize = 150;
     for i in 0..N {
-        let mut s = raw_client(&server);
+        let mut s = raw_client(&mut server);
         let mut bytes = Vec::new();
         for k in 0..10u8 {
             bytes.extend(frame(0x2, &[k; 100]));
@@ -152,9 +199,15 @@ fn clients_with_a_full_queue_that_vanish_are_reported() {
 /// reading that client, so its memory stays bounded; other clients are served meanwhile.
 #[test]
 fn ping_flood_from_a_client_that_never_reads_is_bounded() {
-    let mut server = listen(ServerConfig::default());
-    let mut flooder = raw_client(&server);
-    let mut good = raw_client(&server);
+    for io in MODES {
+        ping_flood(io);
+    }
+}
+
+fn ping_flood(io: IoMode) {
+    let mut server = listen(config(io));
+    let mut flooder = raw_client(&mut server);
+    let mut good = raw_client(&mut server);
     let (c, _, _) = run_game(&mut server, Duration::from_secs(5), |c, _, _| c == 2);
     assert_eq!(c, 2);
     // 40 MB of pings, written from another thread until the server stops taking them.
@@ -171,6 +224,10 @@ fn ping_flood_from_a_client_that_never_reads_is_bounded() {
         }
         (sent, flooder)
     });
+    // The game polls all along (an inline server reads only then).
+    while !writer.is_finished() {
+        run_game(&mut server, Duration::from_millis(20), |_, _, _| false);
+    }
     let (sent, _flooder) = writer.join().unwrap();
     assert!(
         sent < 100 * ping.len() * 1000,
@@ -178,8 +235,7 @@ fn ping_flood_from_a_client_that_never_reads_is_bounded() {
     );
     // The well-behaved client still gets answers.
     good.write_all(&frame(0x9, b"are you there")).unwrap();
-    let mut pong = [0u8; 15];
-    good.read_exact(&mut pong).unwrap();
+    let pong = read_polling(&mut server, &mut good, 15);
     assert_eq!(&pong[..2], &[0x8a, 13]);
     assert_eq!(&pong[2..], b"are you there");
 }
@@ -188,8 +244,14 @@ fn ping_flood_from_a_client_that_never_reads_is_bounded() {
 /// the message goes out before the server's Close (1002).
 #[test]
 fn close_for_a_violation_follows_the_games_replies() {
-    let mut server = listen(ServerConfig::default());
-    let mut s = raw_client(&server);
+    for io in MODES {
+        violation_after_a_message(io);
+    }
+}
+
+fn violation_after_a_message(io: IoMode) {
+    let mut server = listen(config(io));
+    let mut s = raw_client(&mut server);
     let mut bytes = frame(0x1, b"first");
     bytes.extend([0xC1, 0x80, 0, 0, 0, 0]); // RSV1 set: a protocol error
     s.write_all(&bytes).unwrap();
@@ -224,7 +286,8 @@ fn close_for_a_violation_follows_the_games_replies() {
 
 /// Regression (issue 8.5): while the game does not poll, connection churn cannot grow the event
 /// queue without bound: past the backlog, new clients wait in the kernel's accept queue, and are
-/// served once the game polls again.
+/// served once the game polls again. The I/O thread only: an inline server does nothing at all
+/// between polls, and each poll takes every event it produced.
 #[test]
 fn event_backlog_stops_accepting_until_the_game_polls() {
     let mut server = listen(ServerConfig {
@@ -233,7 +296,13 @@ fn event_backlog_stops_accepting_until_the_game_polls() {
     });
     // 10 clients connect and leave: 20 events, the whole backlog.
     for _ in 0..10 {
-        let s = raw_client(&server);
+        // Upgraded without polling: the I/O thread answers on its own.
+        let mut s = TcpStream::connect(("127.0.0.1", server.local_addr().port())).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        s.write_all(UPGRADE.as_bytes()).unwrap();
+        let mut head = [0u8; 12];
+        s.read_exact(&mut head).unwrap();
+        assert_eq!(&head, b"HTTP/1.1 101");
         drop(s);
     }
     std::thread::sleep(Duration::from_millis(200));
@@ -256,21 +325,46 @@ fn event_backlog_stops_accepting_until_the_game_polls() {
 /// at once, and the next poll reports the failure and a disconnect for every peer.
 #[test]
 fn io_thread_death_disconnects_every_peer() {
-    for panic in [true, false] {
-        let mut server = listen(ServerConfig::default());
-        let _clients: Vec<_> = (0..3).map(|_| raw_client(&server)).collect();
+    for (io, panic) in [
+        (IoMode::Thread, true),
+        (IoMode::Thread, false),
+        (IoMode::Inline, true),
+        (IoMode::Inline, false),
+    ] {
+        let mut server = listen(config(io));
+        let mut clients: Vec<_> = (0..3).map(|_| raw_client(&mut server)).collect();
         let (c, _, _) = run_game(&mut server, Duration::from_secs(5), |c, _, _| c == 3);
         assert_eq!(c, 3);
         let ids: Vec<i32> = server.peer_ids().collect();
         server.inject_io_failure(panic);
-        let end = Instant::now() + Duration::from_secs(5);
         let peer = server.peer(ids[0]).unwrap().clone();
-        while peer.send(vec![1u8], false).is_ok() && Instant::now() < end {
-            std::thread::sleep(Duration::from_millis(1));
-        }
-        assert_eq!(peer.send(vec![1u8], false), Err(wss_core::SendError::NotOpen));
-        let failure = server.poll().expect_err("the failure is reported");
+        let failure = if io == IoMode::Thread {
+            let end = Instant::now() + Duration::from_secs(5);
+            while peer.send(vec![1u8], false).is_ok() && Instant::now() < end {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            assert_eq!(peer.send(vec![1u8], false), Err(wss_core::SendError::NotOpen));
+            server.poll().expect_err("the failure is reported")
+        } else {
+            // Inline, the failure happens inside the poll that runs the loop, and that poll
+            // reports it; sends fail from then on.
+            let failure = server.poll().expect_err("the failure is reported");
+            assert_eq!(peer.send(vec![1u8], false), Err(wss_core::SendError::NotOpen));
+            // The sockets are closed at once: every client sees the end of the stream.
+            for c in &mut clients {
+                let mut buf = [0u8; 16];
+                c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+                assert!(matches!(c.read(&mut buf), Ok(0) | Err(_)), "closed");
+            }
+            failure
+        };
         assert!(failure.contains("injected"), "{failure}");
+        let who = if io == IoMode::Thread {
+            "the I/O thread"
+        } else {
+            "the server's I/O"
+        };
+        assert!(failure.starts_with(who), "{failure}");
         let mut gone = Vec::new();
         while let Some(s) = server.next_signal() {
             match s {
@@ -290,17 +384,22 @@ fn io_thread_death_disconnects_every_peer() {
 /// Regression (issue 8.7): `set_target_peer(i32::MIN)` overflowed `-target`. It excludes no one.
 #[test]
 fn broadcast_to_all_but_i32_min_reaches_everyone() {
+    for io in MODES {
+        broadcast_to_i32_min(io);
+    }
+}
+
+fn broadcast_to_i32_min(io: IoMode) {
     let mut server = listen(ServerConfig {
         multiplayer: true,
-        ..ServerConfig::default()
+        ..config(io)
     });
-    let mut a = raw_client(&server);
+    let mut a = raw_client(&mut server);
     let (c, _, _) = run_game(&mut server, Duration::from_secs(5), |c, _, _| c == 1);
     assert_eq!(c, 1);
     server.send_to(i32::MIN, vec![5u8].into(), false).unwrap();
     // The id message (0x82 0x04 and 4 bytes), then the broadcast.
-    let mut got = [0u8; 9];
-    a.read_exact(&mut got).unwrap();
+    let got = read_polling(&mut server, &mut a, 9);
     assert_eq!(&got[..2], &[0x82, 0x04]);
     assert_eq!(&got[6..], &[0x82, 0x01, 5]);
 }

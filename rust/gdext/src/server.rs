@@ -12,8 +12,8 @@ use wss_core::config::{
 use wss_core::request::TrustedProxies;
 use wss_core::tls::{server_config, TlsPem};
 use wss_core::{
-    BindIp, BroadcastError, ConfigError, DecideError, Limits, ListenError, Packet, SendError, Server, ServerConfig,
-    Signal, TargetError, Verdict,
+    BindIp, BroadcastError, ConfigError, DecideError, IoMode, Limits, ListenError, Packet, SendError, Server,
+    ServerConfig, Signal, TargetError, Verdict,
 };
 
 use crate::peer::{close_peer, copy_packet, WebSocketServerPeer};
@@ -25,9 +25,11 @@ use crate::request::WebSocketServerRequest;
 /// [method Node._process]); every signal is emitted from inside [code]poll()[/code]. Read and send
 /// through [method get_peer].
 ///
-/// All sockets live on one I/O thread of the server's own, which accepts connections, performs
-/// the HTTP upgrade, frames, validates UTF-8, answers pings and closes. [code]poll()[/code] only
-/// takes what already happened, so its cost grows with the number of events, not of connections.
+/// By default all sockets live on one I/O thread of the server's own, which accepts connections,
+/// performs the HTTP upgrade, frames, validates UTF-8, answers pings and closes.
+/// [code]poll()[/code] only takes what already happened, so its cost grows with the number of
+/// events, not of connections. With [member io_mode] [constant IO_MODE_INLINE], [code]poll()[/code]
+/// does that socket work itself instead, on the calling thread.
 /// Nothing is dropped silently: a full queue stops reading that client until the game reads it,
 /// and a send past the limits fails with [constant @GlobalScope.ERR_OUT_OF_MEMORY].
 #[derive(GodotClass)]
@@ -139,6 +141,23 @@ pub struct WebSocketServer {
     /// its address). Default 64; [code]0[/code]: no limit. [i]Not in Godot.[/i]
     #[var(set = set_max_handshakes_per_address)]
     max_handshakes_per_address: i64,
+    /// Where the server does its socket work. Cannot change while listening. [i]Not in Godot.[/i]
+    ///
+    /// [constant IO_MODE_THREAD] (the default): an I/O thread of the server's own accepts, reads,
+    /// writes, answers pings and applies the timeouts, whether or not the game is polling (a long
+    /// frame or a loading screen does not stall the connections); [code]poll()[/code] only takes
+    /// what happened. The least work on the game thread per message, and the best choice whenever
+    /// the game paces its frames or the machine has cores to spare.
+    ///
+    /// [constant IO_MODE_INLINE]: no thread; each [code]poll()[/code] does one non-blocking turn of
+    /// the same event loop (accept, read, write, timers), emits the signals, and writes the replies
+    /// the handlers queued before it returns. Messages sent outside [code]poll()[/code] go out at
+    /// the next one, as with Godot's [WebSocketPeer]. Nothing is read, written, pinged or timed out
+    /// between polls, so poll every frame. Faster for a dedicated server running unpaced
+    /// ([code]--fixed-fps 0[/code], a spinning loop) on one or two cores, where every reply would
+    /// otherwise wait for the other thread to get a core.
+    #[var(set = set_io_mode)]
+    io_mode: i64,
     extra_headers: Vec<String>,
     server: Option<Server>,
     /// The peer objects handed out by `get_peer`, so each id keeps one object.
@@ -179,6 +198,7 @@ impl IMultiplayerPeerExtension for WebSocketServer {
             proxy_protocol: false,
             max_connections: 0,
             max_handshakes_per_address: wss_core::config::DEFAULT_MAX_HANDSHAKES_PER_ADDRESS as i64,
+            io_mode: Self::IO_MODE_THREAD,
             extra_headers: Vec::new(),
             server: None,
             peer_objects: HashMap::new(),
@@ -736,6 +756,11 @@ impl WebSocketServer {
             proxy_protocol: self.proxy_protocol,
             max_connections: self.max_connections as usize,
             max_handshakes_per_address: self.max_handshakes_per_address as usize,
+            io: if self.io_mode == Self::IO_MODE_INLINE {
+                IoMode::Inline
+            } else {
+                IoMode::Thread
+            },
             ..ServerConfig::default()
         };
         match Server::listen(&config) {
@@ -945,6 +970,25 @@ impl WebSocketServer {
     #[func]
     fn set_proxy_protocol(&mut self, value: bool) {
         self.set_checked("proxy_protocol", || Ok(()), |s| s.proxy_protocol = value);
+    }
+
+    /// [member io_mode]: the server's own I/O thread does the socket work (the default).
+    #[constant]
+    pub const IO_MODE_THREAD: i64 = 0;
+
+    /// [member io_mode]: [code]poll()[/code] does the socket work on the calling thread.
+    #[constant]
+    pub const IO_MODE_INLINE: i64 = 1;
+
+    #[func]
+    fn set_io_mode(&mut self, value: i64) {
+        let check = || match value {
+            Self::IO_MODE_THREAD | Self::IO_MODE_INLINE => Ok(()),
+            v => Err(ConfigError(format!(
+                "io_mode must be IO_MODE_THREAD (0) or IO_MODE_INLINE (1), not {v}"
+            ))),
+        };
+        self.set_checked("io_mode", check, |s| s.io_mode = value);
     }
 
     #[func]

@@ -1,0 +1,123 @@
+//! What is particular to inline I/O (`IoMode::Inline`): the socket work happens inside `poll()`
+//! and nowhere else, and the replies the handlers queue leave before the poll returns. Everything
+//! the two modes share is tested in both by `hostile.rs` and by the Godot and Python suites.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::{Duration, Instant};
+
+use wss_core::{IoMode, Server, ServerConfig, Signal};
+
+mod common;
+use common::listen;
+
+const UPGRADE: &[u8] = b"GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n";
+
+/// Reads the HTTP response head (up to the blank line).
+fn read_head(s: &mut TcpStream) -> String {
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        s.read_exact(&mut byte).unwrap();
+        head.push(byte[0]);
+    }
+    String::from_utf8(head).unwrap()
+}
+
+fn inline_server() -> Server {
+    let server = listen(ServerConfig {
+        io: IoMode::Inline,
+        ..ServerConfig::default()
+    });
+    assert_eq!(server.io_mode(), Some(IoMode::Inline));
+    server
+}
+
+fn nothing_arrives(s: &mut TcpStream, wait: Duration) -> bool {
+    s.set_read_timeout(Some(wait)).unwrap();
+    let mut byte = [0u8; 1];
+    let quiet = s.read(&mut byte).is_err();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    quiet
+}
+
+#[test]
+fn nothing_happens_between_polls() {
+    let mut server = inline_server();
+    let mut s = TcpStream::connect(("127.0.0.1", server.local_addr().port())).unwrap();
+    s.write_all(UPGRADE).unwrap();
+    assert!(
+        nothing_arrives(&mut s, Duration::from_millis(300)),
+        "answered without a poll"
+    );
+    // One poll accepts, reads the request and writes the response.
+    server.poll().unwrap();
+    let head = read_head(&mut s);
+    assert!(head.starts_with("HTTP/1.1 101 "), "{head}");
+    assert!(matches!(server.next_signal(), Some(Signal::Connected { .. })));
+    assert_eq!(server.next_signal(), None);
+}
+
+#[test]
+fn replies_leave_before_the_poll_returns() {
+    let mut server = inline_server();
+    let mut s = TcpStream::connect(("127.0.0.1", server.local_addr().port())).unwrap();
+    s.write_all(UPGRADE).unwrap();
+    // The message right behind the request: a masked text frame "hi".
+    s.write_all(&[0x81, 0x82, 1, 2, 3, 4, b'h' ^ 1, b'i' ^ 2]).unwrap();
+    let end = Instant::now() + Duration::from_secs(5);
+    let mut echoed = false;
+    while !echoed && Instant::now() < end {
+        server.poll().unwrap();
+        while let Some(signal) = server.next_signal() {
+            if let Signal::DataReceived { id } = signal {
+                let peer = server.peer(id).unwrap();
+                let packet = peer.pop().unwrap();
+                peer.send(packet.data, true).unwrap();
+                echoed = true;
+            }
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    assert!(echoed);
+    // No poll after the one whose handler answered: the echo is already on the wire.
+    assert!(read_head(&mut s).starts_with("HTTP/1.1 101 "));
+    let mut got = [0u8; 4];
+    s.read_exact(&mut got).unwrap();
+    assert_eq!(&got, b"\x81\x02hi");
+    // A send outside poll goes out with the next poll, not before.
+    let id = server.peer_ids().next().unwrap();
+    server.peer(id).unwrap().send(b"later".to_vec(), true).unwrap();
+    assert!(
+        nothing_arrives(&mut s, Duration::from_millis(200)),
+        "written without a poll"
+    );
+    server.poll().unwrap();
+    let mut later = [0u8; 7];
+    s.read_exact(&mut later).unwrap();
+    assert_eq!(&later, b"\x81\x05later");
+}
+
+#[test]
+fn stop_closes_every_socket_at_once() {
+    let mut server = inline_server();
+    let port = server.local_addr().port();
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.write_all(UPGRADE).unwrap();
+    server.poll().unwrap();
+    assert!(read_head(&mut s).starts_with("HTTP/1.1 101 "));
+    server.stop();
+    assert!(!server.is_running());
+    let mut byte = [0u8; 1];
+    assert!(matches!(s.read(&mut byte), Ok(0) | Err(_)), "the connection is closed");
+    // The port is free at once.
+    let again = Server::listen(&ServerConfig {
+        bind_ip: wss_core::BindIp::parse("127.0.0.1").unwrap(),
+        port,
+        io: IoMode::Inline,
+        ..ServerConfig::default()
+    })
+    .unwrap();
+    assert_eq!(again.local_addr().port(), port);
+}
