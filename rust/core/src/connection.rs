@@ -261,6 +261,8 @@ pub struct Connection {
     /// Where the client is in its current message, and when it must have sent more of it.
     progress: MessageProgress,
     stall_deadline: Option<Instant>,
+    /// A buffer grown by a long frame was let go since `take_released` (see `read_frames`).
+    released: bool,
     /// Heartbeat: when the next ping is due, and the one awaiting its pong (payload, sent at).
     ping_due: Option<Instant>,
     ping_out: Option<(u64, Instant)>,
@@ -290,6 +292,7 @@ impl Connection {
             half_closed: false,
             progress: MessageProgress::new(max_frame(settings.limits.inbound_buffer_size)),
             stall_deadline: None,
+            released: false,
             ping_due: None,
             ping_out: None,
             pings_sent: 0,
@@ -410,6 +413,12 @@ impl Connection {
         self.drive(io, cx, false)
     }
 
+    /// Whether a buffer grown by a long frame was let go since the last call (the I/O thread then
+    /// hands freed memory back to the system once idle).
+    pub fn take_released(&mut self) -> bool {
+        std::mem::take(&mut self.released)
+    }
+
     /// Whether this connection has bytes to write and a socket that may take them.
     pub fn wants_flush(&self) -> bool {
         !self.out.is_empty() && !self.write_blocked
@@ -423,8 +432,11 @@ impl Connection {
             Phase::Open { ws, peer, .. } | Phase::FailPending { ws, peer, .. } if ws.can_write() => {
                 let op = OpCode::Data(if packet.text { OpData::Text } else { OpData::Binary });
                 let frame = Frame::message(packet.data, op, true);
-                // The frame goes into `out` at once (tungstenite's own buffer is never used).
-                match ws.write(&mut Tx { io, out: &mut self.out }, Message::Frame(frame)) {
+                // Formatted straight into `out` by tungstenite's frame formatter: its parser's own
+                // write buffer would keep the size of the longest message ever sent for the rest
+                // of the connection, and cost one more copy. (Pongs and Close frames, which the
+                // parser writes itself, go through it: they are at most 127 bytes.)
+                match frame.format(&mut Tx { io, out: &mut self.out }) {
                     Ok(()) => self.out.mark_message(len),
                     Err(_) => peer.sub_outbound(len, 1),
                 }
@@ -896,6 +908,21 @@ impl Connection {
                 }
                 Ok(Message::Ping(_) | Message::Frame(_)) => {}
                 Err(WsError::Io(e)) if e.kind() == ErrorKind::WouldBlock => {
+                    // tungstenite's read buffer keeps the size a long frame made it grow to (and
+                    // shares it with that frame's payload) for the rest of the connection. When
+                    // everything read belongs to finished messages, that buffer is empty and its
+                    // parser holds nothing else (pongs and Close replies are written as it reads,
+                    // straight into `out`): a fresh one is the same parser, and the memory goes
+                    // back once the game has read the message.
+                    if tx.progress.largest_frame() > READ_CHUNK as u64
+                        && tx.progress.at_message_boundary()
+                        && ws.can_read()
+                        && ws.can_write()
+                    {
+                        **ws = WebSocketContext::new(Role::Server, Some(cx.settings.ws));
+                        tx.progress.forget_largest();
+                        self.released = true;
+                    }
                     // All that was sent is read: a message left unfinished must make progress
                     // within partial_message_timeout (counted from its last byte).
                     self.stall_deadline = match (tx.progress.partial(), tx.got) {

@@ -34,8 +34,9 @@ const ACCEPT_RETRY_MAX: Duration = Duration::from_secs(1);
 /// request is read first, so the answer is not lost to a reset); beyond this many at once they
 /// are closed without an answer.
 const MAX_REFUSING: usize = 64;
-/// After connections closed, once the I/O thread has had nothing to do for this long, freed memory
-/// is handed back to the system (see `Driver::trim_memory`).
+/// After connections closed or let go of a large buffer, once the I/O thread has had nothing to do
+/// for this long, freed memory is handed back to the system (see `trim_memory`; with inline I/O on
+/// a short-lived thread of its own, so that the game's frame does not wait for it).
 const TRIM_AFTER_IDLE: Duration = Duration::from_secs(1);
 
 /// A connection's socket, with TLS in front of it for `wss://`.
@@ -177,7 +178,8 @@ pub(crate) struct Driver {
     refusing: usize,
     max_connections: usize,
     max_handshakes_per_address: usize,
-    /// Connections have closed since memory was last handed back (`trim_memory`).
+    /// Connections have closed, or let go of a large buffer, since memory was last handed back
+    /// (`trim_memory`).
     freed_since_trim: bool,
     /// When the last readiness event or command was handled.
     last_busy: Instant,
@@ -251,11 +253,20 @@ impl Driver {
                 self.shut_down();
                 return Ok(());
             }
-            if readiness.is_empty() && self.freed_since_trim && self.last_busy.elapsed() >= TRIM_AFTER_IDLE {
-                self.freed_since_trim = false;
+            if self.trim_due(&readiness) {
                 trim_memory();
             }
         }
+    }
+
+    /// Whether freed memory should be handed back now (`trim_memory`): connections closed or let go
+    /// of large buffers, and the loop has had nothing to do for `TRIM_AFTER_IDLE`. Once per episode.
+    pub(crate) fn trim_due(&mut self, readiness: &Events) -> bool {
+        let due = readiness.is_empty() && self.freed_since_trim && self.last_busy.elapsed() >= TRIM_AFTER_IDLE;
+        if due {
+            self.freed_since_trim = false;
+        }
+        due
     }
 
     /// Inline I/O (`IoMode::Inline`): one turn that does not wait, run by the game thread's
@@ -506,6 +517,9 @@ impl Driver {
                 self.by_id.insert(id, key);
             }
         }
+        if slot.conn.take_released() {
+            self.freed_since_trim = true;
+        }
         if slot.handshaking.is_some() && !slot.conn.is_handshaking() {
             uncount(&mut self.handshakes, slot.handshaking.take());
         }
@@ -716,7 +730,7 @@ fn open_file_limit() -> Option<u64> {
 /// large messages has gone, the process would otherwise stay at its peak size for good. Called
 /// only when the I/O thread has been idle for a second after connections closed; it takes a few
 /// milliseconds, and only on this thread.
-fn trim_memory() {
+pub(crate) fn trim_memory() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: malloc_trim only releases free memory; it is safe to call at any time.
     unsafe {

@@ -27,6 +27,8 @@ pub(crate) struct MessageProgress {
     fragmented: bool,
     /// A header did not parse: the connection is being failed anyway; stop tracking.
     broken: bool,
+    /// The longest frame since `forget_largest`.
+    largest: u64,
 }
 
 impl MessageProgress {
@@ -39,6 +41,7 @@ impl MessageProgress {
             remaining: 0,
             fragmented: false,
             broken: false,
+            largest: 0,
         }
     }
 
@@ -63,6 +66,7 @@ impl MessageProgress {
                     self.fed += used as u64;
                     self.head.clear();
                     self.remaining = len;
+                    self.largest = self.largest.max(len);
                     if len > self.max_frame && self.oversize_end.is_none() {
                         self.oversize_end = Some(self.fed.saturating_add(len));
                     }
@@ -91,6 +95,21 @@ impl MessageProgress {
     /// Whether a frame longer than `max_frame` was seen.
     pub(crate) fn saw_oversize_frame(&self) -> bool {
         self.oversize_end.is_some()
+    }
+
+    /// Whether every byte read so far belongs to a finished message: not inside a frame, not
+    /// between the frames of a fragmented message.
+    pub(crate) fn at_message_boundary(&self) -> bool {
+        !self.broken && self.head.is_empty() && self.remaining == 0 && !self.fragmented
+    }
+
+    /// The longest frame payload since the last `forget_largest`.
+    pub(crate) fn largest_frame(&self) -> u64 {
+        self.largest
+    }
+
+    pub(crate) fn forget_largest(&mut self) {
+        self.largest = 0;
     }
 
     /// Whether a message (or a control frame) has begun and not ended.
@@ -127,6 +146,27 @@ mod tests {
                 assert_eq!(p.partial(), !at_boundary, "cut {cut}, pieces of {split}");
             }
         }
+    }
+
+    #[test]
+    fn message_boundaries_and_the_largest_frame() {
+        let mut p = MessageProgress::new(100_000);
+        assert!(p.at_message_boundary());
+        let mut big = vec![0x82, 0x80 | 126, 0x27, 0x10, 1, 2, 3, 4]; // 10,000 bytes
+        big.extend(vec![0u8; 10_000]);
+        p.feed(&big[..5000]);
+        assert!(!p.at_message_boundary(), "inside the frame");
+        p.feed(&big[5000..]);
+        assert!(p.at_message_boundary());
+        assert_eq!(p.largest_frame(), 10_000);
+        p.feed(&frame(0x02, b"frag"));
+        assert!(!p.at_message_boundary(), "between the frames of a message");
+        p.feed(&frame(0x80, b"end"));
+        assert!(p.at_message_boundary());
+        p.forget_largest();
+        assert_eq!(p.largest_frame(), 0);
+        p.feed(&[0x81]);
+        assert!(!p.at_message_boundary(), "inside a header");
     }
 
     #[test]

@@ -156,6 +156,18 @@ impl Server {
         if let Some(Io::Inline { driver, readiness }) = &mut self.io {
             self.link.release_wakes();
             run_inline(driver, &self.link, |d| d.turn_now(readiness));
+            if driver.as_mut().is_some_and(|d| d.trim_due(readiness)) {
+                // It takes milliseconds after a large release: not on the game thread. Joined
+                // with the stopped I/O threads (`join_stopped_io_threads`).
+                if let Ok(t) = std::thread::Builder::new()
+                    .name("websocket-server-trim".into())
+                    .spawn(crate::driver::trim_memory)
+                {
+                    let mut stopped = STOPPED_THREADS.lock();
+                    stopped.retain(|t| !t.is_finished());
+                    stopped.push(t);
+                }
+            }
         }
         let failure = self.link.take_failure();
         // If the last batch was not drained to the end, its sends still wait for a wake.
@@ -585,7 +597,8 @@ impl std::fmt::Display for DecideError {
     }
 }
 
-/// I/O threads of stopped servers that may still be closing their connections.
+/// I/O threads of stopped servers that may still be closing their connections (and inline
+/// servers' memory-trimming threads).
 static STOPPED_THREADS: parking_lot::Mutex<Vec<JoinHandle<()>>> = parking_lot::Mutex::new(Vec::new());
 
 /// Waits for the I/O threads of stopped servers to end. Call before the code of this library may

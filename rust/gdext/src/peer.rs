@@ -1,3 +1,6 @@
+use std::cell::RefCell;
+use std::rc::Rc;
+
 use godot::classes::{IPacketPeerExtension, PacketPeerExtension};
 use godot::global::Error;
 use godot::prelude::*;
@@ -22,19 +25,31 @@ pub struct WebSocketServerPeer {
     /// ([constant WRITE_MODE_BINARY], the default) messages.
     #[var(set = set_write_mode)]
     write_mode: i64,
-    /// The message the last `get_packet` returned; Godot copies it out of this buffer.
+    /// The message the last `get_packet` returned; Godot copies it out of this buffer. Let go at
+    /// the server's next `poll()` (`Held`), so that a large message does not stay in memory.
     last: Option<Packet>,
+    held: Held,
     base: Base<PacketPeerExtension>,
 }
 
+/// The peer objects whose `last` holds a message, emptied by the server's next `poll()` (by
+/// instance id: the server must not keep a peer object alive, nor a peer the server).
+pub type Held = Rc<RefCell<Vec<InstanceId>>>;
+
 impl WebSocketServerPeer {
-    pub fn create(handle: PeerHandle) -> Gd<Self> {
+    pub fn create(handle: PeerHandle, held: Held) -> Gd<Self> {
         Gd::from_init_fn(|base| WebSocketServerPeer {
             handle,
             write_mode: Self::WRITE_MODE_BINARY,
             last: None,
+            held,
             base,
         })
+    }
+
+    /// Godot has long copied the last packet out (see `Held`).
+    pub fn let_go(&mut self) {
+        self.last = None;
     }
 
     /// Sends bytes the caller got from GDScript: text must be checked for UTF-8.
@@ -288,6 +303,10 @@ impl IPacketPeerExtension for WebSocketServerPeer {
             );
             return Error::ERR_UNAVAILABLE;
         };
+        if self.last.is_none() {
+            let me = self.base().instance_id();
+            self.held.borrow_mut().push(me);
+        }
         let data = &self.last.insert(packet).data;
         // SAFETY: Godot passes valid out-pointers; the buffer lives in `self.last` until the
         // next call, by which time Godot has copied it.

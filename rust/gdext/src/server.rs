@@ -16,7 +16,7 @@ use wss_core::{
     ServerConfig, Signal, TargetError, Verdict,
 };
 
-use crate::peer::{close_peer, copy_packet, WebSocketServerPeer};
+use crate::peer::{close_peer, copy_packet, Held, WebSocketServerPeer};
 use crate::request::WebSocketServerRequest;
 
 /// A WebSocket server: Godot 4.0-alpha's [code]WebSocketServer[/code], re-created.
@@ -172,7 +172,10 @@ pub struct WebSocketServer {
     transfer_mode: TransferMode,
     transfer_channel: i32,
     /// The packet the last multiplayer `get_packet` returned; Godot copies it out of this buffer.
+    /// Let go at the next `poll()`.
     last_packet: Option<Packet>,
+    /// Peer objects holding the last message they returned, let go at the next `poll()`.
+    held: Held,
     base: Base<MultiplayerPeerExtension>,
 }
 
@@ -209,6 +212,7 @@ impl IMultiplayerPeerExtension for WebSocketServer {
             transfer_mode: TransferMode::RELIABLE,
             transfer_channel: 0,
             last_packet: None,
+            held: Held::default(),
             base,
         }
     }
@@ -222,6 +226,15 @@ impl IMultiplayerPeerExtension for WebSocketServer {
 
     /// Emits the signals for everything that happened since the last call.
     fn poll(&mut self) {
+        // Godot copied each message out of the buffer `get_packet` lent it long ago: a large one
+        // must not stay in memory until the same peer's next message.
+        self.last_packet = None;
+        let held = std::mem::take(&mut *self.held.borrow_mut());
+        for id in held {
+            if let Ok(mut peer) = Gd::<WebSocketServerPeer>::try_from_instance_id(id) {
+                peer.bind_mut().let_go();
+            }
+        }
         let Some(server) = self.server.as_mut() else {
             return;
         };
@@ -829,7 +842,7 @@ impl WebSocketServer {
         let peer = self
             .peer_objects
             .entry(handle.id())
-            .or_insert_with(|| WebSocketServerPeer::create(handle));
+            .or_insert_with(|| WebSocketServerPeer::create(handle, self.held.clone()));
         Some(peer.clone())
     }
 

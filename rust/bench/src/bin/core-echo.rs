@@ -4,14 +4,16 @@
 //!
 //! Usage: core-echo --port N [--mode echo|broadcast|idle] [--frame-usec N] [--cert PEM --key PEM]
 //!                  [--limit BYTES] (inbound and outbound buffer sizes; default Godot's 65535)
+//!                  [--inline] (`IoMode::Inline`: the socket work in `poll()`, no I/O thread)
 //! Each "frame" polls the server and handles what arrived; between frames it sleeps `frame-usec`
-//! (default 0: an unpaced loop that yields briefly when idle).
+//! (default 0: an unpaced loop that yields briefly when idle; with `--inline` it spins, as it
+//! must poll to make any progress). Broadcast sends to every peer with one `Server::broadcast`.
 
 use std::time::{Duration, Instant};
 
 use wss_bench::Stats;
 use wss_core::tls::{server_config, TlsPem};
-use wss_core::{BindIp, Limits, Server, ServerConfig, Signal};
+use wss_core::{BindIp, IoMode, Limits, Server, ServerConfig, Signal};
 
 fn arg(name: &str, default: &str) -> String {
     let args: Vec<String> = std::env::args().collect();
@@ -48,11 +50,17 @@ fn main() {
         // One load generator opens every connection: no per-address handshake cap (as the
         // bench's Godot server).
         max_handshakes_per_address: 0,
+        io: if std::env::args().any(|a| a == "--inline") {
+            IoMode::Inline
+        } else {
+            IoMode::Thread
+        },
         ..ServerConfig::default()
     };
     let mut server = Server::listen(&config).expect("listen");
     println!("LISTENING {}", server.local_addr().port());
-    let broadcast = vec![7u8; 64];
+    let inline = config.io == IoMode::Inline;
+    let broadcast = tungstenite::Bytes::from(vec![7u8; 64]);
     let mut stats = Stats::default();
     let mut peers: Vec<i32> = Vec::new();
     let mut next_stat = Instant::now();
@@ -79,14 +87,9 @@ fn main() {
         }
         stats.poll_usec += start.elapsed().as_micros() as u64;
         if mode == "broadcast" {
-            for id in &peers {
-                if let Some(peer) = server.peer(*id) {
-                    // A client that is not keeping up is skipped (as bench_server.gd does).
-                    if peer.outbound_buffered() < 32768 && peer.send(broadcast.clone(), false).is_ok() {
-                        stats.msgs += 1;
-                    }
-                }
-            }
+            // A client whose queue is full is skipped (as bench_server.gd does).
+            let failed = server.broadcast(broadcast.clone(), false, None, &[]);
+            stats.msgs += (peers.len() - failed.len()) as u64;
         }
         stats.work_usec += start.elapsed().as_micros() as u64;
         stats.frames += 1;
@@ -97,7 +100,7 @@ fn main() {
         }
         if !frame.is_zero() {
             std::thread::sleep(frame);
-        } else if events == 0 {
+        } else if events == 0 && !inline {
             std::thread::sleep(Duration::from_micros(20));
         }
     }

@@ -3,6 +3,8 @@
 //!   wsload echo      --url ws://127.0.0.1:P/ --clients N --size BYTES --secs S   closed-loop echo
 //!   wsload broadcast --url ... --clients N --secs S                              count what arrives
 //!   wsload idle      --url ... --clients N --hold S                              connect, then sit
+//!                    [--burst-at S --size BYTES]   at S s after READY, every client sends one
+//!                    message of BYTES and reads its echo; prints `BURST <secs>` once every echo is in
 //!   wsload connect   --url ... --clients N                                       all at once: handshake time
 //!
 //! URLs may be wss:// with --ca PEM (the certificate to trust; the name checked is "localhost").
@@ -86,6 +88,10 @@ struct Shared {
     phase: AtomicU8,
     connected: AtomicUsize,
     failed: AtomicUsize,
+    /// Idle mode with --burst-at: every client sends one message now.
+    burst: std::sync::atomic::AtomicBool,
+    /// Echoes of the burst received.
+    echoed: AtomicUsize,
 }
 
 #[derive(Default)]
@@ -171,6 +177,8 @@ fn main() {
         phase: AtomicU8::new(SETUP),
         connected: AtomicUsize::new(0),
         failed: AtomicUsize::new(0),
+        burst: Default::default(),
+        echoed: AtomicUsize::new(0),
     });
     let started = Instant::now();
     let workers: Vec<_> = (0..config.threads)
@@ -200,7 +208,26 @@ fn main() {
             std::thread::sleep(Duration::from_secs_f64(secs));
             t1 = wss_bench::unix_time();
         }
-        "idle" => std::thread::sleep(Duration::from_secs_f64(hold)),
+        "idle" => {
+            let burst_at: f64 = arg(&args, "--burst-at", "-1").parse().unwrap();
+            let idle_from = Instant::now();
+            if burst_at >= 0.0 {
+                std::thread::sleep(Duration::from_secs_f64(burst_at));
+                let sent = Instant::now();
+                shared.burst.store(true, Release);
+                let limit = sent + Duration::from_secs_f64(setup_timeout);
+                while shared.echoed.load(Acquire) < connected && Instant::now() < limit {
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+                println!(
+                    "BURST {:.3} {}",
+                    sent.elapsed().as_secs_f64(),
+                    shared.echoed.load(Acquire)
+                );
+            }
+            let left = Duration::from_secs_f64(hold).saturating_sub(idle_from.elapsed());
+            std::thread::sleep(left);
+        }
         _ => {}
     }
     shared.phase.store(STOP, Release);
@@ -240,9 +267,16 @@ fn worker(config: &Config, n: usize, shared: &Shared) -> Outcome {
     );
     let per_thread = (config.concurrency / config.threads).max(1);
     let (mut started, mut pending) = (0usize, 0usize);
+    let mut burst_sent = false;
     loop {
         if shared.phase.load(Acquire) == STOP {
             return outcome;
+        }
+        if !burst_sent && shared.burst.load(Acquire) {
+            burst_sent = true;
+            for c in &mut clients {
+                send(c, &payload);
+            }
         }
         while started < n && pending < per_thread {
             started += 1;
@@ -390,6 +424,9 @@ fn read_messages(c: &mut Client, config: &Config, shared: &Shared, payload: &Byt
                 }
                 if config.mode == "echo" && phase != STOP {
                     send(c, payload);
+                }
+                if config.mode == "idle" {
+                    shared.echoed.fetch_add(1, AcqRel);
                 }
             }
             Ok(_) => {}
