@@ -211,9 +211,13 @@ class Bench:
 
     @staticmethod
     def near(size, n, unpaced, a, i, b, core):
+        """Whether a missed target was missed narrowly (within 15 %), on each part it failed."""
         need = 2.0 if (size, n, unpaced) == (64, 100, True) else 1.0
         r = ratio(best(a, i) if unpaced else a["rate"], b["rate"]) or 0
-        return r >= need * 0.85
+        if not unpaced:
+            return r >= need * 0.85
+        share = ratio(best(a, i), core["rate"]) or 0
+        return (r >= need * 0.995 or r >= need * 0.85) and (share >= 0.80 or share >= 0.80 * 0.85)
 
     def idle(self, impl, n, unpaced=False):
         """poll() µs per frame and RSS per connection with n idle clients (spread over processes),
@@ -337,6 +341,10 @@ class Bench:
             self.row(f"broadcast 64 B to {n} clients per frame, {pacing}, multiplayer put_packet(target 0): delivered msg/s", mp,
                      None, b, None)
 
+    def run_tick(self):
+        import tick
+        tick.run(self, free_port, fmt, ratio)
+
     def run_connect(self):
         n = 50 if self.smoke else 1000
         res = {}
@@ -412,6 +420,7 @@ def main():
     ap.add_argument("--out", default=str(ROOT / "BENCHMARKS.md"))
     ap.add_argument("--bindir", default=str(ROOT / "target/release"))
     ap.add_argument("--command", default="scripts/bench.sh")
+    ap.add_argument("--only", default="", help="comma-separated parts (tick,echo,idle,memory,broadcast,connect,tls)")
     args = ap.parse_args()
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
@@ -419,7 +428,10 @@ def main():
     version = subprocess.run([godot, "--headless", "--version"], capture_output=True, text=True).stdout.strip().splitlines()[-1]
     bench = Bench(args.smoke, godot, Path(args.bindir))
     started = time.time()
-    for part in (bench.run_echo, bench.run_idle, bench.run_memory, bench.run_broadcast, bench.run_connect, bench.run_tls):
+    parts = {p.__name__: p for p in (bench.run_tick, bench.run_echo, bench.run_idle, bench.run_memory, bench.run_broadcast,
+                                     bench.run_connect, bench.run_tls)}
+    chosen = args.only.split(",") if args.only else list(parts)
+    for part in (parts[f"run_{c}"] if not c.startswith("run_") else parts[c] for c in chosen):
         print(f"== {part.__name__}", flush=True)
         part()
     cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), platform.processor())
@@ -441,8 +453,24 @@ message in flight. "Game-thread work" is `Time.get_ticks_usec()` around the netw
 each frame (our `poll()`, whose signal handlers do the echo; the stock per-peer loop); the CPU
 figures come from `/proc/self/task/<main thread>/stat` and `/proc/self/stat`.
 
+The tick benchmark (`bench/tick.py`, `godot-project/bench/tick_server.gd`) is what a dedicated game
+server does: 60 ticks/s (`_physics_process`); every client sends a 32-byte input 20 times a second
+(open loop) and gets a 128-byte state message 20 times a second carrying the newest input the
+server has from it; latency is from an input's sending to the first state that reflects it. For
+each server a search (doubling, then bisecting) finds the largest number of clients with
+networking time per tick p99 ≤ 16.6 ms, input-to-state latency p99 ≤ 100 ms, every client
+connected and nothing lost (inputs sent but never received, state sends refused). Networking time
+is `Time.get_ticks_usec()` around the tick's `poll()`, input handling and state sends; the load
+generator runs in processes of 1,500 clients, and its CPU in the measuring window is shown (it
+shares the 2 cores with the server, so at the limit both are busy). Multiplayer mode goes through
+the `MultiplayerPeer` API (`get_packet_peer`, `get_packet`, `set_target_peer`, `put_packet`) of
+our server and of Godot's `WebSocketMultiplayerPeer`; it does not use RPCs (the load generator
+speaks WebSocket, not SceneMultiplayer's protocol). Inline I/O polls a second time after sending
+the states, as the README advises.
+
 """
-    text = header + bench.table() + "\n"
+    profile = (ROOT / "bench/profile.md").read_text()
+    text = header + bench.table() + "\n\n" + profile
     Path(args.out).write_text(text)
     print("\n" + text)
     missing = [r[0] for r in bench.rows if r[1] is None and r[2] is None]

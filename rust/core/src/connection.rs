@@ -261,7 +261,8 @@ pub struct Connection {
     /// Where the client is in its current message, and when it must have sent more of it.
     progress: MessageProgress,
     stall_deadline: Option<Instant>,
-    /// A buffer grown by a long frame was let go since `take_released` (see `read_frames`).
+    /// A buffer grown by a long frame (the parser's, see `read_frames`, or the output queue's) was
+    /// let go since `take_released`.
     released: bool,
     /// Heartbeat: when the next ping is due, and the one awaiting its pong (payload, sent at).
     ping_due: Option<Instant>,
@@ -647,6 +648,7 @@ impl Connection {
             return Ok(());
         }
         let (result, (bytes, count)) = self.out.write_to(io);
+        self.released |= self.out.take_shrunk();
         if count > 0 {
             if let Some(peer) = self.peer() {
                 peer.sub_outbound(bytes, count);

@@ -620,6 +620,10 @@ impl Driver {
                     }
                 }
                 Command::SetExtraHeaders(headers) => self.settings.offer.extra_headers = headers,
+                Command::Released => {
+                    self.freed_since_trim = true;
+                    self.last_busy = now;
+                }
                 Command::InjectFailure { panic: true } => panic!("failure injected by a test"),
                 Command::InjectFailure { panic: false } => {
                     return Err(std::io::Error::other("failure injected by a test"))

@@ -27,6 +27,8 @@ pub(crate) struct OutQueue {
     written: u64,
     /// (end position, payload length) of each game message not yet completely written.
     marks: VecDeque<(u64, usize)>,
+    /// A large buffer was given back since `take_shrunk`.
+    shrunk: bool,
 }
 
 impl OutQueue {
@@ -84,9 +86,15 @@ impl OutQueue {
             self.buf.clear();
             if self.buf.capacity() > KEEP_CAPACITY {
                 self.buf = Vec::with_capacity(KEEP_CAPACITY.min(1024));
+                self.shrunk = true;
             }
         }
         (result, self.release())
+    }
+
+    /// Whether a large buffer was given back since the last call.
+    pub(crate) fn take_shrunk(&mut self) -> bool {
+        std::mem::take(&mut self.shrunk)
     }
 
     /// Drops everything not yet written (the connection is gone). Returns the (bytes, count) of

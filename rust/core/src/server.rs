@@ -680,6 +680,10 @@ pub fn is_recipient(target: PeerId, id: PeerId) -> bool {
     }
 }
 
+/// Messages longer than this, once read by the game, make the I/O side trim freed memory when
+/// idle (`Command::Released`).
+const LARGE_MESSAGE: usize = 64 * 1024;
+
 /// Why a send or close was refused.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum SendError {
@@ -790,10 +794,15 @@ impl PeerHandle {
         Some(packet)
     }
 
-    /// The game has read `packet`: it no longer counts against the inbound limits.
+    /// The game has read `packet`: it no longer counts against the inbound limits. A large one
+    /// will be freed soon (the game copies it out at once): the I/O side hands that memory back to
+    /// the system once it is idle.
     fn taken(&self, packet: &Packet) {
         if self.shared.sub_inbound(packet.data.len()) && self.shared.state() != PeerState::Closed {
             self.link.command(Command::Resume { id: self.shared.id });
+        }
+        if packet.data.len() > LARGE_MESSAGE {
+            self.link.command(Command::Released);
         }
     }
 

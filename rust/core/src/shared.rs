@@ -134,6 +134,9 @@ pub enum Command {
     },
     /// Header lines for the `101` responses of upgrades that finish from now on.
     SetExtraHeaders(Vec<String>),
+    /// The game let go of a large message: memory to hand back once the I/O is idle
+    /// (`driver::trim_memory`; it may be freed after the I/O thread last trimmed).
+    Released,
     /// Tests only: make the I/O thread die (by a panic, or by returning an error), to check that
     /// the game is told.
     #[doc(hidden)]

@@ -6,6 +6,11 @@
 //!                    [--burst-at S --size BYTES]   at S s after READY, every client sends one
 //!                    message of BYTES and reads its echo; prints `BURST <secs>` once every echo is in
 //!   wsload connect   --url ... --clients N                                       all at once: handshake time
+//!   wsload game      --url ... --clients N --size 32 --secs S                    a game's clients: each
+//!                    sends an input of BYTES (its sequence number first, u32 LE) 20 times a second,
+//!                    open loop; the server's state messages carry the newest sequence it has, and
+//!                    input-to-state latency is measured from them. After the window, inputs stop and
+//!                    states are still read for 0.5 s; RESULT adds inputs (sent) and states (received).
 //!
 //! URLs may be wss:// with --ca PEM (the certificate to trust; the name checked is "localhost").
 //! Common options: --threads T (default 4), --connect-concurrency C (default 64; `connect` uses N),
@@ -30,6 +35,10 @@ const SETUP: u8 = 0;
 const WARMUP: u8 = 1;
 const MEASURE: u8 = 2;
 const STOP: u8 = 3;
+/// Game mode: no more inputs; what is on its way is still read.
+const DRAIN: u8 = 4;
+/// Game mode: inputs per second per client.
+const INPUT_PERIOD: Duration = Duration::from_millis(50);
 
 #[derive(Clone)]
 struct Config {
@@ -97,6 +106,9 @@ struct Shared {
 #[derive(Default)]
 struct Outcome {
     msgs: u64,
+    /// Game mode: inputs sent, states received (all phases).
+    inputs: u64,
+    states: u64,
     latencies_us: Vec<u32>,
 }
 
@@ -112,6 +124,11 @@ struct Client {
     state: State,
     sent_at: Option<Instant>,
     skip: bool,
+    /// Game mode: when the next input is due, its sequence number, and the inputs not yet
+    /// acknowledged by a state message (sequence, sent at).
+    next_input: Option<Instant>,
+    seq: u32,
+    unacked: std::collections::VecDeque<(u32, Instant)>,
 }
 
 fn arg(args: &[String], name: &str, default: &str) -> String {
@@ -124,8 +141,8 @@ fn arg(args: &[String], name: &str, default: &str) -> String {
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     let mode = args.get(1).cloned().unwrap_or_default();
-    if !["echo", "broadcast", "idle", "connect"].contains(&mode.as_str()) {
-        eprintln!("usage: wsload echo|broadcast|idle|connect --url ws://HOST:PORT/PATH --clients N ...");
+    if !["echo", "broadcast", "idle", "connect", "game"].contains(&mode.as_str()) {
+        eprintln!("usage: wsload echo|broadcast|idle|connect|game --url ws://HOST:PORT/PATH --clients N ...");
         std::process::exit(2);
     }
     let url = arg(&args, "--url", "ws://127.0.0.1:9080/");
@@ -200,13 +217,17 @@ fn main() {
     println!("READY {connected}");
     let (mut t0, mut t1) = (wss_bench::unix_time(), wss_bench::unix_time());
     match mode.as_str() {
-        "echo" | "broadcast" => {
+        "echo" | "broadcast" | "game" => {
             shared.phase.store(WARMUP, Release);
             std::thread::sleep(Duration::from_secs_f64(warmup));
             t0 = wss_bench::unix_time();
             shared.phase.store(MEASURE, Release);
             std::thread::sleep(Duration::from_secs_f64(secs));
             t1 = wss_bench::unix_time();
+            if mode == "game" {
+                shared.phase.store(DRAIN, Release);
+                std::thread::sleep(Duration::from_millis(500));
+            }
         }
         "idle" => {
             let burst_at: f64 = arg(&args, "--burst-at", "-1").parse().unwrap();
@@ -235,6 +256,8 @@ fn main() {
     for w in workers {
         let o = w.join().expect("worker");
         all.msgs += o.msgs;
+        all.inputs += o.inputs;
+        all.states += o.states;
         all.latencies_us.extend(o.latencies_us);
     }
     all.latencies_us.sort_unstable();
@@ -246,9 +269,11 @@ fn main() {
     };
     let window = (t1 - t0).max(1e-9);
     println!(
-        "RESULT {{\"mode\":\"{mode}\",\"clients\":{clients},\"connected\":{connected},\"failed\":{},\"setup_secs\":{setup_secs:.4},\"msgs\":{},\"rate\":{:.1},\"p50_us\":{},\"p99_us\":{},\"t0\":{t0:.6},\"t1\":{t1:.6}}}",
+        "RESULT {{\"mode\":\"{mode}\",\"clients\":{clients},\"connected\":{connected},\"failed\":{},\"setup_secs\":{setup_secs:.4},\"msgs\":{},\"inputs\":{},\"states\":{},\"rate\":{:.1},\"p50_us\":{},\"p99_us\":{},\"t0\":{t0:.6},\"t1\":{t1:.6}}}",
         shared.failed.load(Acquire),
         all.msgs,
+        all.inputs,
+        all.states,
         all.msgs as f64 / window,
         pct(0.5),
         pct(0.99)
@@ -298,6 +323,9 @@ fn worker(config: &Config, n: usize, shared: &Shared) -> Outcome {
                         state: State::Connecting,
                         sent_at: None,
                         skip: config.skip_first,
+                        next_input: None,
+                        seq: 0,
+                        unacked: Default::default(),
                     });
                     pending += 1;
                 }
@@ -306,7 +334,14 @@ fn worker(config: &Config, n: usize, shared: &Shared) -> Outcome {
                 }
             }
         }
-        if poll.poll(&mut events, Some(Duration::from_millis(5))).is_err() {
+        if config.mode == "game" {
+            let phase = shared.phase.load(Acquire);
+            if phase == WARMUP || phase == MEASURE {
+                send_inputs(&mut clients, &payload, &mut outcome);
+            }
+        }
+        let wait = Duration::from_millis(if config.mode == "game" { 1 } else { 5 });
+        if poll.poll(&mut events, Some(wait)).is_err() {
             continue;
         }
         for event in events.iter() {
@@ -317,6 +352,30 @@ fn worker(config: &Config, n: usize, shared: &Shared) -> Outcome {
                 pending -= 1;
             }
         }
+    }
+}
+
+/// Game mode: every open client whose input is due sends it (the first one at a phase spread by
+/// the client's index, so that inputs are not sent in bursts).
+fn send_inputs(clients: &mut [Client], payload: &Bytes, outcome: &mut Outcome) {
+    let now = Instant::now();
+    for (i, c) in clients.iter_mut().enumerate() {
+        let State::Open(ws) = &mut c.state else { continue };
+        let due = *c
+            .next_input
+            .get_or_insert_with(|| now + INPUT_PERIOD.mul_f64((i * 7919 % 1000) as f64 / 1000.0));
+        if due > now {
+            continue;
+        }
+        c.seq += 1;
+        let mut input = payload.to_vec();
+        input[..4].copy_from_slice(&c.seq.to_le_bytes());
+        let _ = ws.write(&mut c.sock, Message::Binary(input.into()));
+        let _ = ws.flush(&mut c.sock);
+        c.unacked.push_back((c.seq, now));
+        outcome.inputs += 1;
+        // A client that fell behind (a stalled load generator) does not send a burst to catch up.
+        c.next_input = Some((due + INPUT_PERIOD).max(now));
     }
 }
 
@@ -408,6 +467,29 @@ fn read_messages(c: &mut Client, config: &Config, shared: &Shared, payload: &Byt
     loop {
         let State::Open(ws) = &mut c.state else { return };
         match ws.read(&mut c.sock) {
+            Ok(Message::Binary(data)) if config.mode == "game" => {
+                if c.skip {
+                    c.skip = false;
+                    continue;
+                }
+                outcome.states += 1;
+                let Some(ack) = data.get(..4).map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]])) else {
+                    continue;
+                };
+                let measuring = shared.phase.load(Relaxed) == MEASURE;
+                let now = Instant::now();
+                while let Some(&(seq, at)) = c.unacked.front() {
+                    if seq > ack {
+                        break;
+                    }
+                    c.unacked.pop_front();
+                    if measuring {
+                        outcome
+                            .latencies_us
+                            .push(now.duration_since(at).as_micros().min(u32::MAX as u128) as u32);
+                    }
+                }
+            }
             Ok(Message::Binary(_) | Message::Text(_)) => {
                 if c.skip {
                     c.skip = false;

@@ -1,0 +1,206 @@
+"""The game-server tick benchmark (issue 10's headline), used by bench/run.py.
+
+A dedicated server's loop: godot-project/bench/tick_server.gd runs 60 ticks/s; N clients (rust/bench
+wsload game, spread over processes) each send a 32-byte input at 20 Hz, open loop, and get a
+128-byte state message at 20 Hz carrying the newest input the server has from them. For each
+server the search finds the largest N it holds: networking time per tick p99 ≤ 16.6 ms, input-to-
+state latency p99 ≤ 100 ms, every client connected, nothing lost (inputs the server never got,
+states it could not send).
+"""
+
+import json
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+CLIENTS_PER_PROCESS = 1500
+TICK_BUDGET_US = 16_667
+LATENCY_BUDGET_MS = 100.0
+
+# (label, tick_server --impl, extra args, skip the id message)
+SERVERS = {
+    "ours": ("ours", [], False),
+    "ours_inline": ("ours", ["--inline"], False),
+    "stock": ("stock", [], False),
+    "ours_mp": ("ours_mp", [], True),
+    "ours_mp_inline": ("ours_mp", ["--inline"], True),
+    "stock_mp": ("stock_mp", [], True),
+}
+
+
+class TickServer:
+    def __init__(self, godot, name, port):
+        impl, extra, _ = SERVERS[name]
+        cmd = [godot, "--headless", "--path", str(ROOT / "godot-project"), "res://bench/tick_server.tscn", "--",
+               "--impl", impl, "--port", str(port), *extra]
+        self.p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        self.ticks, self.log, self.ready = [], [], threading.Event()
+        threading.Thread(target=self._read, daemon=True).start()
+        if not self.ready.wait(30):
+            raise RuntimeError(f"tick server {name} did not start:\n{''.join(self.log)}")
+
+    def _read(self):
+        keys = ["time", "ticks", "p50", "p99", "max", "over", "inputs", "states", "refused", "peers", "cpu", "rss"]
+        for line in self.p.stdout:
+            if line.startswith("TICK "):
+                v = line.split()[1:]
+                self.ticks.append(dict(zip(keys, [float(v[0])] + [int(x) for x in v[1:]])))
+            else:
+                self.log.append(line)
+                if line.startswith("LISTENING"):
+                    self.ready.set()
+
+    def stop(self):
+        self.p.terminate()
+        try:
+            self.p.wait(10)
+        except subprocess.TimeoutExpired:
+            self.p.kill()
+
+
+def trial(bench, name, n, secs, free_port):
+    """One run with n clients. Returns the figures and whether the server held them."""
+    port = free_port()
+    server = TickServer(bench.godot, name, port)
+    skip = ["--skip-first"] if SERVERS[name][2] else []
+    procs = []
+    samples = []  # (unix time, CPU ticks of every load process)
+    stop = threading.Event()
+
+    def sample():
+        while not stop.wait(0.25):
+            total = 0
+            for p in list(procs):
+                try:
+                    fields = Path(f"/proc/{p.pid}/stat").read_text().rsplit(")", 1)[1].split()
+                    total += int(fields[11]) + int(fields[12])
+                except (FileNotFoundError, ProcessLookupError, IndexError):
+                    pass
+            samples.append((time.time(), total))
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    try:
+        for k0 in range(0, n, CLIENTS_PER_PROCESS):
+            k = min(CLIENTS_PER_PROCESS, n - k0)
+            procs.append(subprocess.Popen(
+                [str(bench.bindir / "wsload"), "game", "--url", f"ws://127.0.0.1:{port}/", "--clients", str(k), "--size", "32",
+                 "--secs", str(secs), "--warmup", "1", "--threads", "1", "--connect-concurrency", "8",
+                 "--setup-timeout", "30", *skip], stdout=subprocess.PIPE, text=True))
+        sampler.start()
+        results = []
+        for p in procs:
+            out = p.communicate(timeout=secs + 90)[0]
+            line = next((l for l in out.splitlines() if l.startswith("RESULT ")), None)
+            results.append(json.loads(line[7:]) if line else None)
+        time.sleep(1.3)  # the server's next TICK line has every input that arrived
+        final = server.ticks[-1] if server.ticks else None
+    finally:
+        stop.set()
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+        server.stop()
+    if not final or any(r is None for r in results):
+        return {"n": n, "ok": False, "why": "no result"}
+    t0, t1 = max(r["t0"] for r in results), min(r["t1"] for r in results)
+    window = [t for t in server.ticks if t0 <= t["time"] <= t1 + 0.25] or server.ticks[-2:]
+    connected = sum(r["connected"] for r in results)
+    inputs = sum(r["inputs"] for r in results)
+    # Inputs: every one sent must have arrived (the last TICK line comes after the load processes
+    # drained and left). States: the sends the server could not make while the clients were there
+    # (once they leave, sends to departing peers fail, which is not a loss).
+    lost = max(0, inputs - final["inputs"]) + window[-1]["refused"]
+    cpu_ticks = window[-1]["cpu"] - window[0]["cpu"] if len(window) > 1 else 0
+    wall = window[-1]["time"] - window[0]["time"] if len(window) > 1 else 1
+    inside = [s for s in samples if t0 <= s[0] <= t1]
+    loadgen = (inside[-1][1] - inside[0][1]) / 100 / max(inside[-1][0] - inside[0][0], 1e-9) if len(inside) > 1 else None
+    fig = {
+        "n": n,
+        "connected": connected,
+        "tick_p50_ms": sorted(t["p50"] for t in window)[len(window) // 2] / 1000,
+        "tick_p99_ms": max(t["p99"] for t in window) / 1000,
+        "over_budget": sum(t["over"] for t in window),
+        "ticks_per_s": sum(t["ticks"] for t in window) / max(len(window), 1),
+        # Each load process reports its own percentiles: the worst p99 stands for all.
+        "lat_p50_ms": sorted(r["p50_us"] for r in results)[len(results) // 2] / 1000,
+        "lat_p99_ms": max(r["p99_us"] for r in results) / 1000,
+        "lost": lost,
+        "server_cpu": cpu_ticks / 100 / max(wall, 1e-9),
+        "rss_mib": final["rss"] / 1024,
+        "loadgen_cpu": loadgen,  # cores, during the measuring window
+        "procs": len(procs),
+    }
+    fig["ok"] = (connected == n and fig["tick_p99_ms"] * 1000 <= TICK_BUDGET_US and fig["lat_p99_ms"] <= LATENCY_BUDGET_MS
+                 and lost == 0)
+    if not fig["ok"]:
+        fig["why"] = ", ".join(w for w, bad in [
+            (f"{n - connected} not connected", connected != n),
+            (f"tick p99 {fig['tick_p99_ms']:.1f} ms", fig["tick_p99_ms"] * 1000 > TICK_BUDGET_US),
+            (f"latency p99 {fig['lat_p99_ms']:.0f} ms", fig["lat_p99_ms"] > LATENCY_BUDGET_MS),
+            (f"{lost} lost", lost != 0)] if bad)
+    print(f"    tick {name} N={n}: {'holds' if fig['ok'] else 'fails (' + fig.get('why', '') + ')'}; "
+          f"tick p50/p99 {fig['tick_p50_ms']:.2f}/{fig['tick_p99_ms']:.2f} ms, latency p50/p99 "
+          f"{fig['lat_p50_ms']:.1f}/{fig['lat_p99_ms']:.1f} ms, lost {lost}, server CPU {fig['server_cpu']:.2f}, "
+          f"load CPU {fig['loadgen_cpu']:.2f} ({len(procs)} processes)", flush=True)
+    return fig
+
+
+def search(bench, name, free_port, start, limit, secs, steps):
+    """The largest N held: doubling from `start` until a run fails (or `limit`), then `steps`
+    bisections. Returns (best passing figures or None, the first failing figures or None)."""
+    good, bad = None, None
+    n = start
+    while n <= limit:
+        fig = trial(bench, name, n, secs, free_port)
+        if not fig["ok"]:
+            bad = fig
+            break
+        good = fig
+        n *= 2
+    for _ in range(steps if good and bad else 0):
+        mid = (good["n"] + bad["n"]) // 2
+        if mid - good["n"] < max(good["n"] // 16, 10):
+            break
+        fig = trial(bench, name, mid, secs, free_port)
+        if fig["ok"]:
+            good = fig
+        else:
+            bad = fig
+    return good, bad
+
+
+def run(bench, free_port, fmt, ratio):
+    smoke = bench.smoke
+    secs = 1 if smoke else 4
+    for variant, names in (("raw mode", ("ours", "ours_inline", "stock")),
+                           ("multiplayer mode (MultiplayerPeer put_packet)", ("ours_mp", "ours_mp_inline", "stock_mp"))):
+        found = {}
+        for name in names:
+            if smoke:
+                fig = trial(bench, name, 20, secs, free_port)
+                found[name] = (fig if fig["ok"] else None, None if fig["ok"] else fig)
+            else:
+                start = 100 if name.startswith("stock") else 400
+                found[name] = search(bench, name, free_port, start, 25600, secs, 3)
+        held = [found[k][0]["n"] if found[k][0] else 0 for k in names]
+        label = f"tick benchmark, {variant}: players held at 60 ticks/s (p99 tick ≤ 16.6 ms, p99 latency ≤ 100 ms, 0 lost)"
+        best = max(held[0], held[1])
+        bench.row(label, held[0], held[1], held[2], None, "", None if smoke else "best ≥ 4× stock",
+                  None if smoke else (ratio(best, held[2]) or 0) >= 4)
+        at = [found[k][0] for k in names]
+        show = lambda f, key, unit, digits=1: None if f is None else f"{f[key]:.{digits}f}{unit}"
+        bench.row(f"tick benchmark, {variant}, at each one's largest N: networking per tick p50 / p99",
+                  *(None if f is None else f"{f['tick_p50_ms']:.2f} / {f['tick_p99_ms']:.2f} ms" for f in at), None)
+        bench.row(f"tick benchmark, {variant}, at each one's largest N: input-to-state latency p50 / p99",
+                  *(None if f is None else f"{f['lat_p50_ms']:.1f} / {f['lat_p99_ms']:.1f} ms" for f in at), None)
+        bench.row(f"tick benchmark, {variant}, at each one's largest N: ticks over budget, messages lost",
+                  *(None if f is None else f"{f['over_budget']}, {f['lost']}" for f in at), None)
+        bench.row(f"tick benchmark, {variant}, at each one's largest N: server CPU (cores), RSS",
+                  *(None if f is None else f"{f['server_cpu']:.2f}, {f['rss_mib']:.0f} MiB" for f in at), None)
+        bench.row(f"tick benchmark, {variant}, at each one's largest N: load generator CPU (cores; processes)",
+                  *(None if f is None or f["loadgen_cpu"] is None else f"{f['loadgen_cpu']:.2f} ({f['procs']})" for f in at), None)
+        fails = [found[k][1] for k in names]
+        bench.row(f"tick benchmark, {variant}: the first N that failed, and why",
+                  *(None if f is None else f"{f['n']}: {f.get('why', '')}" for f in fails), None)
