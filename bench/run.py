@@ -21,9 +21,10 @@ import resource
 import socket
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
+
+from procs import Proc
 
 ROOT = Path(__file__).resolve().parents[1]
 TICK_US = 1e6 / os.sysconf("SC_CLK_TCK")
@@ -41,7 +42,7 @@ def free_port():
         return s.getsockname()[1]
 
 
-class Server:
+class Server(Proc):
     """A bench server process; collects its STAT lines."""
 
     def __init__(self, impl, mode, unpaced, godot, bindir, tls=False, extra=()):
@@ -57,21 +58,7 @@ class Server:
                    "--impl", impl, "--mode", mode, "--port", str(self.port)] + (["--unpaced"] if unpaced else [])
             cmd += ["--tls"] if tls else []
             cmd += list(extra)
-        self.p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-        self.stats, self.log, self.ready = [], [], threading.Event()
-        threading.Thread(target=self._read, daemon=True).start()
-        if not self.ready.wait(30):
-            raise RuntimeError(f"{impl} server did not start:\n{''.join(self.log)}")
-
-    def _read(self):
-        for line in self.p.stdout:
-            if line.startswith("STAT "):
-                v = line.split()[1:]
-                self.stats.append([float(v[0])] + [int(x) for x in v[1:]])
-            else:
-                self.log.append(line)
-                if line.startswith("LISTENING"):
-                    self.ready.set()
+        super().__init__(cmd, "STAT ", lambda v: [float(v[0])] + [int(x) for x in v[1:]], f"{impl} server")
 
     def window(self, t0, t1):
         """Counter deltas between the STAT lines nearest inside [t0, t1]."""
@@ -89,13 +76,6 @@ class Server:
 
     def latest(self):
         return self.stats[-1] if self.stats else None
-
-    def stop(self):
-        self.p.terminate()
-        try:
-            self.p.wait(10)
-        except subprocess.TimeoutExpired:
-            self.p.kill()
 
 
 def wsload(bindir, mode, port, clients, *extra, timeout=300, tls=False):

@@ -14,6 +14,8 @@ import threading
 import time
 from pathlib import Path
 
+from procs import Proc
+
 ROOT = Path(__file__).resolve().parents[1]
 CLIENTS_PER_PROCESS = 1500
 TICK_BUDGET_US = 16_667
@@ -30,34 +32,17 @@ SERVERS = {
 }
 
 
-class TickServer:
+class TickServer(Proc):
+    """tick_server.gd; its TICK lines as dicts in `self.stats`."""
+
+    KEYS = ["time", "ticks", "p50", "p99", "max", "over", "inputs", "states", "refused", "peers", "cpu", "rss"]
+
     def __init__(self, godot, name, port):
         impl, extra, _ = SERVERS[name]
         cmd = [godot, "--headless", "--path", str(ROOT / "godot-project"), "res://bench/tick_server.tscn", "--",
                "--impl", impl, "--port", str(port), *extra]
-        self.p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-        self.ticks, self.log, self.ready = [], [], threading.Event()
-        threading.Thread(target=self._read, daemon=True).start()
-        if not self.ready.wait(30):
-            raise RuntimeError(f"tick server {name} did not start:\n{''.join(self.log)}")
-
-    def _read(self):
-        keys = ["time", "ticks", "p50", "p99", "max", "over", "inputs", "states", "refused", "peers", "cpu", "rss"]
-        for line in self.p.stdout:
-            if line.startswith("TICK "):
-                v = line.split()[1:]
-                self.ticks.append(dict(zip(keys, [float(v[0])] + [int(x) for x in v[1:]])))
-            else:
-                self.log.append(line)
-                if line.startswith("LISTENING"):
-                    self.ready.set()
-
-    def stop(self):
-        self.p.terminate()
-        try:
-            self.p.wait(10)
-        except subprocess.TimeoutExpired:
-            self.p.kill()
+        super().__init__(cmd, "TICK ", lambda v: dict(zip(self.KEYS, [float(v[0])] + [int(x) for x in v[1:]])),
+                         f"tick server {name}")
 
 
 def trial(bench, name, n, secs, free_port):
@@ -95,7 +80,7 @@ def trial(bench, name, n, secs, free_port):
             line = next((l for l in out.splitlines() if l.startswith("RESULT ")), None)
             results.append(json.loads(line[7:]) if line else None)
         time.sleep(1.3)  # the server's next TICK line has every input that arrived
-        final = server.ticks[-1] if server.ticks else None
+        final = server.stats[-1] if server.stats else None
     finally:
         stop.set()
         for p in procs:
@@ -105,7 +90,7 @@ def trial(bench, name, n, secs, free_port):
     if not final or any(r is None for r in results):
         return {"n": n, "ok": False, "why": "no result"}
     t0, t1 = max(r["t0"] for r in results), min(r["t1"] for r in results)
-    window = [t for t in server.ticks if t0 <= t["time"] <= t1 + 0.25] or server.ticks[-2:]
+    window = [t for t in server.stats if t0 <= t["time"] <= t1 + 0.25] or server.stats[-2:]
     connected = sum(r["connected"] for r in results)
     inputs = sum(r["inputs"] for r in results)
     # Inputs: every one sent must have arrived (the last TICK line comes after the load processes

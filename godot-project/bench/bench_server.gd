@@ -150,28 +150,10 @@ func _stock_frame() -> void:
 				msgs += 1
 
 
-func _cpu_ticks(path: String) -> int:
-	var f := FileAccess.open(path, FileAccess.READ)
-	if f == null:
-		return 0
-	var line := f.get_line()
-	var fields := line.substr(line.rfind(")") + 2).split(" ")
-	return int(fields[11]) + int(fields[12])
-
-
-func _rss_kib() -> int:
-	var f := FileAccess.open("/proc/self/status", FileAccess.READ)
-	while f != null and not f.eof_reached():
-		var line := f.get_line()
-		if line.begins_with("VmRSS:"):
-			return int(line.split(":")[1].strip_edges().split(" ")[0])
-	return 0
-
-
 func _print_stat() -> void:
 	var peers := stock_peers.size() if impl == "stock" else ours.get_peer_ids().size()
 	print("STAT %.6f %d %d %d %d %d %d %d %d" % [Time.get_unix_time_from_system(), msgs, work_usec, poll_usec,
-		frames, _cpu_ticks(main_stat), _cpu_ticks("/proc/self/stat"), _rss_kib(), peers])
+		frames, ProcStats.cpu_ticks(main_stat), ProcStats.cpu_ticks(), ProcStats.rss_kib(), peers])
 
 
 func _exit_tree() -> void:

@@ -184,27 +184,9 @@ func _print_stat() -> void:
 	var worst := sorted[n - 1] if n > 0 else 0
 	var peers := stock_peers.size() if impl == "stock" else (ours.get_peer_ids().size() if impl == "ours" else last_seq.size())
 	print("TICK %.6f %d %d %d %d %d %d %d %d %d %d %d" % [Time.get_unix_time_from_system(), n, p50, p99, worst, over_budget,
-		inputs, states, refused, peers, _cpu_ticks(), _rss_kib()])
+		inputs, states, refused, peers, ProcStats.cpu_ticks(), ProcStats.rss_kib()])
 	tick_usec.clear()
 	over_budget = 0
-
-
-func _cpu_ticks() -> int:
-	var f := FileAccess.open("/proc/self/stat", FileAccess.READ)
-	if f == null:
-		return 0
-	var line := f.get_line()
-	var fields := line.substr(line.rfind(")") + 2).split(" ")
-	return int(fields[11]) + int(fields[12])
-
-
-func _rss_kib() -> int:
-	var f := FileAccess.open("/proc/self/status", FileAccess.READ)
-	while f != null and not f.eof_reached():
-		var line := f.get_line()
-		if line.begins_with("VmRSS:"):
-			return int(line.split(":")[1].strip_edges().split(" ")[0])
-	return 0
 
 
 func _exit_tree() -> void:
