@@ -187,5 +187,6 @@ def run(bench, free_port, fmt, ratio):
         bench.row(f"tick benchmark, {variant}, at each one's largest N: load generator CPU (cores; processes)",
                   *(None if f is None or f["loadgen_cpu"] is None else f"{f['loadgen_cpu']:.2f} ({f['procs']})" for f in at), None)
         fails = [found[k][1] for k in names]
+        none = "not searched (smoke run)" if smoke else "none up to the search's limit"
         bench.row(f"tick benchmark, {variant}: the first N that failed, and why",
-                  *(None if f is None else f"{f['n']}: {f.get('why', '')}" for f in fails), None)
+                  *(none if f is None else f"{f['n']}: {f.get('why', '')}" for f in fails), None)
