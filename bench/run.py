@@ -197,7 +197,7 @@ class Bench:
         if not unpaced:
             return r >= need * 0.85
         share = ratio(best(a, i), core["rate"]) or 0
-        return (r >= need * 0.995 or r >= need * 0.85) and (share >= 0.80 or share >= 0.80 * 0.85)
+        return r >= need * 0.85 and share >= 0.80 * 0.85
 
     def idle(self, impl, n, unpaced=False):
         """poll() µs per frame and RSS per connection with n idle clients (spread over processes),

@@ -73,16 +73,7 @@ func _ready() -> void:
 			ours.outbound_buffer_size = int(_opt("--limit"))
 		ours.data_received.connect(_on_data)
 		err = ours.listen(port, PackedStringArray(), impl == "ours_mp")
-	if err != OK:
-		print("LISTEN FAILED %s" % error_string(err))
-		get_tree().quit(1)
-		return
-	print("LISTENING %d" % port)
-	var timer := Timer.new()
-	timer.wait_time = 0.25
-	timer.timeout.connect(_print_stat)
-	add_child(timer)
-	timer.start()
+	ProcStats.started(self, err, port, 0.25, _print_stat)
 
 
 func _process(_delta: float) -> void:

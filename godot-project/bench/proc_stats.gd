@@ -1,4 +1,5 @@
-## What the benchmark servers read about their own process from /proc (Linux).
+## What the benchmark servers share: how they announce that they listen, and what they read about
+## their own process from /proc (Linux).
 class_name ProcStats
 extends RefCounted
 
@@ -22,3 +23,19 @@ static func rss_kib() -> int:
 		if line.begins_with("VmRSS:"):
 			return int(line.split(":")[1].strip_edges().split(" ")[0])
 	return 0
+
+
+## After listen(): prints "LISTENING <port>" and starts calling `report` every `every` seconds, or
+## prints "LISTEN FAILED" and quits. Returns whether the server listens.
+static func started(node: Node, err: Error, port: int, every: float, report: Callable) -> bool:
+	if err != OK:
+		print("LISTEN FAILED %s" % error_string(err))
+		node.get_tree().quit(1)
+		return false
+	print("LISTENING %d" % port)
+	var timer := Timer.new()
+	timer.wait_time = every
+	timer.timeout.connect(report)
+	node.add_child(timer)
+	timer.start()
+	return true

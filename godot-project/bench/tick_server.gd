@@ -79,16 +79,7 @@ func _ready() -> void:
 	if mp != null:
 		mp.peer_connected.connect(func(id: int) -> void: last_seq[id] = 0)
 		mp.peer_disconnected.connect(func(id: int) -> void: last_seq.erase(id))
-	if err != OK:
-		print("LISTEN FAILED %s" % error_string(err))
-		get_tree().quit(1)
-		return
-	print("LISTENING %d" % port)
-	var timer := Timer.new()
-	timer.wait_time = 1.0
-	timer.timeout.connect(_print_stat)
-	add_child(timer)
-	timer.start()
+	ProcStats.started(self, err, port, 1.0, _print_stat)
 
 
 func _physics_process(_delta: float) -> void:

@@ -1,6 +1,6 @@
 ## Headless test runner: runs every `test_*` method of every suite in res://tests/suites/, in file
 ## order, awaiting each; the whole set twice, once with each WebSocketServer.io_mode (thread, then
-## inline; TEST_IO_MODE=thread or inline runs one). Prints one line per test and a closing "N passed, M failed" line; exits
+## inline; TEST_IO_MODE=thread or inline runs one). Prints one line per test and a closing "N passed, M failed, K skipped" line (a test that does not apply to a run calls skip()); exits
 ## non-zero if any check failed. Run by scripts/test.sh, which also fails the run on SCRIPT ERROR,
 ## a failed extension load, leaked objects, or a Rust panic.
 ##
@@ -27,6 +27,7 @@ func _run() -> void:
 	var only := OS.get_environment("TEST_FILTER")
 	var passed := 0
 	var failed := 0
+	var skipped := 0
 	var files := Array(DirAccess.get_files_at(SUITES_DIR))
 	files.sort()
 	var modes := {"thread": WebSocketServer.IO_MODE_THREAD, "inline": WebSocketServer.IO_MODE_INLINE}
@@ -53,6 +54,7 @@ func _run() -> void:
 				if not name.begins_with("test_") or (only != "" and not name.contains(only)):
 					continue
 				suite.current_test = name
+				suite.skipped = ""
 				suite.expected_errors.clear()
 				logger.take()
 				var before := suite.failures.size()
@@ -61,7 +63,10 @@ func _run() -> void:
 				await suite.cleanup()
 				_check_errors(suite, logger.take())
 				var ms := Time.get_ticks_msec() - started
-				if suite.failures.size() == before:
+				if suite.failures.size() == before and suite.skipped != "":
+					skipped += 1
+					print("  skip  [%s] %s.%s: %s" % [mode, file.get_basename(), name, suite.skipped])
+				elif suite.failures.size() == before:
 					passed += 1
 					print("  ok    [%s] %s.%s (%d ms)" % [mode, file.get_basename(), name, ms])
 				else:
@@ -71,7 +76,7 @@ func _run() -> void:
 						print("        " + suite.failures[i])
 			suite.free()
 	OS.remove_logger(logger)
-	print("%d passed, %d failed" % [passed, failed])
+	print("%d passed, %d failed, %d skipped" % [passed, failed, skipped])
 	quit(1 if failed > 0 or passed == 0 else 0)
 
 

@@ -18,6 +18,16 @@ var logger: CaptureLogger
 var _owned: Array = []
 
 
+## Why the current test does not apply in this run (set by `skip`); the runner reports it as
+## skipped, not passed.
+var skipped := ""
+
+
+## Marks the current test as not applying in this run (it must return right after).
+func skip(why: String) -> void:
+	skipped = why
+
+
 ## Announces an error or warning this test causes on purpose (a substring of it).
 func expect_error(substring: String) -> void:
 	expected_errors.append(substring)

@@ -154,7 +154,6 @@ impl Server {
             return Ok(());
         }
         if let Some(Io::Inline { driver, readiness }) = &mut self.io {
-            self.link.release_wakes();
             run_inline(driver, &self.link, |d| d.turn_now(readiness));
             if driver.as_mut().is_some_and(|d| d.trim_due(readiness)) {
                 // It takes milliseconds after a large release: not on the game thread. Joined

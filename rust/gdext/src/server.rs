@@ -229,8 +229,8 @@ impl IMultiplayerPeerExtension for WebSocketServer {
         // Godot copied each message out of the buffer `get_packet` lent it long ago: a large one
         // must not stay in memory until the same peer's next message.
         self.last_packet = None;
-        let held = std::mem::take(&mut *self.held.borrow_mut());
-        for id in held {
+        // (`let_go` does not touch the list, so it stays borrowed; drained in place, no allocation.)
+        for id in self.held.borrow_mut().drain(..) {
             if let Ok(mut peer) = Gd::<WebSocketServerPeer>::try_from_instance_id(id) {
                 peer.bind_mut().let_go();
             }
