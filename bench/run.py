@@ -117,9 +117,9 @@ class Bench:
     def serve(self, impl, mode="echo", unpaced=False, tls=False, extra=()):
         return Server(impl, mode, unpaced, self.godot, self.bindir, tls, extra)
 
-    def echo(self, impl, clients, size, unpaced, tls=False):
+    def echo(self, impl, clients, size, unpaced, tls=False, extra=()):
         secs = 0.4 if self.smoke else 3
-        s = self.serve(impl, "echo", unpaced, tls)
+        s = self.serve(impl, "echo", unpaced, tls, extra)
         try:
             r = wsload(self.bindir, "echo", s.port, clients, "--size", size, "--secs", secs, "--warmup", 0.2 if self.smoke else 0.5,
                        "--connect-concurrency", 8, "--setup-timeout", 20 if self.smoke else 90, tls=tls)
@@ -168,11 +168,16 @@ class Bench:
                              f"{fmt(core['p50'])} / {fmt(core['p99'])} ms" if unpaced else None)
                     if size == 64 and n == counts[-2 if len(counts) > 2 else -1]:
                         cpu[pacing] = (a, i, b, core)
+        n = counts[-2 if len(counts) > 2 else -1]
         for pacing, (a, i, b, core) in cpu.items():
             target, met = (("≤ 0.10× stock (I/O thread)", (ratio(a.get("work_us"), b.get("work_us")) or 9) <= 0.10)
                            if pacing == "paced" else (None, None))
             self.row(f"game-thread work per echoed message ({pacing}; µs around poll and echo)", a.get("work_us"),
                      i.get("work_us"), b.get("work_us"), core.get("work_us"), " µs", target, met)
+            # The same echo through data_received and get_peer (a signal and four calls a message).
+            sa, si = (self.echo(impl, n, 64, pacing == "unpaced", extra=("--signals",)) for impl in ("ours", "ours_inline"))
+            self.row(f"game-thread work per echoed message, signal API ({pacing}; {n} clients; msg/s {fmt(sa['rate'])} / "
+                     f"{fmt(si['rate'])})", sa.get("work_us"), si.get("work_us"), b.get("work_us"), None, " µs")
             self.row(f"main-thread CPU per echoed message ({pacing}; /proc, includes the engine's frame)", a.get("main_us"),
                      i.get("main_us"), b.get("main_us"), core.get("main_us"), " µs")
             self.row(f"whole-process CPU per echoed message ({pacing})", a.get("proc_us"), i.get("proc_us"), b.get("proc_us"),
@@ -429,9 +434,12 @@ The load generator (`wsload`) and the servers share these cores.
 (c) `core-echo`, the same logic on the Rust core without Godot (the better of its two I/O modes).
 Targets are issue 10's; "best" is the better of (a) and (i). Paced: headless Godot's default frame pacing (~145 frames/s);
 unpaced: `OS.low_processor_usage_mode_sleep_usec = 0`. Closed-loop echo: every client keeps one
-message in flight. "Game-thread work" is `Time.get_ticks_usec()` around the networking part of
-each frame (our `poll()`, whose signal handlers do the echo; the stock per-peer loop); the CPU
-figures come from `/proc/self/task/<main thread>/stat` and `/proc/self/stat`.
+message in flight. Our echo takes every waiting message in one `take_messages()` call and answers
+them in one `send_messages()` call (`queue_messages = true`); the rows marked "signal API" use
+`data_received` and `get_peer(id)` (a signal and four calls per message) instead. "Game-thread
+work" is `Time.get_ticks_usec()` around the networking part of each frame (our `poll()` and the
+echo; the stock per-peer loop); the CPU figures come from `/proc/self/task/<main thread>/stat` and
+`/proc/self/stat`.
 
 The tick benchmark (`bench/tick.py`, `godot-project/bench/tick_server.gd`) is what a dedicated game
 server does: 60 ticks/s (`_physics_process`); every client sends a 32-byte input 20 times a second
@@ -440,13 +448,14 @@ server has from it; latency is from an input's sending to the first state that r
 each server a search (doubling, then bisecting) finds the largest number of clients with
 networking time per tick p99 ≤ 16.6 ms, input-to-state latency p99 ≤ 100 ms, every client
 connected and nothing lost (inputs sent but never received, state sends refused). Networking time
-is `Time.get_ticks_usec()` around the tick's `poll()`, input handling and state sends; the load
+is `Time.get_ticks_usec()` around the tick's `poll()`, input handling and state sends (ours, raw:
+every input in one `take_messages()` call, every state in one `send_messages()` call); the load
 generator runs in processes of 1,500 clients, and its CPU in the measuring window is shown (it
 shares the 2 cores with the server, so at the limit both are busy). Multiplayer mode goes through
 the `MultiplayerPeer` API (`get_packet_peer`, `get_packet`, `set_target_peer`, `put_packet`) of
 our server and of Godot's `WebSocketMultiplayerPeer`; it does not use RPCs (the load generator
-speaks WebSocket, not SceneMultiplayer's protocol). Inline I/O polls a second time after sending
-the states, as the README advises.
+speaks WebSocket, not SceneMultiplayer's protocol). In multiplayer mode inline I/O polls a second
+time after sending the states, as the README advises (`send_messages` writes its own).
 
 """
     profile = (ROOT / "bench/profile.md").read_text()

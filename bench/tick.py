@@ -128,7 +128,7 @@ def trial(bench, name, n, secs, free_port):
     print(f"    tick {name} N={n}: {'holds' if fig['ok'] else 'fails (' + fig.get('why', '') + ')'}; "
           f"tick p50/p99 {fig['tick_p50_ms']:.2f}/{fig['tick_p99_ms']:.2f} ms, latency p50/p99 "
           f"{fig['lat_p50_ms']:.1f}/{fig['lat_p99_ms']:.1f} ms, lost {lost}, server CPU {fig['server_cpu']:.2f}, "
-          f"load CPU {fig['loadgen_cpu']:.2f} ({len(procs)} processes)", flush=True)
+          f"load CPU {'?' if loadgen is None else f'{loadgen:.2f}'} ({len(procs)} processes)", flush=True)
     return fig
 
 

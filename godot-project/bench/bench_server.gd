@@ -7,7 +7,10 @@
 ## the ECDSA test certificate in tests/data, for both servers), --limit BYTES (our inbound and
 ## outbound buffer sizes, for the stock server's peers too; tests/python/test_autobahn.py raises
 ## them for Autobahn's 16 MiB cases),
-## --inline (our io_mode IO_MODE_INLINE: poll() does the socket work, no I/O thread).
+## --inline (our io_mode IO_MODE_INLINE: poll() does the socket work, no I/O thread),
+## --signals (ours, raw echo: data_received per message, read and answered through get_peer, as
+## in Godot 4.0-alpha; without it the echo takes every message in one take_messages() call and
+## answers them in one send_messages() call, with queue_messages on).
 ## Prints a STAT line every 0.25 s: unix time, messages sent, µs spent in the networking part of the
 ## frame (work) and in poll() alone, frames, main-thread CPU ticks, process CPU ticks, RSS KiB, peers.
 extends Node
@@ -29,6 +32,9 @@ var main_stat := ""
 var tls_options: TLSOptions
 ## The 64 bytes the broadcast mode sends to every client each frame.
 var broadcast := PackedByteArray()
+## Ours, raw echo: one data_received signal and four calls per message (--signals), or one
+## take_messages() and one send_messages() per frame.
+var signals := false
 
 
 func _opt(name: String, default := "") -> String:
@@ -71,7 +77,11 @@ func _ready() -> void:
 		if _opt("--limit") != "":
 			ours.inbound_buffer_size = int(_opt("--limit"))
 			ours.outbound_buffer_size = int(_opt("--limit"))
-		ours.data_received.connect(_on_data)
+		signals = OS.get_cmdline_user_args().has("--signals")
+		if signals:
+			ours.data_received.connect(_on_data)
+		else:
+			ours.queue_messages = true
 		err = ours.listen(port, PackedStringArray(), impl == "ours_mp")
 	ProcStats.started(self, err, port, 0.25, _print_stat)
 
@@ -81,8 +91,10 @@ func _process(_delta: float) -> void:
 	if impl == "stock":
 		_stock_frame()
 	else:
-		ours.poll()  # the echo happens in _on_data, inside poll()
+		ours.poll()  # with --signals the echo happens in _on_data, inside poll()
 		poll_usec += Time.get_ticks_usec() - start
+		if not signals and impl == "ours":
+			_echo_batch()
 		if mode == "broadcast":
 			if impl == "ours_mp":
 				ours.set_target_peer(0)
@@ -95,6 +107,14 @@ func _process(_delta: float) -> void:
 				msgs += ours.get_peer_ids().size() - failed.size()
 	work_usec += Time.get_ticks_usec() - start
 	frames += 1
+
+
+func _echo_batch() -> void:
+	var batch := ours.take_messages()
+	if batch.is_empty():
+		return
+	var failed := ours.send_messages(batch.ids, batch.packets)
+	msgs += batch.size() - failed.size()  # with inline I/O, written before send_messages returns
 
 
 func _on_data(id: int) -> void:

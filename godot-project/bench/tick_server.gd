@@ -3,13 +3,16 @@
 ## third tick (20 Hz) the server sends each client a 128-byte state message that carries the
 ## sequence number of the newest input it has from that client (the client measures input-to-state
 ## latency from it). Two variants on three servers, all in this one script:
-##   --impl ours      this addon's WebSocketServer, raw mode (signals, get_peer, put_packet)
+##   --impl ours      this addon's WebSocketServer, raw mode with queue_messages: the tick takes
+##                    every input in one take_messages() call and sends the states in one
+##                    send_messages() call (--signals: data_received, get_peer, put_packet)
 ##   --impl ours_mp   this addon in multiplayer mode, through the MultiplayerPeer API only
 ##                    (poll, get_packet_peer, get_packet, set_target_peer, put_packet)
 ##   --impl stock     raw: Godot's TCPServer + one WebSocketPeer per client
 ##   --impl stock_mp  Godot's WebSocketMultiplayerPeer through the same MultiplayerPeer API
-## Options after `--`: --impl, --port N, --inline (our io_mode IO_MODE_INLINE; the tick then polls
-## a second time after sending the states, so that they are written in the same tick).
+## Options after `--`: --impl, --port N, --signals, --inline (our io_mode IO_MODE_INLINE; the tick
+## then polls a second time after sending the states one by one, so that they are written in the
+## same tick; send_messages writes them itself).
 ## Prints "LISTENING <port>", then a TICK line every second:
 ##   unix time, ticks, networking µs per tick p50, p99, max, ticks over budget (networking work
 ##   over 16.6 ms, or a tick that started more than one period late), inputs received (total),
@@ -23,6 +26,7 @@ const BUDGET_USEC := 16667
 
 var impl := "ours"
 var inline := false
+var signals := false
 var ours: WebSocketServer
 var mp: MultiplayerPeer
 var tcp: TCPServer
@@ -63,8 +67,12 @@ func _ready() -> void:
 			inline = OS.get_cmdline_user_args().has("--inline")
 			if inline:
 				ours.io_mode = WebSocketServer.IO_MODE_INLINE
-			if impl == "ours":
+			signals = OS.get_cmdline_user_args().has("--signals")
+			if impl == "ours" and signals:
 				ours.data_received.connect(_on_data)
+			elif impl == "ours":
+				ours.queue_messages = true
+			if impl == "ours":
 				ours.client_disconnected.connect(func(id: int, _clean: bool) -> void: last_seq.erase(id))
 			else:
 				mp = ours
@@ -90,6 +98,8 @@ func _physics_process(_delta: float) -> void:
 	tick += 1
 	var send_states := tick % STATE_EVERY == 0
 	match impl:
+		"ours" when not signals:
+			_batch_tick(send_states)
 		"ours":
 			ours.poll()  # inputs arrive in _on_data
 			if send_states:
@@ -103,7 +113,7 @@ func _physics_process(_delta: float) -> void:
 			_stock_tick(send_states)
 		_:
 			_mp_tick(send_states)
-	if inline and send_states:
+	if inline and send_states and (signals or impl != "ours"):
 		# With inline I/O, sends go out in poll(): poll again so that the states leave in this
 		# tick rather than at the next one (what the README advises).
 		ours.poll()
@@ -111,6 +121,26 @@ func _physics_process(_delta: float) -> void:
 	tick_usec.append(used)
 	if used > BUDGET_USEC:
 		over_budget += 1
+
+
+func _batch_tick(send_states: bool) -> void:
+	ours.poll()
+	var batch := ours.take_messages()
+	var ids := batch.ids
+	var packets := batch.packets
+	for i in batch.size():
+		last_seq[ids[i]] = packets[i].decode_u32(0)
+	inputs += batch.size()
+	if send_states:
+		var to := ours.get_peer_ids()
+		var out: Array[PackedByteArray] = []
+		out.resize(to.size())
+		for i in to.size():
+			_stamp(last_seq.get(to[i], 0))
+			out[i] = state.duplicate()
+		var failed := ours.send_messages(to, out)
+		states += to.size() - failed.size()
+		refused += failed.size()
 
 
 func _on_data(id: int) -> void:

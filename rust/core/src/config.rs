@@ -90,6 +90,10 @@ pub struct ServerConfig {
     /// id as one 4-byte little-endian binary message, and messages from all peers go into one
     /// queue (`Server::pop_packet`) instead of each peer's own.
     pub multiplayer: bool,
+    /// Raw mode: messages from all peers go into one queue in arrival order (`Server::pop_packet`),
+    /// with no `Signal::DataReceived`, instead of each peer's own queue. (Multiplayer mode always
+    /// queues this way.)
+    pub queue_messages: bool,
     /// Serve `wss://` only, with this configuration (see `tls::server_config`).
     pub tls: Option<std::sync::Arc<rustls::ServerConfig>>,
     /// Events that may wait for the game's `poll()` before new connections wait in the kernel's
@@ -148,6 +152,7 @@ impl Default for ServerConfig {
             heartbeat_interval: Some(DEFAULT_HEARTBEAT),
             limits: Limits::default(),
             multiplayer: false,
+            queue_messages: false,
             tls: None,
             max_event_backlog: crate::shared::MAX_EVENT_BACKLOG,
             allowed_origins: Vec::new(),

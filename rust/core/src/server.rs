@@ -85,8 +85,9 @@ pub struct Server {
     pending: VecDeque<Event>,
     incoming: Vec<Event>,
     later: Vec<Event>,
-    /// Multiplayer mode: every peer's messages, in arrival order, with their sender.
-    mp_queue: Option<VecDeque<(PeerHandle, Packet)>>,
+    /// Multiplayer mode and `queue_messages`: every peer's messages, in arrival order, with their
+    /// sender.
+    queue: Option<VecDeque<(PeerHandle, Packet)>>,
     /// The I/O thread died: the pending signals end with every peer's `Disconnected`, and the
     /// server is stopped once they have been taken.
     dead: bool,
@@ -133,7 +134,7 @@ impl Server {
             pending: VecDeque::new(),
             incoming: Vec::new(),
             later: Vec::new(),
-            mp_queue: config.multiplayer.then(VecDeque::new),
+            queue: (config.multiplayer || config.queue_messages).then(VecDeque::new),
             dead: false,
         })
     }
@@ -276,7 +277,7 @@ impl Server {
                     );
                     Signal::Connected { id, protocol, resource }
                 }
-                Event::Message { id, packet } => match (self.peers.get(&id), &mut self.mp_queue) {
+                Event::Message { id, packet } => match (self.peers.get(&id), &mut self.queue) {
                     (Some(p), Some(queue)) => {
                         queue.push_back((p.clone(), packet));
                         continue;
@@ -376,19 +377,19 @@ impl Server {
         self.peers.keys().copied()
     }
 
-    /// Multiplayer mode: the sender of the next packet.
+    /// Multiplayer mode and `queue_messages`: the sender of the next packet.
     pub fn packet_sender(&self) -> Option<PeerId> {
-        self.mp_queue.as_ref()?.front().map(|(p, _)| p.id())
+        self.queue.as_ref()?.front().map(|(p, _)| p.id())
     }
 
-    /// Multiplayer mode: messages from all peers waiting to be read.
+    /// Multiplayer mode and `queue_messages`: messages from all peers waiting to be read.
     pub fn queued_packets(&self) -> usize {
-        self.mp_queue.as_ref().map_or(0, VecDeque::len)
+        self.queue.as_ref().map_or(0, VecDeque::len)
     }
 
-    /// Multiplayer mode: takes the next packet from any peer, with its sender.
+    /// Multiplayer mode and `queue_messages`: takes the next packet from any peer, with its sender.
     pub fn pop_packet(&mut self) -> Option<(PeerId, Packet)> {
-        let (peer, packet) = self.mp_queue.as_mut()?.pop_front()?;
+        let (peer, packet) = self.queue.as_mut()?.pop_front()?;
         peer.taken(&packet);
         Some((peer.id(), packet))
     }
@@ -442,17 +443,9 @@ impl Server {
             if exclude.contains(&id) {
                 return;
             }
-            let Some(peer) = peer else {
-                failed.push((id, BroadcastError::UnknownPeer));
-                return;
-            };
-            if peer.state() != PeerState::Open {
-                failed.push((id, BroadcastError::Send(SendError::NotOpen)));
-                return;
-            }
-            match peer.shared.reserve_outbound(data.len()) {
+            match reserve(peer, data.len()) {
                 Ok(()) => ids.push(id),
-                Err(limit) => failed.push((id, BroadcastError::Send(SendError::Full(limit)))),
+                Err(why) => failed.push((id, why)),
             }
         };
         match to {
@@ -475,6 +468,41 @@ impl Server {
             });
         }
         failed
+    }
+
+    /// Sends each message to its own peer, in order, with one wake of the I/O thread for all of
+    /// them (a game server's per-client states; `queue_messages`' echo). Each message is checked
+    /// as `PeerHandle::send` checks it. Returns the position in `messages` and the reason of each
+    /// one that was not queued; every other one is.
+    pub fn send_each(
+        &self,
+        messages: impl IntoIterator<Item = (PeerId, Bytes)>,
+        text: bool,
+    ) -> Vec<(usize, BroadcastError)> {
+        let mut failed = Vec::new();
+        let mut cmds = Vec::new();
+        for (i, (id, data)) in messages.into_iter().enumerate() {
+            match reserve(self.peers.get(&id), data.len()) {
+                Ok(()) => cmds.push(Command::Send {
+                    id,
+                    packet: Packet { data, text },
+                }),
+                Err(why) => failed.push((i, why)),
+            }
+        }
+        self.link.commands(&mut cmds);
+        failed
+    }
+
+    /// Inline I/O: writes what the game has queued now, rather than in the next `poll` (used
+    /// after a multi-send: one pass for the whole batch). A failure is reported by the next
+    /// `poll`, as any failure of the inline loop. With the I/O thread, nothing to do: it was woken.
+    pub fn flush(&mut self) {
+        if let Some(Io::Inline { driver, .. }) = &mut self.io {
+            if !self.dead {
+                run_inline(driver, &self.link, |d| d.write_now());
+            }
+        }
     }
 
     /// New TCP connections are closed at once while this is on.
@@ -539,6 +567,18 @@ impl Server {
         self.requests.clear();
         self.pending.clear();
     }
+}
+
+/// A multi-send's check of one recipient: connected, open, and room for `len` more bytes (which
+/// are then reserved).
+fn reserve(peer: Option<&PeerHandle>, len: usize) -> Result<(), BroadcastError> {
+    let peer = peer.ok_or(BroadcastError::UnknownPeer)?;
+    if peer.state() != PeerState::Open {
+        return Err(BroadcastError::Send(SendError::NotOpen));
+    }
+    peer.shared
+        .reserve_outbound(len)
+        .map_err(|limit| BroadcastError::Send(SendError::Full(limit)))
 }
 
 /// Where the event loop runs (`IoMode`).

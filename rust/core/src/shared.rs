@@ -254,6 +254,19 @@ impl Link {
         }
     }
 
+    /// Game thread: queue several commands under one lock, with at most one wake for all of them.
+    pub fn commands(&self, cmds: &mut Vec<Command>) {
+        if cmds.is_empty() {
+            return;
+        }
+        self.commands.lock().append(cmds);
+        if self.holding.load(Acquire) {
+            self.wake_owed.store(true, Release);
+        } else {
+            self.wake();
+        }
+    }
+
     /// Game thread: while a `poll()` emits its signals, the handlers' sends are queued without
     /// waking the I/O thread; `release_wakes` then wakes it once for all of them.
     pub fn hold_wakes(&self) {

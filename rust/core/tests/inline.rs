@@ -97,6 +97,16 @@ fn replies_leave_before_the_poll_returns() {
     let mut later = [0u8; 7];
     s.read_exact(&mut later).unwrap();
     assert_eq!(&later, b"\x81\x05later");
+    // A multi-send is written by `flush`, without a poll.
+    assert!(server.send_each([(id, b"now".to_vec().into())], true).is_empty());
+    assert!(
+        nothing_arrives(&mut s, Duration::from_millis(100)),
+        "written before the flush"
+    );
+    server.flush();
+    let mut now = [0u8; 5];
+    s.read_exact(&mut now).unwrap();
+    assert_eq!(&now, b"\x81\x03now");
 }
 
 #[test]

@@ -510,3 +510,84 @@ fn stop_frees_the_port_at_once() {
     drop(clients);
     wss_core::join_stopped_io_threads();
 }
+
+/// `queue_messages`: no `DataReceived`; every peer's messages in one queue in arrival order, with
+/// their senders; `send_each` answers each its own, in order, and reports what it could not queue.
+#[test]
+fn queued_messages_and_send_each() {
+    let mut server = listen(ServerConfig {
+        queue_messages: true,
+        limits: Limits {
+            outbound_buffer_size: 100,
+            ..Limits::default()
+        },
+        ..ServerConfig::default()
+    });
+    let mut a = connect(&server, "/");
+    let mut b = connect(&server, "/");
+    let connected = signals(&mut server, 2);
+    let (ida, idb) = (connected_id(&connected[0]), connected_id(&connected[1]));
+    a.send(Message::text("a1")).unwrap();
+    a.flush().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while server.queued_packets() < 1 && Instant::now() < deadline {
+        server.poll().unwrap();
+        assert_eq!(server.next_signal(), None, "no DataReceived");
+    }
+    b.send(Message::binary(b"b1".to_vec())).unwrap();
+    b.flush().unwrap();
+    while server.queued_packets() < 2 && Instant::now() < deadline {
+        server.poll().unwrap();
+        assert_eq!(server.next_signal(), None, "no DataReceived");
+    }
+    let (first, p1) = server.pop_packet().unwrap();
+    let (second, p2) = server.pop_packet().unwrap();
+    assert_eq!((first, &p1.data[..], p1.text), (ida, &b"a1"[..], true));
+    assert_eq!((second, &p2.data[..], p2.text), (idb, &b"b1"[..], false));
+    assert_eq!(server.pop_packet(), None);
+    let failed = server.send_each(
+        [
+            (ida, b"x".to_vec().into()),
+            (999, b"y".to_vec().into()),
+            (ida, vec![0u8; 150].into()),
+            (ida, b"z".to_vec().into()),
+        ],
+        false,
+    );
+    assert_eq!(
+        failed,
+        vec![
+            (1, wss_core::BroadcastError::UnknownPeer),
+            (
+                2,
+                wss_core::BroadcastError::Send(wss_core::SendError::Full("outbound_buffer_size"))
+            ),
+        ]
+    );
+    let got: Vec<Message> = (0..2).map(|_| a.read().unwrap()).collect();
+    assert_eq!(
+        got,
+        vec![Message::binary(b"x".to_vec()), Message::binary(b"z".to_vec())]
+    );
+}
+
+/// The I/O thread runs under `SCHED_BATCH`, so waking it never preempts the game's thread.
+#[cfg(target_os = "linux")]
+#[test]
+fn io_thread_does_not_preempt_the_game() {
+    let _server = listen(ServerConfig::default());
+    let tasks = std::fs::read_dir("/proc/self/task").unwrap();
+    let mut policies = Vec::new();
+    for task in tasks.flatten() {
+        let comm = std::fs::read_to_string(task.path().join("comm")).unwrap_or_default();
+        if comm.trim() == "websocket-serve" {
+            // Field 41 of /proc/<pid>/task/<tid>/stat is the policy (3: SCHED_BATCH); fields
+            // are counted after the command name, which is in parentheses.
+            let stat = std::fs::read_to_string(task.path().join("stat")).unwrap();
+            let after = &stat[stat.rfind(')').unwrap() + 2..];
+            policies.push(after.split(' ').nth(41 - 3).unwrap().to_owned());
+        }
+    }
+    assert!(!policies.is_empty(), "no I/O thread found");
+    assert!(policies.iter().all(|p| p == "3"), "policies: {policies:?}");
+}

@@ -3,6 +3,7 @@
 
 use godot::prelude::*;
 
+mod messages;
 mod peer;
 mod ratelimit;
 mod request;

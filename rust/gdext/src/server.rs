@@ -16,6 +16,7 @@ use wss_core::{
     ServerConfig, Signal, TargetError, Verdict,
 };
 
+use crate::messages::WebSocketServerMessages;
 use crate::peer::{close_peer, copy_packet, Held, WebSocketServerPeer};
 use crate::request::WebSocketServerRequest;
 
@@ -152,12 +153,33 @@ pub struct WebSocketServer {
     /// [constant IO_MODE_INLINE]: no thread; each [code]poll()[/code] does one non-blocking turn of
     /// the same event loop (accept, read, write, timers), emits the signals, and writes the replies
     /// the handlers queued before it returns. Messages sent outside [code]poll()[/code] go out at
-    /// the next one, as with Godot's [WebSocketPeer]. Nothing is read, written, pinged or timed out
+    /// the next one, as with Godot's [WebSocketPeer], except those of [method broadcast],
+    /// [method send_to_peers] and [method send_messages], which are written before the call
+    /// returns (one pass for the whole batch). Nothing is read, written, pinged or timed out
     /// between polls, so poll every frame. Faster for a dedicated server running unpaced
     /// ([code]--fixed-fps 0[/code], a spinning loop) on one or two cores, where every reply would
     /// otherwise wait for the other thread to get a core.
     #[var(set = set_io_mode)]
     io_mode: i64,
+    /// How raw mode hands the game its messages. Cannot change while listening. [i]Not in Godot.[/i]
+    ///
+    /// [code]false[/code] (the default): as in Godot, [signal data_received] is emitted for each
+    /// message, which is then read from its peer ([method get_peer]).
+    ///
+    /// [code]true[/code]: no [signal data_received]; the messages of all clients wait in one queue,
+    /// in arrival order, and [method take_messages] takes them all (or up to a number) in one call;
+    /// [method send_messages] answers many clients in one call. For a game server that handles its
+    /// clients' inputs once per tick: one call per frame instead of a signal and several calls per
+    /// message, a fraction of the game thread's time per message (see the README's benchmarks).
+    /// [method PacketPeer.get_packet], [method MultiplayerPeer.get_packet_peer] and
+    /// [method PacketPeer.get_available_packet_count] on the server read the same queue one
+    /// message at a time. The limits are unchanged: a client's messages count against
+    /// [member inbound_buffer_size] and [member max_queued_packets] until taken, and a client
+    /// with a full queue is not read further until the game takes them. Connection, close and
+    /// disconnect signals are emitted as always; a client's last messages may be taken after its
+    /// [signal client_disconnected]. Multiplayer mode always queues this way.
+    #[var(set = set_queue_messages)]
+    queue_messages: bool,
     extra_headers: Vec<String>,
     server: Option<Server>,
     /// The peer objects handed out by `get_peer`, so each id keeps one object.
@@ -202,6 +224,7 @@ impl IMultiplayerPeerExtension for WebSocketServer {
             max_connections: 0,
             max_handshakes_per_address: wss_core::config::DEFAULT_MAX_HANDSHAKES_PER_ADDRESS as i64,
             io_mode: Self::IO_MODE_THREAD,
+            queue_messages: false,
             extra_headers: Vec::new(),
             server: None,
             peer_objects: HashMap::new(),
@@ -325,7 +348,7 @@ impl IMultiplayerPeerExtension for WebSocketServer {
         r_buffer: RawPtr<*mut RawPtr<*const u8>>,
         r_buffer_size: RawPtr<*mut i32>,
     ) -> Error {
-        let Some(server) = self.multiplayer_server("read packets from the server itself") else {
+        let Some(server) = self.queued_server("read packets from the server itself") else {
             return Error::ERR_UNAVAILABLE;
         };
         let Some((_, packet)) = server.pop_packet() else {
@@ -472,6 +495,7 @@ impl WebSocketServer {
     fn client_close_request(id: i64, code: i64, reason: GString);
 
     /// Emitted once per complete message; read it with [code]get_peer(id).get_packet()[/code].
+    /// Not emitted when [member queue_messages] is on (nor in multiplayer mode).
     #[signal]
     fn data_received(id: i64);
 
@@ -762,6 +786,7 @@ impl WebSocketServer {
                 max_queued_packets: self.max_queued_packets as usize,
             },
             multiplayer: gd_mp_api,
+            queue_messages: self.queue_messages,
             tls,
             allowed_origins: self.allowed_origins.as_slice().iter().map(|o| o.to_string()).collect(),
             authorize: self.authorize_upgrades,
@@ -1005,6 +1030,116 @@ impl WebSocketServer {
     }
 
     #[func]
+    fn set_queue_messages(&mut self, value: bool) {
+        self.set_checked("queue_messages", || Ok(()), |s| s.queue_messages = value);
+    }
+
+    /// Takes the waiting messages of all clients, oldest first: all of them, or at most
+    /// [param max_messages] if it is above [code]0[/code] (the rest stay for the next call). Needs
+    /// [member queue_messages] (or multiplayer mode). Each message taken no longer counts against
+    /// its client's limits, so a client the server had stopped reading is read again.
+    /// [i]Not in Godot.[/i]
+    /// [codeblock]
+    /// func _physics_process(_delta):
+    ///     server.poll()
+    ///     var batch := server.take_messages()
+    ///     var ids := batch.ids
+    ///     var packets := batch.packets
+    ///     for i in batch.size():
+    ///         inputs[ids[i]] = packets[i]
+    /// [/codeblock]
+    #[func]
+    fn take_messages(&mut self, #[opt(default = 0)] max_messages: i64) -> Gd<WebSocketServerMessages> {
+        let mut ids = PackedInt32Array::new();
+        let mut packets = Array::<PackedByteArray>::new();
+        let mut text = PackedByteArray::new();
+        let queued = self.queue_messages || self.multiplayer;
+        // Called every frame: told once per server, then at most once a second.
+        let me = Some(self.base().instance_id().to_i64());
+        match &mut self.server {
+            None => crate::ratelimit::error(
+                "take-not-listening",
+                me,
+                "WebSocketServer.take_messages: not listening".into(),
+            ),
+            Some(_) if !queued => crate::ratelimit::error(
+                "take-not-queued",
+                me,
+                "WebSocketServer.take_messages: set queue_messages = true before listen() (messages are being delivered through data_received)".into(),
+            ),
+            Some(server) => {
+                let mut n = server.queued_packets();
+                if max_messages > 0 {
+                    n = n.min(max_messages as usize);
+                }
+                ids.resize(n);
+                text.resize(n);
+                let (id_slots, text_slots) = (ids.as_mut_slice(), text.as_mut_slice());
+                for i in 0..n {
+                    let Some((id, packet)) = server.pop_packet() else {
+                        break;
+                    };
+                    id_slots[i] = id;
+                    text_slots[i] = packet.text as u8;
+                    packets.push(&PackedByteArray::from(&packet.data[..]));
+                }
+            }
+        }
+        WebSocketServerMessages::create(ids, packets, text)
+    }
+
+    /// Sends [code]messages[i][/code] to client [code]ids[i][/code], for every [code]i[/code], in
+    /// one call: a game server's per-client state, or the answers to a [method take_messages]
+    /// batch. The arrays must be the same size; an id may appear more than once (its messages keep
+    /// their order). [param write_mode] as in [method broadcast]. Returns the messages that were
+    /// not queued, as [code]{index: error}[/code]: [constant @GlobalScope.ERR_DOES_NOT_EXIST]
+    /// (no such client), [constant @GlobalScope.FAILED] (closing),
+    /// [constant @GlobalScope.ERR_OUT_OF_MEMORY] (its queue is full; see
+    /// [member outbound_buffer_size]); an empty [Dictionary] when all are queued. Raw mode only.
+    /// [i]Not in Godot.[/i]
+    #[func]
+    fn send_messages(
+        &mut self,
+        ids: PackedInt32Array,
+        messages: Array<PackedByteArray>,
+        #[opt(default = 1)] write_mode: i64,
+    ) -> VarDictionary {
+        let mut failures = VarDictionary::new();
+        let what = "send_messages";
+        let Some((server, text)) = self.raw_sender(what, write_mode) else {
+            return failures;
+        };
+        if ids.len() != messages.len() {
+            godot_error!(
+                "WebSocketServer.{what}: {} ids but {} messages; nothing was sent",
+                ids.len(),
+                messages.len()
+            );
+            return failures;
+        }
+        let mut batch = Vec::with_capacity(ids.len());
+        for (&id, message) in ids.as_slice().iter().zip(messages.iter_shared()) {
+            let data = message.to_vec();
+            if text && std::str::from_utf8(&data).is_err() {
+                godot_error!(
+                    "WebSocketServer.{what}: message {} is not UTF-8; nothing was sent",
+                    batch.len()
+                );
+                return failures;
+            }
+            batch.push((id, data.into()));
+        }
+        let failed: Vec<(i64, BroadcastError)> = server
+            .send_each(batch, text)
+            .into_iter()
+            .map(|(i, why)| (i as i64, why))
+            .collect();
+        report_failures(what, "message", self.base().instance_id(), &failed, &mut failures);
+        self.flush_inline();
+        failures
+    }
+
+    #[func]
     fn set_max_connections(&mut self, value: i64) {
         let check = || limit_or_zero("max_connections", value);
         self.set_checked("max_connections", check, |s| s.max_connections = value);
@@ -1063,25 +1198,8 @@ impl WebSocketServer {
         exclude: &[i32],
     ) -> VarDictionary {
         let mut failures = VarDictionary::new();
-        if self.multiplayer {
-            godot_error!(
-                "WebSocketServer.{what}: raw mode only; in multiplayer mode use set_target_peer() and put_packet()"
-            );
+        let Some((server, text)) = self.raw_sender(what, write_mode) else {
             return failures;
-        }
-        let Some(server) = &self.server else {
-            godot_error!("WebSocketServer.{what}: not listening");
-            return failures;
-        };
-        let text = match write_mode {
-            0 => true,
-            1 => false,
-            m => {
-                godot_error!(
-                    "WebSocketServer.{what}: write_mode must be WRITE_MODE_TEXT (0) or WRITE_MODE_BINARY (1), not {m}"
-                );
-                return failures;
-            }
         };
         let data = message.to_vec();
         if text && std::str::from_utf8(&data).is_err() {
@@ -1089,25 +1207,42 @@ impl WebSocketServer {
             return failures;
         }
         let failed = server.broadcast(data.into(), text, to, exclude);
-        for (id, why) in &failed {
-            let code = match why {
-                BroadcastError::UnknownPeer => Error::ERR_DOES_NOT_EXIST,
-                BroadcastError::Send(SendError::NotOpen) => Error::FAILED,
-                BroadcastError::Send(SendError::Full(_)) => Error::ERR_OUT_OF_MEMORY,
-            };
-            failures.set(*id as i64, code);
-        }
-        if let Some((id, why)) = failed.first() {
-            crate::ratelimit::warn(
-                "broadcast",
-                None,
-                format!(
-                    "WebSocketServer.{what}: not queued for {} client(s), e.g. {id} ({why:?}); see the returned Dictionary",
-                    failed.len()
-                ),
-            );
-        }
+        report_failures(what, "client", self.base().instance_id(), &failed, &mut failures);
+        self.flush_inline();
         failures
+    }
+
+    /// Inline I/O: a multi-send's messages are written before it returns, in one pass (any other
+    /// send waits for the next `poll()`).
+    fn flush_inline(&mut self) {
+        if let Some(server) = self.server.as_mut() {
+            server.flush();
+        }
+    }
+
+    /// The checks every raw-mode multi-send makes: raw mode, listening, a valid write mode (whether
+    /// it is text). `None` after an error naming `what`.
+    fn raw_sender(&self, what: &str, write_mode: i64) -> Option<(&Server, bool)> {
+        if self.multiplayer {
+            godot_error!(
+                "WebSocketServer.{what}: raw mode only; in multiplayer mode use set_target_peer() and put_packet()"
+            );
+            return None;
+        }
+        let Some(server) = &self.server else {
+            godot_error!("WebSocketServer.{what}: not listening");
+            return None;
+        };
+        match write_mode {
+            0 => Some((server, true)),
+            1 => Some((server, false)),
+            m => {
+                godot_error!(
+                    "WebSocketServer.{what}: write_mode must be WRITE_MODE_TEXT (0) or WRITE_MODE_BINARY (1), not {m}"
+                );
+                None
+            }
+        }
     }
 
     /// The statistics of `get_stats`, in `STAT_KEYS` order.
@@ -1165,6 +1300,24 @@ impl WebSocketServer {
             godot_error!("WebSocketServer: no peer with id {peer}");
         }
         self.peer_objects.remove(&peer);
+    }
+
+    /// The running server if its messages wait in one queue (multiplayer mode or
+    /// `queue_messages`); otherwise an error saying that `what` needs it.
+    fn queued_server(&mut self, what: &str) -> Option<&mut Server> {
+        match &mut self.server {
+            Some(server) if self.multiplayer || self.queue_messages => Some(server),
+            Some(_) => {
+                godot_error!(
+                    "WebSocketServer: in raw mode you cannot {what} unless queue_messages is on; use get_peer(id)"
+                );
+                None
+            }
+            None => {
+                godot_error!("WebSocketServer: not listening");
+                None
+            }
+        }
     }
 
     /// The running server if it is in multiplayer mode; otherwise an error saying that `what`
@@ -1330,5 +1483,35 @@ fn release_later(mut gd: Gd<WebSocketServer>) {
         // Off the main thread there is no deferred call to ride on; keeping the (stopped) object
         // is a small leak, destroying it here would abort the engine.
         std::mem::forget(gd);
+    }
+}
+
+/// Failures of a multi-send (`(key, why)`: an id, or a position in the batch) as `{key: Error}`,
+/// with one rate-limited warning.
+fn report_failures(
+    what: &str,
+    noun: &str,
+    server: InstanceId,
+    failed: &[(impl Copy + Into<i64> + std::fmt::Display, BroadcastError)],
+    into: &mut VarDictionary,
+) {
+    for (key, why) in failed {
+        let code = match why {
+            BroadcastError::UnknownPeer => Error::ERR_DOES_NOT_EXIST,
+            BroadcastError::Send(SendError::NotOpen) => Error::FAILED,
+            BroadcastError::Send(SendError::Full(_)) => Error::ERR_OUT_OF_MEMORY,
+        };
+        into.set((*key).into(), code);
+    }
+    if let Some((key, why)) = failed.first() {
+        // A send loop can repeat it: told once per server, then at most once a second.
+        crate::ratelimit::warn(
+            "broadcast",
+            Some(server.to_i64()),
+            format!(
+                "WebSocketServer.{what}: not queued for {} {noun}(s), e.g. {key} ({why:?}); see the returned Dictionary",
+                failed.len()
+            ),
+        );
     }
 }

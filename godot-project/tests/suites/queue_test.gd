@@ -1,0 +1,173 @@
+## queue_messages: no data_received; every client's messages in one queue, in arrival order,
+## taken in one call (take_messages) or one at a time (get_packet / get_packet_peer); many clients
+## answered in one call (send_messages); the limits and backpressure unchanged.
+extends TestSuite
+
+
+func _queued(s: WebSocketServer) -> void:
+	s.queue_messages = true
+
+
+## Takes messages from `h` until `n` have come (or 5 s pass); returns [ids, texts, text flags].
+func _take(h: ServerHarness, clients: Array, n: int) -> Array:
+	var ids: Array = []
+	var texts: Array = []
+	var flags: Array = []
+	await pump([h] + clients, func() -> bool:
+		var batch := h.server.take_messages()
+		for i in batch.size():
+			ids.append(batch.ids[i])
+			texts.append(batch.packets[i].get_string_from_utf8())
+			flags.append(batch.text[i])
+		return ids.size() >= n)
+	return [ids, texts, flags]
+
+
+func test_messages_of_all_clients_in_arrival_order_without_signals() -> void:
+	var h := start_server(PackedStringArray(), _queued)
+	var a := await connected_client(h)
+	var b := await connected_client(h)
+	a[0].send_text("a1")
+	await pump_for([h, a[0], b[0]], 0.1)
+	b[0].put_packet("b1".to_utf8_buffer())
+	await pump_for([h, a[0], b[0]], 0.1)
+	a[0].send_text("a2")
+	var got := await _take(h, [a[0], b[0]], 3)
+	check_eq(got[0], [a[1], b[1], a[1]], "senders in arrival order")
+	check_eq(got[1], ["a1", "b1", "a2"], "the messages")
+	check_eq(got[2], [1, 0, 1], "text and binary told apart")
+	check_eq(h.count("data"), 0, "no data_received")
+	check_eq(h.server.get_peer(a[1]).get_available_packet_count(), 0, "nothing waits in the peer object")
+	var empty := h.server.take_messages()
+	check(empty.is_empty() and empty.size() == 0 and empty.packets.is_empty(), "then nothing is left")
+
+
+func test_max_messages_leaves_the_rest_for_the_next_call() -> void:
+	var h := start_server(PackedStringArray(), _queued)
+	var a := await connected_client(h)
+	for i in 5:
+		a[0].send_text(str(i))
+	var ok: bool = await pump([h, a[0]], func() -> bool: return h.server.get_available_packet_count() == 5)
+	check(ok, "5 wait")
+	var first := h.server.take_messages(2)
+	check_eq(Array(first.packets).map(func(p: PackedByteArray) -> String: return p.get_string_from_utf8()), ["0", "1"],
+		"the two oldest")
+	check_eq(h.server.get_available_packet_count(), 3, "3 left")
+	# One at a time through the PacketPeer API reads the same queue.
+	check_eq(h.server.get_packet_peer(), a[1], "get_packet_peer: the next one's sender")
+	check_eq(h.server.get_packet().get_string_from_utf8(), "2", "get_packet: the next one")
+	var rest := h.server.take_messages()
+	check_eq(rest.size(), 2, "the rest")
+	check_eq(rest.packets[1].get_string_from_utf8(), "4", "in order")
+
+
+func test_send_messages_answers_many_clients_in_one_call() -> void:
+	var h := start_server(PackedStringArray(), _queued)
+	var a := await connected_client(h)
+	var b := await connected_client(h)
+	a[0].send_text("ping a")
+	b[0].send_text("ping b")
+	var got := await _take(h, [a[0], b[0]], 2)
+	# Echo the batch back, as a game server answers its clients' inputs.
+	var replies: Array[PackedByteArray] = []
+	for t: String in got[1]:
+		replies.append(("re: " + t).to_utf8_buffer())
+	check_eq(h.server.send_messages(PackedInt32Array(got[0]), replies, WebSocketServerPeer.WRITE_MODE_TEXT), {},
+		"all queued")
+	var two: Array[PackedByteArray] = [PackedByteArray([1]), PackedByteArray([2])]
+	check_eq(h.server.send_messages(PackedInt32Array([a[1], a[1]]), two), {}, "one client twice")
+	var ok: bool = await pump([h, a[0], b[0]], func() -> bool:
+		return a[0].get_available_packet_count() == 3 and b[0].get_available_packet_count() == 1)
+	check(ok, "a gets 3, b 1")
+	check_eq(a[0].get_packet().get_string_from_utf8(), "re: ping a", "a's answer")
+	check(a[0].was_string_packet(), "as text")
+	check_eq([a[0].get_packet(), a[0].get_packet()], [PackedByteArray([1]), PackedByteArray([2])], "then its two, in order")
+	check(not a[0].was_string_packet(), "binary by default")
+	check_eq(b[0].get_packet().get_string_from_utf8(), "re: ping b", "b's answer")
+
+
+func test_send_messages_returns_what_was_not_queued() -> void:
+	expect_error("WebSocketServer.send_messages: not queued for")
+	expect_error("WebSocketServer.send_messages: 2 ids but 1 messages")
+	expect_error("WebSocketServer.send_messages: message 1 is not UTF-8")
+	expect_error("WebSocketServer.send_messages: write_mode must be")
+	expect_error("WebSocketServer.send_messages: raw mode only")
+	var h := start_server(PackedStringArray(), func(s: WebSocketServer) -> void:
+		s.queue_messages = true
+		s.outbound_buffer_size = 100)
+	var a := await connected_client(h)
+	var b := await connected_client(h)
+	var big := PackedByteArray()
+	big.resize(150)
+	h.server.get_peer(b[1]).close()
+	var msgs: Array[PackedByteArray] = [PackedByteArray([1]), PackedByteArray([2]), big, PackedByteArray([3])]
+	check_eq(h.server.send_messages(PackedInt32Array([a[1], 12345, a[1], b[1]]), msgs),
+		{1: ERR_DOES_NOT_EXIST, 2: ERR_OUT_OF_MEMORY, 3: FAILED}, "by position: unknown, too big, closing")
+	var one: Array[PackedByteArray] = [PackedByteArray([9])]
+	check_eq(h.server.send_messages(PackedInt32Array([a[1], a[1]]), one), {}, "sizes differ: nothing sent")
+	var bad_utf8: Array[PackedByteArray] = ["ok".to_utf8_buffer(), PackedByteArray([0xff])]
+	check_eq(h.server.send_messages(PackedInt32Array([a[1], a[1]]), bad_utf8, WebSocketServerPeer.WRITE_MODE_TEXT), {},
+		"text that is not UTF-8: nothing sent")
+	check_eq(h.server.send_messages(PackedInt32Array([a[1]]), one, 7), {}, "a bad write mode: nothing sent")
+	var ok: bool = await pump([h, a[0]], func() -> bool: return a[0].get_available_packet_count() >= 1)
+	await pump_for([h, a[0]], 0.1)
+	check(ok, "a got what was queued")
+	check_eq(a[0].get_available_packet_count(), 1, "only the one message that was queued")
+	check_eq(a[0].get_packet(), PackedByteArray([1]), "which is the first")
+	var mp := start_server(PackedStringArray(), Callable(), true)
+	check_eq(mp.server.send_messages(PackedInt32Array([2]), one), {}, "multiplayer mode: refused with an error")
+
+
+func test_full_queue_stops_reading_that_client_until_taken_and_drops_nothing() -> void:
+	var h := start_server(PackedStringArray(), func(s: WebSocketServer) -> void:
+		s.queue_messages = true
+		s.max_queued_packets = 4)
+	var a := await connected_client(h)
+	var b := await connected_client(h)
+	for i in 60:
+		a[0].put_var(i)
+	var full: bool = await pump([h, a[0], b[0]], func() -> bool: return h.server.get_available_packet_count() >= 4)
+	check(full, "the queue fills")
+	await pump_for([h, a[0], b[0]], 0.2)
+	check_eq(h.server.get_available_packet_count(), 4, "a's max_queued_packets messages wait, no more")
+	b[0].send_text("b is still read")
+	var b_seen: bool = await pump([h, a[0], b[0]], func() -> bool: return h.server.get_available_packet_count() == 5)
+	check(b_seen, "another client is not held back")
+	var got: Array = []
+	var ok: bool = await pump([h, a[0], b[0]], func() -> bool:
+		var batch := h.server.take_messages()
+		for i in batch.size():
+			if batch.ids[i] == a[1]:
+				got.append(bytes_to_var(batch.packets[i]))
+		return got.size() == 60, 10.0)
+	check(ok, "all 60 of a's arrive (got %d)" % got.size())
+	check_eq(got, range(60), "in order")
+	check(a[0].get_ready_state() == WebSocketPeer.STATE_OPEN, "a stayed connected")
+
+
+func test_last_messages_are_still_taken_after_the_disconnect() -> void:
+	var h := start_server(PackedStringArray(), _queued)
+	var a := await connected_client(h)
+	a[0].send_text("last words")
+	a[0].close()
+	var gone: bool = await pump([h, a[0]], func() -> bool: return h.count("disconnected", a[1]) == 1)
+	check(gone, "client_disconnected emitted")
+	var batch := h.server.take_messages()
+	check_eq(batch.size(), 1, "its message still waits")
+	check_eq(batch.ids[0], a[1], "with its sender's id")
+	check_eq(batch.packets[0].get_string_from_utf8(), "last words", "the message")
+	check(not h.server.has_peer(a[1]), "the sender is gone")
+
+
+func test_misuse_is_an_error_not_a_crash() -> void:
+	expect_error("WebSocketServer.take_messages: not listening")
+	expect_error("WebSocketServer.take_messages: set queue_messages = true before listen()")
+	expect_error("queue_messages cannot change while listening")
+	expect_error("in raw mode you cannot read packets from the server itself unless queue_messages is on")
+	var s := new_server()
+	check(s.take_messages().is_empty(), "not listening: empty")
+	var h := start_server()
+	check(h.server.take_messages().is_empty(), "not queued: empty")
+	h.server.queue_messages = true
+	check(not h.server.queue_messages, "cannot change while listening")
+	check_eq(h.server.get_packet(), PackedByteArray(), "get_packet in raw mode without the queue: empty")
