@@ -42,6 +42,15 @@ func test_messages_of_all_clients_in_arrival_order_without_signals() -> void:
 	check(empty.is_empty() and empty.size() == 0 and empty.packets.is_empty(), "then nothing is left")
 
 
+## Most frames have no message: the empty result is one shared object, so it must stay empty.
+func test_the_empty_result_cannot_be_filled() -> void:
+	expect_error("read-only")
+	var h := start_server(PackedStringArray(), _queued)
+	var empty := h.server.take_messages()
+	empty.packets.append(PackedByteArray([1]))
+	check(h.server.take_messages().packets.is_empty(), "the next empty result is still empty")
+
+
 func test_max_messages_leaves_the_rest_for_the_next_call() -> void:
 	var h := start_server(PackedStringArray(), _queued)
 	var a := await connected_client(h)

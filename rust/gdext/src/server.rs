@@ -198,6 +198,9 @@ pub struct WebSocketServer {
     last_packet: Option<Packet>,
     /// Peer objects holding the last message they returned, let go at the next `poll()`.
     held: Held,
+    /// What `take_messages` returns when nothing waits (most frames), made once: its arrays are
+    /// empty and read-only, so sharing it is safe.
+    no_messages: Option<Gd<WebSocketServerMessages>>,
     base: Base<MultiplayerPeerExtension>,
 }
 
@@ -236,6 +239,7 @@ impl IMultiplayerPeerExtension for WebSocketServer {
             transfer_channel: 0,
             last_packet: None,
             held: Held::default(),
+            no_messages: None,
             base,
         }
     }
@@ -1050,6 +1054,16 @@ impl WebSocketServer {
     /// [/codeblock]
     #[func]
     fn take_messages(&mut self, #[opt(default = 0)] max_messages: i64) -> Gd<WebSocketServerMessages> {
+        let waiting = self.server.as_ref().map_or(0, Server::queued_packets);
+        if waiting == 0 && self.server.is_some() && (self.queue_messages || self.multiplayer) {
+            return self
+                .no_messages
+                .get_or_insert_with(|| {
+                    let none = Array::new().into_read_only();
+                    WebSocketServerMessages::create(PackedInt32Array::new(), none, PackedByteArray::new())
+                })
+                .clone();
+        }
         let mut ids = PackedInt32Array::new();
         let mut packets = Array::<PackedByteArray>::new();
         let mut text = PackedByteArray::new();
