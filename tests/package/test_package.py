@@ -137,10 +137,12 @@ def test_every_class_member_has_a_description_in_the_editor_help(project):
     must_show = {
         "WebSocketServer": ["listen", "poll", "accept_upgrade", "reject_upgrade", "get_peer_request",
                             "client_connected", "upgrade_requested", "heartbeat_interval", "trusted_proxies",
-                            "max_connections", "authorize_upgrades", "allowed_origins", "proxy_protocol"],
+                            "max_connections", "authorize_upgrades", "allowed_origins", "proxy_protocol",
+                            "queue_messages", "take_messages", "send_messages", "broadcast"],
         "WebSocketServerPeer": ["send_text", "get_request", "get_round_trip_time", "WRITE_MODE_TEXT", "STATE_OPEN",
                                 "write_mode"],
         "WebSocketServerRequest": ["get_headers", "get_header", "get_tls_server_name", "get_client_address"],
+        "WebSocketServerMessages": ["ids", "packets", "text", "size", "is_empty"],
     }
     for cls, names in must_show.items():
         text = pages.get(cls, "")

@@ -169,7 +169,12 @@ impl Server {
                 }
             }
         }
-        let failure = self.link.take_failure();
+        // (The flag first: no lock in the frames where nothing failed, i.e. all of them.)
+        let failure = if self.link.has_failed() {
+            self.link.take_failure()
+        } else {
+            None
+        };
         // If the last batch was not drained to the end, its sends still wait for a wake.
         self.link.release_wakes();
         self.link.take_events(&mut self.incoming);
@@ -217,6 +222,11 @@ impl Server {
             });
         }
         Err(failure)
+    }
+
+    /// Whether `next_signal` has anything to go through (most frames it has not).
+    pub fn has_pending(&self) -> bool {
+        !self.pending.is_empty()
     }
 
     /// The I/O thread died and every signal about it has been queued (see `poll`).

@@ -276,6 +276,10 @@ impl IMultiplayerPeerExtension for WebSocketServer {
                 godot_print!("WebSocketServer: {text}");
             }
         }
+        if !server.has_pending() && !server.is_dead() {
+            // Nothing to emit (most frames): no handler can run, so none can free this object.
+            return;
+        }
         // A handler may drop the last reference to this server (`server = null`, or
         // `multiplayer.multiplayer_peer = null`). Godot would then destroy it while this method
         // runs; holding a reference of our own keeps it alive until we are done.

@@ -5,7 +5,7 @@
 @tool
 extends EditorPlugin
 
-const CLASSES := ["WebSocketServer", "WebSocketServerPeer", "WebSocketServerRequest"]
+const CLASSES := ["WebSocketServer", "WebSocketServerPeer", "WebSocketServerRequest", "WebSocketServerMessages"]
 
 
 func _enter_tree() -> void:

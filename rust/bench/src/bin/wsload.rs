@@ -126,7 +126,6 @@ struct Client {
     skip: bool,
     /// Game mode: when the next input is due, its sequence number, and the inputs not yet
     /// acknowledged by a state message (sequence, sent at).
-    next_input: Option<Instant>,
     seq: u32,
     unacked: std::collections::VecDeque<(u32, Instant)>,
 }
@@ -293,6 +292,9 @@ fn worker(config: &Config, n: usize, shared: &Shared) -> Outcome {
     let per_thread = (config.concurrency / config.threads).max(1);
     let (mut started, mut pending) = (0usize, 0usize);
     let mut burst_sent = false;
+    // Game mode: when each open client's next input is due, soonest first (made when inputs
+    // start; every client goes to the back with its next time, so the order holds).
+    let mut schedule: Option<std::collections::VecDeque<(Instant, usize)>> = None;
     loop {
         if shared.phase.load(Acquire) == STOP {
             return outcome;
@@ -323,7 +325,6 @@ fn worker(config: &Config, n: usize, shared: &Shared) -> Outcome {
                         state: State::Connecting,
                         sent_at: None,
                         skip: config.skip_first,
-                        next_input: None,
                         seq: 0,
                         unacked: Default::default(),
                     });
@@ -337,7 +338,8 @@ fn worker(config: &Config, n: usize, shared: &Shared) -> Outcome {
         if config.mode == "game" {
             let phase = shared.phase.load(Acquire);
             if phase == WARMUP || phase == MEASURE {
-                send_inputs(&mut clients, &payload, &mut outcome);
+                let due = schedule.get_or_insert_with(|| first_inputs(&clients));
+                send_inputs(&mut clients, due, &payload, &mut outcome);
             }
         }
         let wait = Duration::from_millis(if config.mode == "game" { 1 } else { 5 });
@@ -350,23 +352,42 @@ fn worker(config: &Config, n: usize, shared: &Shared) -> Outcome {
             step(c, config, shared, &request, &payload, &mut outcome, event.is_writable());
             if was_pending && !matches!(c.state, State::Connecting | State::Handshake(_)) {
                 pending -= 1;
+                if let (Some(due), State::Open(_)) = (&mut schedule, &c.state) {
+                    due.push_back((Instant::now(), event.token().0));
+                }
             }
         }
     }
 }
 
-/// Game mode: every open client whose input is due sends it (the first one at a phase spread by
-/// the client's index, so that inputs are not sent in bursts).
-fn send_inputs(clients: &mut [Client], payload: &Bytes, outcome: &mut Outcome) {
+/// Game mode: the first input of every open client, at a phase spread by the client's index over
+/// one period (so that inputs are not sent in bursts), soonest first.
+fn first_inputs(clients: &[Client]) -> std::collections::VecDeque<(Instant, usize)> {
     let now = Instant::now();
-    for (i, c) in clients.iter_mut().enumerate() {
-        let State::Open(ws) = &mut c.state else { continue };
-        let due = *c
-            .next_input
-            .get_or_insert_with(|| now + INPUT_PERIOD.mul_f64((i * 7919 % 1000) as f64 / 1000.0));
+    let mut due: Vec<(Instant, usize)> = (0..clients.len())
+        .filter(|&i| matches!(clients[i].state, State::Open(_)))
+        .map(|i| (now + INPUT_PERIOD.mul_f64((i * 7919 % 1000) as f64 / 1000.0), i))
+        .collect();
+    due.sort_unstable();
+    due.into()
+}
+
+/// Game mode: every open client whose input is due sends it, and is scheduled one period later
+/// (only the clients due are looked at, not all of them every loop).
+fn send_inputs(
+    clients: &mut [Client],
+    schedule: &mut std::collections::VecDeque<(Instant, usize)>,
+    payload: &Bytes,
+    outcome: &mut Outcome,
+) {
+    let now = Instant::now();
+    while let Some(&(due, i)) = schedule.front() {
         if due > now {
-            continue;
+            break;
         }
+        schedule.pop_front();
+        let c = &mut clients[i];
+        let State::Open(ws) = &mut c.state else { continue };
         c.seq += 1;
         let mut input = payload.to_vec();
         input[..4].copy_from_slice(&c.seq.to_le_bytes());
@@ -375,7 +396,7 @@ fn send_inputs(clients: &mut [Client], payload: &Bytes, outcome: &mut Outcome) {
         c.unacked.push_back((c.seq, now));
         outcome.inputs += 1;
         // A client that fell behind (a stalled load generator) does not send a burst to catch up.
-        c.next_input = Some((due + INPUT_PERIOD).max(now));
+        schedule.push_back(((due + INPUT_PERIOD).max(now), i));
     }
 }
 
