@@ -180,3 +180,22 @@ func test_misuse_is_an_error_not_a_crash() -> void:
 	h.server.queue_messages = true
 	check(not h.server.queue_messages, "cannot change while listening")
 	check_eq(h.server.get_packet(), PackedByteArray(), "get_packet in raw mode without the queue: empty")
+
+
+## Multiplayer mode always queues: a game driving the MultiplayerPeer API itself (no
+## SceneMultiplayer) may take the queue in one call too.
+func test_multiplayer_mode_queue_can_be_taken_in_one_call() -> void:
+	var h := start_server(PackedStringArray(), Callable(), true)
+	var c := client(h)
+	var ok: bool = await pump([h, c], func() -> bool:
+		return c.get_ready_state() == WebSocketPeer.STATE_OPEN and h.count("peer_connected") == 1)
+	check(ok, "connected")
+	c.put_packet(PackedByteArray([7, 8]))
+	var got: Array = []
+	ok = await pump([h, c], func() -> bool:
+		var batch := h.server.take_messages()
+		for i in batch.size():
+			got.append([batch.ids[i], batch.packets[i]])
+		return got.size() == 1)
+	check(ok, "the message comes")
+	check_eq(got, [[h.ids("peer_connected")[0], PackedByteArray([7, 8])]], "with its sender")

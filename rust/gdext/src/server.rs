@@ -1044,7 +1044,8 @@ impl WebSocketServer {
 
     /// Takes the waiting messages of all clients, oldest first: all of them, or at most
     /// [param max_messages] if it is above [code]0[/code] (the rest stay for the next call). Needs
-    /// [member queue_messages] (or multiplayer mode). Each message taken no longer counts against
+    /// [member queue_messages], or multiplayer mode when no [SceneMultiplayer] reads this server
+    /// (it would miss the messages taken). Each message taken no longer counts against
     /// its client's limits, so a client the server had stopped reading is read again.
     /// [i]Not in Godot.[/i]
     /// [codeblock]
