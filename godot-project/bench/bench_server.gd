@@ -113,7 +113,8 @@ func _echo_batch() -> void:
 	var batch := ours.take_messages()
 	if batch.is_empty():
 		return
-	var failed := ours.send_messages(batch.ids, batch.packets)
+	# Each message goes back as it came, text or binary.
+	var failed := ours.send_messages(batch.ids, batch.packets, WebSocketServerPeer.WRITE_MODE_BINARY, batch.text)
 	msgs += batch.size() - failed.size()  # with inline I/O, written before send_messages returns
 
 

@@ -199,3 +199,59 @@ func test_multiplayer_mode_queue_can_be_taken_in_one_call() -> void:
 		return got.size() == 1)
 	check(ok, "the message comes")
 	check_eq(got, [[h.ids("peer_connected")[0], PackedByteArray([7, 8])]], "with its sender")
+
+
+## An echo or relay passes a batch on as it came: send_messages with the batch's text flags keeps
+## each message text or binary.
+func test_send_messages_keeps_each_messages_kind_with_the_text_flags() -> void:
+	expect_error("WebSocketServer.send_messages: 1 ids but 1 messages and 2 text flags")
+	var h := start_server(PackedStringArray(), _queued)
+	var a := await connected_client(h)
+	a[0].send_text("text")
+	a[0].put_packet(PackedByteArray([1, 2]))
+	a[0].send_text("more text")
+	var ok: bool = await pump([h, a[0]], func() -> bool: return h.server.get_available_packet_count() == 3)
+	check(ok, "3 messages")
+	var batch := h.server.take_messages()
+	check_eq(h.server.send_messages(batch.ids, batch.packets, WebSocketServerPeer.WRITE_MODE_BINARY, batch.text), {},
+		"echoed as they came")
+	var one: Array[PackedByteArray] = [PackedByteArray([9])]
+	check_eq(h.server.send_messages(PackedInt32Array([a[1]]), one, WebSocketServerPeer.WRITE_MODE_BINARY,
+		PackedByteArray([0, 1])), {}, "text flags of another size: nothing sent")
+	ok = await pump([h, a[0]], func() -> bool: return a[0].get_available_packet_count() == 3)
+	check(ok, "3 come back")
+	var kinds := []
+	for i in 3:
+		var data: PackedByteArray = a[0].get_packet()
+		kinds.append([data, a[0].was_string_packet()])
+	check_eq(kinds, [["text".to_utf8_buffer(), true], [PackedByteArray([1, 2]), false], ["more text".to_utf8_buffer(), true]],
+		"each as it was sent")
+
+
+## A client that breaks the protocol right after a message still gets the game's reply to that
+## message, and then the Close (1002): with one queue, its Close waits until the game has taken
+## its messages and had the chance to answer them (as with signals, where the handlers answer
+## before the Close goes out).
+func test_a_reply_to_the_message_before_a_violation_comes_before_the_close() -> void:
+	var h := start_server(PackedStringArray(), _queued)
+	var t := await raw_tcp(h)
+	var head := await raw_upgrade(h, t)
+	check(head.begins_with("HTTP/1.1 101"), "upgraded")
+	# A masked text frame "hi", then a frame with a reserved bit set (RSV1, no extension agreed).
+	t.put_data(PackedByteArray([0x81, 0x82, 1, 2, 3, 4, 0x68 ^ 1, 0x69 ^ 2, 0xC1, 0x80, 1, 2, 3, 4]))
+	var ok: bool = await pump([h, t], func() -> bool: return h.server.get_available_packet_count() == 1)
+	check(ok, "the message before the violation arrives")
+	await pump_for([h, t], 0.1)  # the violation is seen meanwhile
+	var batch := h.server.take_messages()
+	var reply: Array[PackedByteArray] = ["re: hi".to_utf8_buffer()]
+	check_eq(h.server.send_messages(batch.ids, reply, WebSocketServerPeer.WRITE_MODE_TEXT), {}, "the reply is queued")
+	var got := PackedByteArray()
+	await pump([h, t], func() -> bool:
+		var n := t.get_available_bytes()
+		if n > 0:
+			got.append_array(t.get_data(n)[1])
+		return got.size() >= 8 + 4 or t.get_status() != StreamPeerTCP.STATUS_CONNECTED)
+	check(got.size() >= 12, "the reply and a Close came (got %d bytes)" % got.size())
+	check_eq(got.slice(0, 8), PackedByteArray([0x81, 6]) + "re: hi".to_utf8_buffer(), "first the reply")
+	check_eq(got.slice(8, 12), PackedByteArray([0x88, got[9], 0x03, 0xEA]) if got.size() >= 12 else PackedByteArray(),
+		"then the Close, 1002")

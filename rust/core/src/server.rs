@@ -88,6 +88,11 @@ pub struct Server {
     /// Multiplayer mode and `queue_messages`: every peer's messages, in arrival order, with their
     /// sender.
     queue: Option<VecDeque<(PeerHandle, Packet)>>,
+    /// With `queue`: peers that broke the protocol, and how many of their messages from before it
+    /// are still queued (their Close waits until the game has taken them).
+    failing: HashMap<PeerId, usize>,
+    /// Peers whose last message before a violation was taken: failed at the next `poll`.
+    fail_next: Vec<PeerId>,
     /// The I/O thread died: the pending signals end with every peer's `Disconnected`, and the
     /// server is stopped once they have been taken.
     dead: bool,
@@ -135,6 +140,8 @@ impl Server {
             incoming: Vec::new(),
             later: Vec::new(),
             queue: (config.multiplayer || config.queue_messages).then(VecDeque::new),
+            failing: HashMap::new(),
+            fail_next: Vec::new(),
             dead: false,
         })
     }
@@ -153,6 +160,9 @@ impl Server {
     pub fn poll(&mut self) -> Result<(), String> {
         if self.dead || self.io.is_none() {
             return Ok(());
+        }
+        for id in std::mem::take(&mut self.fail_next) {
+            self.fail(id);
         }
         if let Some(Io::Inline { driver, readiness }) = &mut self.io {
             run_inline(driver, &self.link, |d| d.turn_now(readiness));
@@ -308,14 +318,20 @@ impl Server {
                 // Everything this peer sent before its violation has been signalled, and the
                 // handlers' replies are queued: now the Close may follow them.
                 Event::ProtocolError { id, .. } => {
-                    if let Some(p) = self.peers.get(&id) {
-                        p.shared.advance(PeerState::Closing);
+                    // With one queue, its messages are still waiting there: the Close follows the
+                    // replies the game sends once it has taken them (`pop_packet`, `poll`).
+                    let waiting = self.peers.get(&id).map_or(0, |p| p.shared.inbound_queued().0);
+                    if self.queue.is_some() && waiting > 0 {
+                        self.failing.insert(id, waiting);
+                    } else {
+                        self.fail(id);
                     }
-                    self.link.command(Command::Fail { id });
                     continue;
                 }
                 Event::CloseRequest { id, code, reason } => Signal::CloseRequest { id, code, reason },
                 Event::Disconnected { id, clean } => {
+                    self.failing.remove(&id);
+                    self.fail_next.retain(|f| *f != id);
                     self.peers.remove(&id);
                     self.link.command(Command::Release { id });
                     Signal::Disconnected { id, clean }
@@ -401,7 +417,26 @@ impl Server {
     pub fn pop_packet(&mut self) -> Option<(PeerId, Packet)> {
         let (peer, packet) = self.queue.as_mut()?.pop_front()?;
         peer.taken(&packet);
-        Some((peer.id(), packet))
+        let id = peer.id();
+        if let Some(left) = self.failing.get_mut(&id) {
+            *left -= 1;
+            if *left == 0 {
+                // Its last message before the violation is taken; the game's replies to it are
+                // sent after this call, so the Close goes at the next poll.
+                self.failing.remove(&id);
+                self.fail_next.push(id);
+            }
+        }
+        Some((id, packet))
+    }
+
+    /// Starts failing peer `id` (its protocol violation): no more sends, and the I/O side sends
+    /// the Close after what is already queued.
+    fn fail(&self, id: PeerId) {
+        if let Some(p) = self.peers.get(&id) {
+            p.shared.advance(PeerState::Closing);
+        }
+        self.link.command(Command::Fail { id });
     }
 
     /// Multiplayer mode's `put_packet`: `target > 0` one peer, `0` every peer, `< 0` every peer
@@ -481,17 +516,14 @@ impl Server {
     }
 
     /// Sends each message to its own peer, in order, with one wake of the I/O thread for all of
-    /// them (a game server's per-client states; `queue_messages`' echo). Each message is checked
-    /// as `PeerHandle::send` checks it. Returns the position in `messages` and the reason of each
-    /// one that was not queued; every other one is.
-    pub fn send_each(
-        &self,
-        messages: impl IntoIterator<Item = (PeerId, Bytes)>,
-        text: bool,
-    ) -> Vec<(usize, BroadcastError)> {
+    /// them (a game server's per-client states; `queue_messages`' echo). Each item is a peer, the
+    /// bytes, and whether it is a text message; each is checked as `PeerHandle::send` checks it.
+    /// Returns the position in `messages` and the reason of each one that was not queued; every
+    /// other one is.
+    pub fn send_each(&self, messages: impl IntoIterator<Item = (PeerId, Bytes, bool)>) -> Vec<(usize, BroadcastError)> {
         let mut failed = Vec::new();
         let mut cmds = Vec::new();
-        for (i, (id, data)) in messages.into_iter().enumerate() {
+        for (i, (id, data, text)) in messages.into_iter().enumerate() {
             match reserve(self.peers.get(&id), data.len()) {
                 Ok(()) => cmds.push(Command::Send {
                     id,
@@ -576,6 +608,8 @@ impl Server {
         self.peers.clear();
         self.requests.clear();
         self.pending.clear();
+        self.failing.clear();
+        self.fail_next.clear();
     }
 }
 

@@ -98,7 +98,7 @@ fn replies_leave_before_the_poll_returns() {
     s.read_exact(&mut later).unwrap();
     assert_eq!(&later, b"\x81\x05later");
     // A multi-send is written by `flush`, without a poll.
-    assert!(server.send_each([(id, b"now".to_vec().into())], true).is_empty());
+    assert!(server.send_each([(id, b"now".to_vec().into(), true)]).is_empty());
     assert!(
         nothing_arrives(&mut s, Duration::from_millis(100)),
         "written before the flush"

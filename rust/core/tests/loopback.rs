@@ -512,7 +512,8 @@ fn stop_frees_the_port_at_once() {
 }
 
 /// `queue_messages`: no `DataReceived`; every peer's messages in one queue in arrival order, with
-/// their senders; `send_each` answers each its own, in order, and reports what it could not queue.
+/// their senders; `send_each` answers each its own, in order, text or binary per message, and
+/// reports what it could not queue.
 #[test]
 fn queued_messages_and_send_each() {
     let mut server = listen(ServerConfig {
@@ -545,15 +546,12 @@ fn queued_messages_and_send_each() {
     assert_eq!((first, &p1.data[..], p1.text), (ida, &b"a1"[..], true));
     assert_eq!((second, &p2.data[..], p2.text), (idb, &b"b1"[..], false));
     assert_eq!(server.pop_packet(), None);
-    let failed = server.send_each(
-        [
-            (ida, b"x".to_vec().into()),
-            (999, b"y".to_vec().into()),
-            (ida, vec![0u8; 150].into()),
-            (ida, b"z".to_vec().into()),
-        ],
-        false,
-    );
+    let failed = server.send_each([
+        (ida, b"x".to_vec().into(), false),
+        (999, b"y".to_vec().into(), false),
+        (ida, vec![0u8; 150].into(), false),
+        (ida, b"z".to_vec().into(), true),
+    ]);
     assert_eq!(
         failed,
         vec![
@@ -565,10 +563,7 @@ fn queued_messages_and_send_each() {
         ]
     );
     let got: Vec<Message> = (0..2).map(|_| a.read().unwrap()).collect();
-    assert_eq!(
-        got,
-        vec![Message::binary(b"x".to_vec()), Message::binary(b"z".to_vec())]
-    );
+    assert_eq!(got, vec![Message::binary(b"x".to_vec()), Message::text("z")]);
 }
 
 /// The I/O thread runs under `SCHED_BATCH`, so waking it never preempts the game's thread.

@@ -1110,46 +1110,57 @@ impl WebSocketServer {
     /// Sends [code]messages[i][/code] to client [code]ids[i][/code], for every [code]i[/code], in
     /// one call: a game server's per-client state, or the answers to a [method take_messages]
     /// batch. The arrays must be the same size; an id may appear more than once (its messages keep
-    /// their order). [param write_mode] as in [method broadcast]. Returns the messages that were
-    /// not queued, as [code]{index: error}[/code]: [constant @GlobalScope.ERR_DOES_NOT_EXIST]
-    /// (no such client), [constant @GlobalScope.FAILED] (closing),
-    /// [constant @GlobalScope.ERR_OUT_OF_MEMORY] (its queue is full; see
-    /// [member outbound_buffer_size]); an empty [Dictionary] when all are queued. Raw mode only.
-    /// [i]Not in Godot.[/i]
+    /// their order). [param write_mode] as in [method broadcast], for every message; or, if
+    /// [param text] is given (the same size as [param ids]), per message: [code]1[/code] text,
+    /// [code]0[/code] binary, as [member WebSocketServerMessages.text] reports them, so that a
+    /// relay or an echo can pass a batch on as it came. Returns the messages that were not queued,
+    /// as [code]{index: error}[/code]: [constant @GlobalScope.ERR_DOES_NOT_EXIST] (no such
+    /// client), [constant @GlobalScope.FAILED] (closing), [constant @GlobalScope.ERR_OUT_OF_MEMORY]
+    /// (its queue is full; see [member outbound_buffer_size]); an empty [Dictionary] when all are
+    /// queued. Arrays of different sizes, a bad write mode or a text message that is not UTF-8:
+    /// nothing is sent, and an error says why. Raw mode only. [i]Not in Godot.[/i]
     #[func]
     fn send_messages(
         &mut self,
         ids: PackedInt32Array,
         messages: Array<PackedByteArray>,
         #[opt(default = 1)] write_mode: i64,
+        #[opt(default = &PackedByteArray::new())] text: PackedByteArray,
     ) -> VarDictionary {
         let mut failures = VarDictionary::new();
         let what = "send_messages";
-        let Some((server, text)) = self.raw_sender(what, write_mode) else {
+        let Some((server, all_text)) = self.raw_sender(what, write_mode) else {
             return failures;
         };
-        if ids.len() != messages.len() {
+        if ids.len() != messages.len() || (!text.is_empty() && text.len() != ids.len()) {
             godot_error!(
-                "WebSocketServer.{what}: {} ids but {} messages; nothing was sent",
+                "WebSocketServer.{what}: {} ids but {} messages{}; nothing was sent",
                 ids.len(),
-                messages.len()
+                messages.len(),
+                if text.is_empty() {
+                    String::new()
+                } else {
+                    format!(" and {} text flags", text.len())
+                }
             );
             return failures;
         }
+        let flags = text.as_slice();
         let mut batch = Vec::with_capacity(ids.len());
         for (&id, message) in ids.as_slice().iter().zip(messages.iter_shared()) {
             let data = message.to_vec();
-            if text && std::str::from_utf8(&data).is_err() {
+            let is_text = flags.get(batch.len()).map_or(all_text, |&f| f != 0);
+            if is_text && std::str::from_utf8(&data).is_err() {
                 godot_error!(
                     "WebSocketServer.{what}: message {} is not UTF-8; nothing was sent",
                     batch.len()
                 );
                 return failures;
             }
-            batch.push((id, data.into()));
+            batch.push((id, data.into(), is_text));
         }
         let failed: Vec<(i64, BroadcastError)> = server
-            .send_each(batch, text)
+            .send_each(batch)
             .into_iter()
             .map(|(i, why)| (i as i64, why))
             .collect();
