@@ -37,16 +37,10 @@ var broadcast := PackedByteArray()
 var signals := false
 
 
-func _opt(name: String, default := "") -> String:
-	var args := OS.get_cmdline_user_args()
-	var i := args.find(name)
-	return args[i + 1] if i >= 0 and i + 1 < args.size() else default
-
-
 func _ready() -> void:
-	impl = _opt("--impl", "ours")
-	mode = _opt("--mode", "echo")
-	var port := int(_opt("--port", "9090"))
+	impl = ProcStats.opt("--impl", "ours")
+	mode = ProcStats.opt("--mode", "echo")
+	var port := int(ProcStats.opt("--port", "9090"))
 	if OS.get_cmdline_user_args().has("--unpaced"):
 		OS.low_processor_usage_mode_sleep_usec = 0
 	main_stat = "/proc/self/task/%d/stat" % OS.get_process_id()
@@ -72,11 +66,11 @@ func _ready() -> void:
 		if tls:
 			ours.private_key = key
 			ours.ssl_certificate = cert
-		if _opt("--heartbeat") != "":
-			ours.heartbeat_interval = float(_opt("--heartbeat"))
-		if _opt("--limit") != "":
-			ours.inbound_buffer_size = int(_opt("--limit"))
-			ours.outbound_buffer_size = int(_opt("--limit"))
+		if ProcStats.opt("--heartbeat") != "":
+			ours.heartbeat_interval = float(ProcStats.opt("--heartbeat"))
+		if ProcStats.opt("--limit") != "":
+			ours.inbound_buffer_size = int(ProcStats.opt("--limit"))
+			ours.outbound_buffer_size = int(ProcStats.opt("--limit"))
 		signals = OS.get_cmdline_user_args().has("--signals")
 		if signals:
 			ours.data_received.connect(_on_data)
@@ -130,9 +124,9 @@ func _stock_frame() -> void:
 	var start := Time.get_ticks_usec()
 	while tcp.is_connection_available():
 		var ws := WebSocketPeer.new()
-		if _opt("--limit") != "":
-			ws.inbound_buffer_size = int(_opt("--limit"))
-			ws.outbound_buffer_size = int(_opt("--limit"))
+		if ProcStats.opt("--limit") != "":
+			ws.inbound_buffer_size = int(ProcStats.opt("--limit"))
+			ws.outbound_buffer_size = int(ProcStats.opt("--limit"))
 		var stream: StreamPeer = tcp.take_connection()
 		if tls_options != null:
 			var tls := StreamPeerTLS.new()

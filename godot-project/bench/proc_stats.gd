@@ -1,5 +1,5 @@
-## What the benchmark servers share: how they announce that they listen, and what they read about
-## their own process from /proc (Linux).
+## What the benchmark servers share: their command-line options, how they announce that they
+## listen, and what they read about their own process from /proc (Linux).
 class_name ProcStats
 extends RefCounted
 
@@ -23,6 +23,13 @@ static func rss_kib() -> int:
 		if line.begins_with("VmRSS:"):
 			return int(line.split(":")[1].strip_edges().split(" ")[0])
 	return 0
+
+
+## The value after `name` among the user arguments (after `--`), or `default`.
+static func opt(name: String, default := "") -> String:
+	var args := OS.get_cmdline_user_args()
+	var i := args.find(name)
+	return args[i + 1] if i >= 0 and i + 1 < args.size() else default
 
 
 ## After listen(): prints "LISTENING <port>" and starts calling `report` every `every` seconds, or

@@ -45,15 +45,9 @@ var refused := 0
 var state := PackedByteArray()
 
 
-func _opt(name: String, default := "") -> String:
-	var args := OS.get_cmdline_user_args()
-	var i := args.find(name)
-	return args[i + 1] if i >= 0 and i + 1 < args.size() else default
-
-
 func _ready() -> void:
-	impl = _opt("--impl", "ours")
-	var port := int(_opt("--port", "9090"))
+	impl = ProcStats.opt("--impl", "ours")
+	var port := int(ProcStats.opt("--port", "9090"))
 	Engine.physics_ticks_per_second = TICK_RATE
 	state.resize(STATE_SIZE)
 	state.fill(3)

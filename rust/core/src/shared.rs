@@ -247,11 +247,7 @@ impl Link {
     /// last took the queue (one wake per batch, not per message).
     pub fn command(&self, cmd: Command) {
         self.commands.lock().push(cmd);
-        if self.holding.load(Acquire) {
-            self.wake_owed.store(true, Release);
-        } else {
-            self.wake();
-        }
+        self.wake_or_owe();
     }
 
     /// Game thread: queue several commands under one lock, with at most one wake for all of them.
@@ -260,6 +256,11 @@ impl Link {
             return;
         }
         self.commands.lock().append(cmds);
+        self.wake_or_owe();
+    }
+
+    /// After queueing: wake the I/O thread now, or once the signals' handlers are done.
+    fn wake_or_owe(&self) {
         if self.holding.load(Acquire) {
             self.wake_owed.store(true, Release);
         } else {

@@ -11,10 +11,11 @@ use wss_core::{CloseError, Packet, PeerHandle, PeerState, SendError};
 ///
 /// Read with [method PacketPeer.get_packet] or [method PacketPeer.get_var] once per
 /// [signal WebSocketServer.data_received] (with [member WebSocketServer.queue_messages] on,
-/// messages are taken from the server instead: [method WebSocketServer.take_messages]); send with [method PacketPeer.put_packet],
-/// [method PacketPeer.put_var] or [method send_text]. Sending never blocks: a message is queued for
-/// the server's I/O thread, and a send that would exceed the peer's limits fails with
-/// [constant @GlobalScope.ERR_OUT_OF_MEMORY] instead of being dropped later.
+/// messages are taken from the server instead: [method WebSocketServer.take_messages]); send
+/// with [method PacketPeer.put_packet], [method PacketPeer.put_var] or [method send_text].
+/// Sending never blocks: a message is queued for the server's I/O thread, and a send that would
+/// exceed the peer's limits fails with [constant @GlobalScope.ERR_OUT_OF_MEMORY] instead of being
+/// dropped later.
 ///
 /// A peer object kept after its client left stays safe to use: messages already received can
 /// still be read, sends fail with [constant @GlobalScope.FAILED].

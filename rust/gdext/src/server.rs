@@ -1059,8 +1059,35 @@ impl WebSocketServer {
     /// [/codeblock]
     #[func]
     fn take_messages(&mut self, #[opt(default = 0)] max_messages: i64) -> Gd<WebSocketServerMessages> {
-        let waiting = self.server.as_ref().map_or(0, Server::queued_packets);
-        if waiting == 0 && self.server.is_some() && (self.queue_messages || self.multiplayer) {
+        // Called every frame: told once per server, then at most once a second.
+        let me = Some(self.base().instance_id().to_i64());
+        let queued = self.queued();
+        let waiting = match &self.server {
+            None => {
+                crate::ratelimit::error(
+                    "take-not-listening",
+                    me,
+                    "WebSocketServer.take_messages: not listening".into(),
+                );
+                0
+            }
+            Some(_) if !queued => {
+                crate::ratelimit::error(
+                    "take-not-queued",
+                    me,
+                    "WebSocketServer.take_messages: set queue_messages = true before listen() (messages are being delivered through data_received)".into(),
+                );
+                0
+            }
+            Some(server) => server.queued_packets(),
+        };
+        let n = if max_messages > 0 {
+            waiting.min(max_messages as usize)
+        } else {
+            waiting
+        };
+        let Some(server) = self.server.as_mut().filter(|_| n > 0) else {
+            // Most frames: one shared empty result (its array is read-only), nothing made.
             return self
                 .no_messages
                 .get_or_insert_with(|| {
@@ -1068,41 +1095,20 @@ impl WebSocketServer {
                     WebSocketServerMessages::create(PackedInt32Array::new(), none, PackedByteArray::new())
                 })
                 .clone();
-        }
+        };
         let mut ids = PackedInt32Array::new();
-        let mut packets = Array::<PackedByteArray>::new();
         let mut text = PackedByteArray::new();
-        let queued = self.queue_messages || self.multiplayer;
-        // Called every frame: told once per server, then at most once a second.
-        let me = Some(self.base().instance_id().to_i64());
-        match &mut self.server {
-            None => crate::ratelimit::error(
-                "take-not-listening",
-                me,
-                "WebSocketServer.take_messages: not listening".into(),
-            ),
-            Some(_) if !queued => crate::ratelimit::error(
-                "take-not-queued",
-                me,
-                "WebSocketServer.take_messages: set queue_messages = true before listen() (messages are being delivered through data_received)".into(),
-            ),
-            Some(server) => {
-                let mut n = server.queued_packets();
-                if max_messages > 0 {
-                    n = n.min(max_messages as usize);
-                }
-                ids.resize(n);
-                text.resize(n);
-                let (id_slots, text_slots) = (ids.as_mut_slice(), text.as_mut_slice());
-                for i in 0..n {
-                    let Some((id, packet)) = server.pop_packet() else {
-                        break;
-                    };
-                    id_slots[i] = id;
-                    text_slots[i] = packet.text as u8;
-                    packets.push(&PackedByteArray::from(&packet.data[..]));
-                }
-            }
+        let mut packets = Array::<PackedByteArray>::new();
+        ids.resize(n);
+        text.resize(n);
+        for (id_slot, text_slot) in ids.as_mut_slice().iter_mut().zip(text.as_mut_slice()) {
+            // `n` are waiting: every pop succeeds.
+            let Some((id, packet)) = server.pop_packet() else {
+                break;
+            };
+            *id_slot = id;
+            *text_slot = packet.text as u8;
+            packets.push(&PackedByteArray::from(&packet.data[..]));
         }
         WebSocketServerMessages::create(ids, packets, text)
     }
@@ -1332,11 +1338,18 @@ impl WebSocketServer {
         self.peer_objects.remove(&peer);
     }
 
+    /// Whether messages wait in one queue (multiplayer mode, or `queue_messages`) rather than in
+    /// each peer's own.
+    fn queued(&self) -> bool {
+        self.multiplayer || self.queue_messages
+    }
+
     /// The running server if its messages wait in one queue (multiplayer mode or
     /// `queue_messages`); otherwise an error saying that `what` needs it.
     fn queued_server(&mut self, what: &str) -> Option<&mut Server> {
+        let queued = self.queued();
         match &mut self.server {
-            Some(server) if self.multiplayer || self.queue_messages => Some(server),
+            Some(server) if queued => Some(server),
             Some(_) => {
                 godot_error!(
                     "WebSocketServer: in raw mode you cannot {what} unless queue_messages is on; use get_peer(id)"
