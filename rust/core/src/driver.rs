@@ -4,7 +4,8 @@
 //! waiting (`IoMode::Inline`). The turn is the same code in both: accept every pending connection;
 //! let each ready connection read and write; apply the game's commands; fire expired deadlines;
 //! write out what the turn queued; publish the turn's events at once. Readiness is
-//! edge-triggered, so every read and write goes on until it would block.
+//! edge-triggered, so every read goes on until the kernel has nothing more (`Socket`) and every
+//! write until it would block.
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
@@ -40,17 +41,75 @@ const MAX_REFUSING: usize = 64;
 const TRIM_AFTER_IDLE: Duration = Duration::from_secs(1);
 
 /// A connection's socket, with TLS in front of it for `wss://`.
-///
-/// Every read goes to the kernel until it reports `WouldBlock`: readiness is edge-triggered, and
-/// data followed by the client's FIN can arrive as one edge, so a short read does not mean the
-/// end of the stream was seen.
 enum Transport {
-    Plain(TcpStream),
-    Tls(Box<TlsStream<TcpStream>>),
+    Plain(Socket),
+    Tls(Box<TlsStream<Socket>>),
+}
+
+/// Whether a read that got less than it asked for shows the kernel had nothing more (epoll(7),
+/// Q9; kqueue's `EV_CLEAR` the same): where readiness is edge-triggered by every arrival. mio's
+/// Windows backend is not such a selector, so there every read goes on until `WouldBlock`.
+const SHORT_READ_DRAINS: bool = cfg!(any(
+    target_os = "linux",
+    target_os = "android",
+    target_vendor = "apple",
+    target_os = "freebsd"
+));
+
+/// A connection's TCP socket. Readiness is edge-triggered, so reading goes on until the kernel has
+/// nothing more. A read that got less than it asked for already says so: the read after it is
+/// answered `WouldBlock` without a system call (one `recv` per message instead of two), and any
+/// byte that arrives later brings a new readiness event, which ends that. Not after an event that
+/// also reported the end of the stream or an error: data followed by the client's FIN can arrive
+/// as one edge, and only a read that returns 0 sees the end.
+struct Socket {
+    tcp: TcpStream,
+    /// A read since the last readiness event got less than it asked for.
+    drained: bool,
+    /// The last readiness event reported neither the end of the stream nor an error.
+    short_read_drains: bool,
+}
+
+impl Socket {
+    fn new(tcp: TcpStream) -> Socket {
+        Socket {
+            tcp,
+            drained: false,
+            short_read_drains: false,
+        }
+    }
+
+    /// A readiness event for this socket; `closed_or_failed`: it reported the end of the stream
+    /// or an error.
+    fn ready(&mut self, closed_or_failed: bool) {
+        self.drained = false;
+        self.short_read_drains = SHORT_READ_DRAINS && !closed_or_failed;
+    }
+}
+
+impl Read for Socket {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if self.drained {
+            return Err(ErrorKind::WouldBlock.into());
+        }
+        let n = self.tcp.read(buf)?;
+        self.drained = self.short_read_drains && n > 0 && n < buf.len();
+        Ok(n)
+    }
+}
+
+impl Write for Socket {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.tcp.write(buf)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.tcp.flush()
+    }
 }
 
 impl Transport {
-    fn socket(&mut self) -> &mut TcpStream {
+    fn socket(&mut self) -> &mut Socket {
         match self {
             Transport::Plain(sock) => sock,
             Transport::Tls(t) => t.get_mut(),
@@ -89,19 +148,19 @@ impl Stream for Transport {
             t.close_notify()?;
         }
         // The client may have gone already; there is nothing to do about a failure here.
-        let _ = self.socket().shutdown(Shutdown::Write);
+        let _ = self.socket().tcp.shutdown(Shutdown::Write);
         Ok(())
     }
 
     fn peek_raw(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        self.socket().peek(buf)
+        self.socket().tcp.peek(buf)
     }
 
     fn skip_raw(&mut self, mut n: usize) -> std::io::Result<()> {
         let mut sink = [0u8; 512];
         while n > 0 {
             let want = n.min(sink.len());
-            match self.socket().read(&mut sink[..want]) {
+            match self.socket().tcp.read(&mut sink[..want]) {
                 Ok(0) => return Err(ErrorKind::UnexpectedEof.into()),
                 Ok(got) => n -= got,
                 Err(e) if e.kind() == ErrorKind::Interrupted => {}
@@ -123,7 +182,7 @@ impl Stream for Transport {
         // got when any end of stream (close_notify or a bare FIN) follows the frame at once. TLS
         // clients answer our Close and close; close_timeout bounds those that do not.
         if let Transport::Plain(sock) = self {
-            let _ = sock.shutdown(Shutdown::Write);
+            let _ = sock.tcp.shutdown(Shutdown::Write);
         }
     }
 }
@@ -328,13 +387,16 @@ impl Driver {
                 LISTENER => self.accept(now),
                 Token(t) => {
                     let key = t - FIRST_CONNECTION;
+                    if let Some(slot) = self.conns.get_mut(key) {
+                        slot.stream.socket().ready(event.is_read_closed() || event.is_error());
+                    }
                     // A reset: the client is gone even if reading is paused (a full queue)
                     // and nothing would read the socket to find out.
                     if event.is_error() {
                         let reset = self
                             .conns
                             .get_mut(key)
-                            .is_some_and(|slot| !matches!(slot.stream.socket().take_error(), Ok(None)));
+                            .is_some_and(|slot| !matches!(slot.stream.socket().tcp.take_error(), Ok(None)));
                         if reset {
                             self.with_conn(key, now, |c, _, cx| c.on_reset(cx));
                             continue;
@@ -431,8 +493,8 @@ impl Driver {
                     // Godot's WebSocketPeer disables Nagle by default; so do we.
                     let _ = stream.set_nodelay(true);
                     let stream = match &self.tls {
-                        None => Transport::Plain(stream),
-                        Some(config) => match TlsStream::new(config.clone(), stream) {
+                        None => Transport::Plain(Socket::new(stream)),
+                        Some(config) => match TlsStream::new(config.clone(), Socket::new(stream)) {
                             Ok(t) => Transport::Tls(Box::new(t)),
                             Err(_) => continue,
                         },
@@ -552,7 +614,7 @@ impl Driver {
     fn remove(&mut self, key: usize) {
         self.freed_since_trim = true;
         let mut slot = self.conns.remove(key);
-        let _ = self.poll.registry().deregister(slot.stream.socket());
+        let _ = self.poll.registry().deregister(&mut slot.stream.socket().tcp);
         if let Some(id) = slot.conn.id() {
             self.by_id.remove(&id);
             // The id stays taken until the game has seen `Disconnected` or `RequestEnded`
@@ -600,7 +662,7 @@ impl Driver {
                 }
                 Command::SetNoDelay { id, enabled } => {
                     if let Some(slot) = key(&self.by_id, id).and_then(|k| self.conns.get_mut(k)) {
-                        let _ = slot.stream.socket().set_nodelay(enabled);
+                        let _ = slot.stream.socket().tcp.set_nodelay(enabled);
                     }
                 }
                 Command::Release { id } => self.ids.release(id),
@@ -758,5 +820,80 @@ pub(crate) fn trim_memory() {
     // SAFETY: malloc_trim only releases free memory; it is safe to call at any time.
     unsafe {
         libc::malloc_trim(0);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A connected pair: (our side as a `Socket`, the client's std stream).
+    fn pair() -> (Socket, std::net::TcpStream) {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let client = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let (ours, _) = listener.accept().unwrap();
+        ours.set_nonblocking(true).unwrap();
+        (Socket::new(TcpStream::from_std(ours)), client)
+    }
+
+    /// Reads until `want` bytes came (they may take a moment on loopback).
+    fn read_some(sock: &mut Socket, buf: &mut [u8], want: usize) -> usize {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            match sock.read(buf) {
+                Ok(n) if n >= want => return n,
+                Ok(n) => panic!("{n} bytes, expected {want}"),
+                Err(e) if e.kind() == ErrorKind::WouldBlock && Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(1))
+                }
+                Err(e) => panic!("{e}"),
+            }
+        }
+    }
+
+    #[test]
+    fn a_short_read_ends_reading_until_the_next_readiness_event() {
+        let (mut sock, mut client) = pair();
+        let mut buf = [0u8; 64];
+        sock.ready(false);
+        client.write_all(b"hello").unwrap();
+        assert_eq!(read_some(&mut sock, &mut buf, 5), 5);
+        // More arrives: it brings a readiness event of its own, so until that event this socket
+        // answers without asking the kernel.
+        client.write_all(b"world").unwrap();
+        std::thread::sleep(Duration::from_millis(20));
+        assert_eq!(sock.read(&mut buf).unwrap_err().kind(), ErrorKind::WouldBlock);
+        sock.ready(false);
+        assert_eq!(sock.read(&mut buf).unwrap(), 5);
+        assert_eq!(&buf[..5], b"world");
+    }
+
+    #[test]
+    fn a_full_read_and_an_event_with_the_end_of_stream_keep_asking_the_kernel() {
+        let (mut sock, mut client) = pair();
+        // A read that filled its buffer says nothing about what is left.
+        let mut small = [0u8; 4];
+        sock.ready(false);
+        client.write_all(b"abcdefgh").unwrap();
+        assert_eq!(read_some(&mut sock, &mut small, 4), 4);
+        assert_eq!(sock.read(&mut small).unwrap(), 4);
+        // Data followed by the FIN as one edge: the short read is not the end, the 0 after it is.
+        let mut buf = [0u8; 64];
+        client.write_all(b"bye").unwrap();
+        client.shutdown(Shutdown::Write).unwrap();
+        std::thread::sleep(Duration::from_millis(20));
+        sock.ready(true);
+        assert_eq!(sock.read(&mut buf).unwrap(), 3);
+        assert_eq!(sock.read(&mut buf).unwrap(), 0, "the end of the stream is seen");
+    }
+
+    #[test]
+    fn before_any_readiness_event_every_read_asks_the_kernel() {
+        let (mut sock, mut client) = pair();
+        let mut buf = [0u8; 64];
+        client.write_all(b"one").unwrap();
+        assert_eq!(read_some(&mut sock, &mut buf, 3), 3);
+        client.write_all(b"two").unwrap();
+        assert_eq!(read_some(&mut sock, &mut buf, 3), 3);
     }
 }
