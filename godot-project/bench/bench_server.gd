@@ -8,6 +8,7 @@
 ## outbound buffer sizes, for the stock server's peers too; tests/python/test_autobahn.py raises
 ## them for Autobahn's 16 MiB cases),
 ## --inline (our io_mode IO_MODE_INLINE: poll() does the socket work, no I/O thread),
+## --busy-poll USEC (our busy_poll_usec: the I/O thread's busy-poll window; default 0),
 ## --signals (ours, raw echo: data_received per message, read and answered through get_peer, as
 ## in Godot 4.0-alpha; without it the echo takes every message in one take_messages() call and
 ## answers them in one send_messages() call, with queue_messages on).
@@ -63,6 +64,7 @@ func _ready() -> void:
 		ours.max_handshakes_per_address = 0
 		if OS.get_cmdline_user_args().has("--inline"):
 			ours.io_mode = WebSocketServer.IO_MODE_INLINE
+		ours.busy_poll_usec = int(ProcStats.opt("--busy-poll", "0"))
 		if tls:
 			ours.private_key = key
 			ours.ssl_certificate = cert

@@ -132,3 +132,26 @@ func test_empty_messages_both_ways() -> void:
 	check(c.was_string_packet(), "text")
 	check_eq(c.get_packet(), PackedByteArray(), "empty binary received")
 	check(not c.was_string_packet(), "binary")
+
+
+## busy_poll_usec (the I/O thread's busy-poll window; no effect with inline I/O): messages still
+## go both ways, and a client that sends while the game is not answering is still served.
+func test_echo_with_busy_polling() -> void:
+	var h := start_server(PackedStringArray(), func(s: WebSocketServer) -> void: s.busy_poll_usec = 2000)
+	check_eq(h.server.busy_poll_usec, 2000, "busy_poll_usec set before listen")
+	var r := await connected_client(h)
+	var c: WebSocketPeer = r[0]
+	var peer := h.server.get_peer(r[1])
+	for i in 20:
+		c.send_text("ping %d" % i)
+		var ok: bool = await pump([h, c], func() -> bool: return peer.get_available_packet_count() > 0)
+		check(ok, "message %d arrives" % i)
+		peer.send_text("pong " + peer.get_packet().get_string_from_utf8())
+		ok = await pump([h, c], func() -> bool: return c.get_available_packet_count() > 0)
+		check(ok, "reply %d arrives" % i)
+		check_eq(c.get_packet().get_string_from_utf8(), "pong ping %d" % i, "reply %d" % i)
+	# The game does not answer for longer than the window: the server still reads the next one.
+	c.send_text("late")
+	await pump_for([c], 0.05)
+	var ok: bool = await pump([h, c], func() -> bool: return peer.get_available_packet_count() > 0)
+	check(ok and peer.get_packet().get_string_from_utf8() == "late", "a message after an unanswered window")

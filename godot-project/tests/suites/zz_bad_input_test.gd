@@ -51,6 +51,8 @@ func test_setters_refuse_invalid_values() -> void:
 	expect_error("WebSocketServer: inbound_buffer_size must be between 1 and 1073741824, not 0")
 	expect_error("WebSocketServer: outbound_buffer_size must be between 1 and 1073741824, not -5")
 	expect_error("WebSocketServer: max_queued_packets must be between 1 and 1073741824, not 0")
+	expect_error("WebSocketServer: busy_poll_usec must be between 0 (off) and 1000000 microseconds, not -1")
+	expect_error("WebSocketServer: busy_poll_usec must be between 0 (off) and 1000000 microseconds, not 1000001")
 	expect_error("WebSocketServer: extra header \"no colon here\" is not of the form \"Name: value\"")
 	var s := new_server()
 	s.bind_ip = "not an ip"
@@ -71,6 +73,12 @@ func test_setters_refuse_invalid_values() -> void:
 	check_eq(s.outbound_buffer_size, 65535, "outbound_buffer_size unchanged")
 	s.max_queued_packets = 0
 	check_eq(s.max_queued_packets, 4096, "max_queued_packets unchanged")
+	check_eq(s.busy_poll_usec, 0, "busy_poll_usec is off by default")
+	s.busy_poll_usec = -1
+	s.busy_poll_usec = 1000001
+	check_eq(s.busy_poll_usec, 0, "busy_poll_usec unchanged")
+	s.busy_poll_usec = 1000000
+	check_eq(s.busy_poll_usec, 1000000, "busy_poll_usec accepted up to a second")
 	s.set_extra_headers(PackedStringArray(["X-Ok: 1", "no colon here"]))
 
 
@@ -79,6 +87,7 @@ func test_setters_refuse_while_listening() -> void:
 	expect_error("WebSocketServer: handshake_timeout cannot change while listening")
 	expect_error("WebSocketServer: inbound_buffer_size cannot change while listening")
 	expect_error("WebSocketServer: private_key cannot change while listening")
+	expect_error("WebSocketServer: busy_poll_usec cannot change while listening")
 	var h := start_server()
 	h.server.bind_ip = "0.0.0.0"
 	check_eq(h.server.bind_ip, "127.0.0.1", "bind_ip unchanged while listening")
@@ -88,6 +97,8 @@ func test_setters_refuse_while_listening() -> void:
 	check_eq(h.server.inbound_buffer_size, 65535, "inbound_buffer_size unchanged while listening")
 	h.server.private_key = CryptoKey.new()
 	check(h.server.private_key == null, "private_key unchanged while listening")
+	h.server.busy_poll_usec = 50
+	check_eq(h.server.busy_poll_usec, 0, "busy_poll_usec unchanged while listening")
 
 
 func test_unknown_ids() -> void:

@@ -116,6 +116,14 @@ pub struct ServerConfig {
     pub max_handshakes_per_address: usize,
     /// Where the sockets are served: on an I/O thread of the server's own, or inside `poll()`.
     pub io: IoMode,
+    /// `IoMode::Thread` only: after a turn that had something to do, the I/O thread keeps looking
+    /// for this long (turns that do not sleep) before it sleeps until the next readiness event,
+    /// wake or deadline. A reply the game queues meanwhile, or a client's next message, is then
+    /// handled without a wake-up through the scheduler (on a virtual machine, an inter-processor
+    /// interrupt and a halted core's return: tens of microseconds). Costs the CPU time of the
+    /// window after every busy turn, so a busy server's I/O thread never sleeps. Zero (the
+    /// default): sleep at once. What Linux's `SO_BUSY_POLL` does for a network card's queue.
+    pub busy_poll: Duration,
 }
 
 /// Where a server does its socket work.
@@ -162,6 +170,7 @@ impl Default for ServerConfig {
             max_connections: 0,
             max_handshakes_per_address: DEFAULT_MAX_HANDSHAKES_PER_ADDRESS,
             io: IoMode::Thread,
+            busy_poll: Duration::ZERO,
         }
     }
 }
@@ -240,6 +249,22 @@ pub fn seconds(name: &str, value: f64) -> Result<Duration, ConfigError> {
     }
 }
 
+/// The longest `ServerConfig::busy_poll` a game may ask for: beyond it the I/O thread of any
+/// server with steady traffic would never sleep anyway.
+pub const MAX_BUSY_POLL: Duration = Duration::from_secs(1);
+
+/// Checks a busy-poll window given by GDScript in microseconds: 0 (off) up to `MAX_BUSY_POLL`.
+pub fn busy_poll_usec(name: &str, value: i64) -> Result<Duration, ConfigError> {
+    let max = MAX_BUSY_POLL.as_micros() as i64;
+    if (0..=max).contains(&value) {
+        Ok(Duration::from_micros(value as u64))
+    } else {
+        Err(ConfigError(format!(
+            "{name} must be between 0 (off) and {max} microseconds, not {value}"
+        )))
+    }
+}
+
 /// Checks a size limit given by GDScript: at least 1, at most 1 GiB.
 pub fn size_limit(name: &str, value: i64) -> Result<usize, ConfigError> {
     if (1..=1 << 30).contains(&value) {
@@ -254,6 +279,16 @@ pub fn size_limit(name: &str, value: i64) -> Result<usize, ConfigError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn busy_poll_is_off_or_up_to_a_second() {
+        assert_eq!(busy_poll_usec("b", 0), Ok(Duration::ZERO));
+        assert_eq!(busy_poll_usec("b", 50), Ok(Duration::from_micros(50)));
+        assert_eq!(busy_poll_usec("b", 1_000_000), Ok(MAX_BUSY_POLL));
+        let e = busy_poll_usec("b", -1).unwrap_err().0;
+        assert_eq!(e, "b must be between 0 (off) and 1000000 microseconds, not -1");
+        assert!(busy_poll_usec("b", 1_000_001).is_err());
+    }
 
     #[test]
     fn bind_ip_accepts_star_and_addresses_only() {

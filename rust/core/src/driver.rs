@@ -242,6 +242,11 @@ pub(crate) struct Driver {
     freed_since_trim: bool,
     /// When the last readiness event or command was handled.
     last_busy: Instant,
+    /// The I/O thread's turns do not sleep until this long after `handed_over`
+    /// (`ServerConfig::busy_poll`).
+    busy_poll: Duration,
+    /// When events were last handed to the game, unless a command has come from it since.
+    handed_over: Option<Instant>,
     /// Connections accepted so far (`turn_now` looks again when it grew).
     accepted: u64,
     /// Connections with writes queued this turn.
@@ -279,11 +284,20 @@ impl Driver {
             max_handshakes_per_address: caps.1,
             freed_since_trim: false,
             last_busy: Instant::now(),
+            busy_poll: Duration::ZERO,
+            handed_over: None,
             accepted: 0,
             dirty: Vec::new(),
             events: Vec::new(),
             commands: Vec::new(),
         }
+    }
+
+    /// The I/O thread busy-polls for up to `window` after handing the game events, until the game
+    /// sends a command (`ServerConfig::busy_poll`).
+    pub(crate) fn with_busy_poll(mut self, window: Duration) -> Driver {
+        self.busy_poll = window;
+        self
     }
 
     /// Runs until the game thread stops the server. A panic is caught and reported to the game
@@ -299,12 +313,19 @@ impl Driver {
         }
     }
 
-    /// The I/O thread: turn after turn, each waiting for readiness, a wake or the nearest deadline.
+    /// The I/O thread: turn after turn, each waiting for readiness, a wake or the nearest deadline
+    /// (not waiting at all for up to `busy_poll` after events went to the game, until it answers).
     fn run(mut self) -> std::io::Result<()> {
         let mut readiness = Events::with_capacity(1024);
         loop {
             let before = Instant::now();
             let mut timeout = self.next_timeout(before);
+            if self
+                .handed_over
+                .is_some_and(|at| before.saturating_duration_since(at) < self.busy_poll)
+            {
+                timeout = Some(Duration::ZERO);
+            }
             if self.freed_since_trim {
                 let trim_in = (self.last_busy + TRIM_AFTER_IDLE).saturating_duration_since(before);
                 timeout = Some(timeout.map_or(trim_in, |t| t.min(trim_in)));
@@ -422,6 +443,9 @@ impl Driver {
         self.apply_commands(now)?;
         self.fire_timers(now);
         self.flush_dirty(now);
+        if !self.events.is_empty() {
+            self.handed_over = Some(now);
+        }
         self.link.publish(&mut self.events);
         Ok(true)
     }
@@ -634,6 +658,10 @@ impl Driver {
     fn apply_commands(&mut self, now: Instant) -> std::io::Result<()> {
         let mut commands = std::mem::take(&mut self.commands);
         self.link.take_commands(&mut commands);
+        if !commands.is_empty() {
+            // The game has answered (or acted): busy polling waits for nothing more.
+            self.handed_over = None;
+        }
         for command in commands.drain(..) {
             let key = |by_id: &HashMap<PeerId, usize>, id| by_id.get(&id).copied();
             match command {

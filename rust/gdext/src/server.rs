@@ -7,7 +7,7 @@ use godot::global::Error;
 use godot::prelude::*;
 use godot_core::meta::RawPtr;
 use wss_core::config::{
-    is_token, seconds, size_limit, validate_header_line, validate_origin, validate_response_headers,
+    busy_poll_usec, is_token, seconds, size_limit, validate_header_line, validate_origin, validate_response_headers,
 };
 use wss_core::request::TrustedProxies;
 use wss_core::tls::{server_config, TlsPem};
@@ -161,6 +161,22 @@ pub struct WebSocketServer {
     /// otherwise wait for the other thread to get a core.
     #[var(set = set_io_mode)]
     io_mode: i64,
+    /// [constant IO_MODE_THREAD] only: after handling anything, the I/O thread keeps looking for
+    /// more (without sleeping) for this many microseconds before it sleeps. Cannot change while
+    /// listening. Default [code]0[/code]: it sleeps at once. Up to [code]1000000[/code].
+    /// [i]Not in Godot.[/i]
+    ///
+    /// A reply the game sends within the window, or a client's next message, is then taken up at
+    /// once instead of after a wake-up through the operating system's scheduler (tens of
+    /// microseconds on a cloud machine). For a dedicated server whose main loop runs unpaced
+    /// ([code]--fixed-fps 0[/code]) and answers within microseconds, with a core to spare: it cuts
+    /// the round trip of a lone client's message (see the README's benchmarks). The price is CPU:
+    /// the I/O thread spins for the whole window after every busy moment, so under steady traffic
+    /// it never sleeps and uses a core. A paced game (60 frames a second) answers long after any
+    /// sensible window and gains nothing. Leave at [code]0[/code] unless measured. With
+    /// [constant IO_MODE_INLINE] it has no effect: [method poll] never waits there.
+    #[var(set = set_busy_poll_usec)]
+    busy_poll_usec: i64,
     /// How raw mode hands the game its messages. Cannot change while listening. [i]Not in Godot.[/i]
     ///
     /// [code]false[/code] (the default): as in Godot, [signal data_received] is emitted for each
@@ -227,6 +243,7 @@ impl IMultiplayerPeerExtension for WebSocketServer {
             max_connections: 0,
             max_handshakes_per_address: wss_core::config::DEFAULT_MAX_HANDSHAKES_PER_ADDRESS as i64,
             io_mode: Self::IO_MODE_THREAD,
+            busy_poll_usec: 0,
             queue_messages: false,
             extra_headers: Vec::new(),
             server: None,
@@ -807,6 +824,7 @@ impl WebSocketServer {
             } else {
                 IoMode::Thread
             },
+            busy_poll: std::time::Duration::from_micros(self.busy_poll_usec as u64),
             ..ServerConfig::default()
         };
         match Server::listen(&config) {
@@ -1035,6 +1053,12 @@ impl WebSocketServer {
             ))),
         };
         self.set_checked("io_mode", check, |s| s.io_mode = value);
+    }
+
+    #[func]
+    fn set_busy_poll_usec(&mut self, value: i64) {
+        let check = || busy_poll_usec("busy_poll_usec", value).map(|_| ());
+        self.set_checked("busy_poll_usec", check, |s| s.busy_poll_usec = value);
     }
 
     #[func]
