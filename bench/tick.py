@@ -5,7 +5,7 @@ wsload game, spread over processes) each send a 32-byte input at 20 Hz, open loo
 128-byte state message at 20 Hz carrying the newest input the server has from them. For each
 server the search finds the largest N it holds: networking time per tick p99 ≤ 16.6 ms, input-to-
 state latency p99 ≤ 100 ms, every client connected, nothing lost (inputs the server never got,
-states it could not send).
+states it could not send); a failed trial is run once more before its N counts as failed.
 """
 
 import json
@@ -132,13 +132,22 @@ def trial(bench, name, n, secs, free_port):
     return fig
 
 
+def trial_twice(bench, name, n, secs, free_port):
+    """`trial`, run again if it failed: on this shared machine one trial in a few dozen fails on a
+    latency spike that the same N does not show again (seen at 2,000 players after 2,800 had
+    held), and one such spike would end the search. An N fails only if it fails twice in a row;
+    the same rule for every server."""
+    fig = trial(bench, name, n, secs, free_port)
+    return fig if fig["ok"] else trial(bench, name, n, secs, free_port)
+
+
 def search(bench, name, free_port, start, limit, secs, steps):
     """The largest N held: doubling from `start` until a run fails (or `limit`), then `steps`
     bisections. Returns (best passing figures or None, the first failing figures or None)."""
     good, bad = None, None
     n = start
     while n <= limit:
-        fig = trial(bench, name, n, secs, free_port)
+        fig = trial_twice(bench, name, n, secs, free_port)
         if not fig["ok"]:
             bad = fig
             break
@@ -148,7 +157,7 @@ def search(bench, name, free_port, start, limit, secs, steps):
         mid = (good["n"] + bad["n"]) // 2
         if mid - good["n"] < max(good["n"] // 16, 10):
             break
-        fig = trial(bench, name, mid, secs, free_port)
+        fig = trial_twice(bench, name, mid, secs, free_port)
         if fig["ok"]:
             good = fig
         else:
