@@ -116,13 +116,14 @@ pub struct ServerConfig {
     pub max_handshakes_per_address: usize,
     /// Where the sockets are served: on an I/O thread of the server's own, or inside `poll()`.
     pub io: IoMode,
-    /// `IoMode::Thread` only: after a turn that had something to do, the I/O thread keeps looking
-    /// for this long (turns that do not sleep) before it sleeps until the next readiness event,
-    /// wake or deadline. A reply the game queues meanwhile, or a client's next message, is then
-    /// handled without a wake-up through the scheduler (on a virtual machine, an inter-processor
-    /// interrupt and a halted core's return: tens of microseconds). Costs the CPU time of the
-    /// window after every busy turn, so a busy server's I/O thread never sleeps. Zero (the
-    /// default): sleep at once. What Linux's `SO_BUSY_POLL` does for a network card's queue.
+    /// `IoMode::Thread` only: after a turn that handed the game events, the I/O thread's turns do
+    /// not sleep (they look again at once) until a command comes from the game or this long has
+    /// passed; then it sleeps until the next readiness event, wake or deadline as usual. The
+    /// game's reply is then written the moment it is queued, without a wake-up through the
+    /// scheduler (on a virtual machine, an inter-processor interrupt and a halted core's return:
+    /// tens of microseconds). Costs the CPU time the game takes to answer, up to the window, after
+    /// every hand-over. Zero (the default): sleep at once. Linux's `SO_BUSY_POLL` does the like
+    /// for a network card's queue.
     pub busy_poll: Duration,
 }
 
@@ -249,8 +250,8 @@ pub fn seconds(name: &str, value: f64) -> Result<Duration, ConfigError> {
     }
 }
 
-/// The longest `ServerConfig::busy_poll` a game may ask for: beyond it the I/O thread of any
-/// server with steady traffic would never sleep anyway.
+/// The longest `ServerConfig::busy_poll` a game may ask for: far past any game's frame, so a
+/// longer window would only keep the I/O thread spinning for a game that is not answering.
 pub const MAX_BUSY_POLL: Duration = Duration::from_secs(1);
 
 /// Checks a busy-poll window given by GDScript in microseconds: 0 (off) up to `MAX_BUSY_POLL`.
