@@ -161,20 +161,22 @@ pub struct WebSocketServer {
     /// otherwise wait for the other thread to get a core.
     #[var(set = set_io_mode)]
     io_mode: i64,
-    /// [constant IO_MODE_THREAD] only: after handling anything, the I/O thread keeps looking for
-    /// more (without sleeping) for this many microseconds before it sleeps. Cannot change while
-    /// listening. Default [code]0[/code]: it sleeps at once. Up to [code]1000000[/code].
-    /// [i]Not in Godot.[/i]
+    /// [constant IO_MODE_THREAD] only: after handing the game something (a message, a connection),
+    /// the I/O thread keeps looking for the game's answer without sleeping, for up to this many
+    /// microseconds; once the game has acted through the server (a send, usually), or the window
+    /// has passed, it sleeps as usual.
+    /// Cannot change while listening. Default [code]0[/code]: it sleeps at once. Up to
+    /// [code]1000000[/code]. [i]Not in Godot.[/i]
     ///
-    /// A reply the game sends within the window, or a client's next message, is then taken up at
-    /// once instead of after a wake-up through the operating system's scheduler (tens of
-    /// microseconds on a cloud machine). For a dedicated server whose main loop runs unpaced
-    /// ([code]--fixed-fps 0[/code]) and answers within microseconds, with a core to spare: it cuts
-    /// the round trip of a lone client's message (see the README's benchmarks). The price is CPU:
-    /// the I/O thread spins for the whole window after every busy moment, so under steady traffic
-    /// it never sleeps and uses a core. A paced game (60 frames a second) answers long after any
-    /// sensible window and gains nothing. Leave at [code]0[/code] unless measured. With
-    /// [constant IO_MODE_INLINE] it has no effect: [method poll] never waits there.
+    /// The game's reply is then written the moment it is sent instead of after a wake-up through
+    /// the operating system's scheduler (tens of microseconds on a cloud machine). For a dedicated
+    /// server whose main loop runs unpaced ([code]--fixed-fps 0[/code]) and answers within
+    /// microseconds, with a core to spare: it cuts the round trip of a lone client's message (see
+    /// the README's benchmarks). The price is CPU: the I/O thread spins for as long as the game
+    /// takes to answer, up to the window, after every message. A paced game (60 frames a second)
+    /// answers milliseconds later and gains nothing; with many clients on shared cores it can cost
+    /// throughput. Leave at [code]0[/code] unless measured. With [constant IO_MODE_INLINE] it has
+    /// no effect: [method poll] never waits there.
     #[var(set = set_busy_poll_usec)]
     busy_poll_usec: i64,
     /// How raw mode hands the game its messages. Cannot change while listening. [i]Not in Godot.[/i]
