@@ -294,7 +294,7 @@ impl Driver {
     }
 
     /// The I/O thread busy-polls for up to `window` after handing the game events, until the game
-    /// sends a command (`ServerConfig::busy_poll`).
+    /// sends a command (`ServerConfig::busy_poll`; `run` only, so no effect on inline I/O).
     pub(crate) fn with_busy_poll(mut self, window: Duration) -> Driver {
         self.busy_poll = window;
         self

@@ -116,13 +116,13 @@ impl Server {
         let caps = (config.max_connections, config.max_handshakes_per_address);
         let settings = Settings::new(config);
         let totals = settings.totals.clone();
-        let driver = Driver::new(poll, listener, link.clone(), settings, config.tls.clone(), caps);
-        let busy_poll = config.busy_poll;
+        let driver = Driver::new(poll, listener, link.clone(), settings, config.tls.clone(), caps)
+            .with_busy_poll(config.busy_poll);
         let io = match config.io {
             IoMode::Thread => Io::Thread(
                 std::thread::Builder::new()
                     .name("websocket-server-io".into())
-                    .spawn(move || driver.with_busy_poll(busy_poll).run_guarded())
+                    .spawn(move || driver.run_guarded())
                     .map_err(cant_create)?,
             ),
             IoMode::Inline => Io::Inline {

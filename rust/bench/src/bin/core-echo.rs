@@ -5,7 +5,6 @@
 //! Usage: core-echo --port N [--mode echo|broadcast|idle] [--frame-usec N] [--cert PEM --key PEM]
 //!                  [--limit BYTES] (inbound and outbound buffer sizes; default Godot's 65535)
 //!                  [--inline] (`IoMode::Inline`: the socket work in `poll()`, no I/O thread)
-//!                  [--busy-poll USEC] (`ServerConfig::busy_poll` of the I/O thread; default 0)
 //! Each "frame" polls the server and handles what arrived; between frames it sleeps `frame-usec`
 //! (default 0: an unpaced loop that yields briefly when idle; with `--inline` it spins, as it
 //! must poll to make any progress). Broadcast sends to every peer with one `Server::broadcast`.
@@ -56,7 +55,6 @@ fn main() {
         } else {
             IoMode::Thread
         },
-        busy_poll: Duration::from_micros(arg("--busy-poll", "0").parse().expect("--busy-poll")),
         ..ServerConfig::default()
     };
     let mut server = Server::listen(&config).expect("listen");
