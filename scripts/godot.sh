@@ -35,15 +35,9 @@ if [ -x "$wrapper" ] && try "$wrapper"; then exit 0; fi
 
 echo "godot.sh: fetching Debian sid's godot package into $P (once; cached)" >&2
 rm -rf "$P"
-mkdir -p "$P/etc/apt" "$P/var/lib/apt/lists/partial" "$P/var/cache/apt/archives/partial" "$P/var/lib/dpkg"
-touch "$P/var/lib/dpkg/status"
-echo "deb http://deb.debian.org/debian sid main" > "$P/etc/apt/sources.list"
-O=(-o "Dir=$P" -o "Dir::State::status=$P/var/lib/dpkg/status" -o Dir::Etc::trusted=/etc/apt/trusted.gpg
-   -o Dir::Etc::trustedparts=/etc/apt/trusted.gpg.d -o Debug::NoLocking=1)
-apt-get "${O[@]}" update >&2
-apt-get "${O[@]}" install -y --download-only --no-install-recommends godot >&2
-for f in "$P"/var/cache/apt/archives/*.deb; do dpkg -x "$f" "$P/root"; done
-rm -f "$P"/var/cache/apt/archives/*.deb
+source "$root/scripts/lib/debian.sh"
+apt_prefix "$P" sid
+apt_unpack "$P" "$P/root" godot
 cat > "$wrapper" <<'WRAP'
 #!/usr/bin/env bash
 P=$(cd "$(dirname "$0")" && pwd)

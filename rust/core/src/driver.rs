@@ -887,11 +887,14 @@ mod tests {
         client.write_all(b"hello").unwrap();
         assert_eq!(read_some(&mut sock, &mut buf, 5), 5);
         // More arrives: it brings a readiness event of its own, so until that event this socket
-        // answers without asking the kernel.
+        // answers without asking the kernel. Where readiness is not edge-triggered by every
+        // arrival (Windows), the rule is off and the next read asks the kernel at once.
         client.write_all(b"world").unwrap();
         std::thread::sleep(Duration::from_millis(20));
-        assert_eq!(sock.read(&mut buf).unwrap_err().kind(), ErrorKind::WouldBlock);
-        sock.ready(false);
+        if SHORT_READ_DRAINS {
+            assert_eq!(sock.read(&mut buf).unwrap_err().kind(), ErrorKind::WouldBlock);
+            sock.ready(false);
+        }
         assert_eq!(sock.read(&mut buf).unwrap(), 5);
         assert_eq!(&buf[..5], b"world");
     }
