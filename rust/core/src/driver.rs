@@ -380,8 +380,9 @@ impl Driver {
         failure_of("the server's I/O", result)
     }
 
-    /// One turn of the event loop: wait at most `timeout` for readiness (or a wake); accept every
-    /// pending connection; let each ready connection read and write; apply the game's commands;
+    /// One turn of the event loop: wait at most `timeout` for readiness (or a wake); apply the
+    /// game's commands; accept every pending connection; let each ready connection read and write;
+    /// apply the commands that came meanwhile;
     /// fire expired deadlines; write out what the turn queued; publish the turn's events at once.
     /// Returns `false` once the game has asked the server to stop.
     fn turn(&mut self, readiness: &mut Events, timeout: Option<Duration>) -> std::io::Result<bool> {
@@ -402,6 +403,10 @@ impl Driver {
             return Ok(false);
         }
         let now = Instant::now();
+        // The game's commands first: a message it queued before a client's Close is read must go
+        // out before the Close reply (which ends what may be sent). Commands that come while this
+        // turn reads are applied at its end.
+        self.apply_commands(now)?;
         for event in readiness.iter() {
             match event.token() {
                 WAKER => {}

@@ -131,3 +131,28 @@ fn stop_closes_every_socket_at_once() {
     .unwrap();
     assert_eq!(again.local_addr().port(), port);
 }
+
+/// A message the game queued before the client's Close reached the server goes out before the
+/// Close reply. A turn used to read the sockets before taking the game's commands, so when both
+/// waited for the same turn (a slow or loaded machine, or inline I/O polled once a frame), the
+/// reply went first and the message was dropped without a word: seen as
+/// `loopback tls::wss_close_delivers_everything_queued_and_close_notify` failing under qemu.
+#[test]
+fn a_message_queued_before_the_clients_close_arrives_goes_out_before_the_close_reply() {
+    let mut server = inline_server();
+    let mut s = TcpStream::connect(("127.0.0.1", server.local_addr().port())).unwrap();
+    s.write_all(UPGRADE).unwrap();
+    server.poll().unwrap();
+    assert!(read_head(&mut s).starts_with("HTTP/1.1 101 "));
+    let Some(Signal::Connected { id, .. }) = server.next_signal() else {
+        panic!("not connected")
+    };
+    // The game queues a message; before its next poll, the client's Close (1000) arrives.
+    server.peer(id).unwrap().send(b"bye".to_vec(), true).unwrap();
+    s.write_all(&[0x88, 0x82, 1, 2, 3, 4, 0x03 ^ 1, 0xe8 ^ 2]).unwrap();
+    std::thread::sleep(Duration::from_millis(50));
+    server.poll().unwrap();
+    let mut got = [0u8; 9];
+    s.read_exact(&mut got).unwrap();
+    assert_eq!(&got, b"\x81\x03bye\x88\x02\x03\xe8", "the message, then the Close reply");
+}
