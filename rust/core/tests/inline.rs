@@ -154,5 +154,8 @@ fn a_message_queued_before_the_clients_close_arrives_goes_out_before_the_close_r
     server.poll().unwrap();
     let mut got = [0u8; 9];
     s.read_exact(&mut got).unwrap();
-    assert_eq!(&got, b"\x81\x03bye\x88\x02\x03\xe8", "the message, then the Close reply");
+    assert_eq!(
+        &got, b"\x81\x03bye\x88\x02\x03\xe8",
+        "the message, then the Close reply"
+    );
 }
