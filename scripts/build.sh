@@ -88,6 +88,8 @@ compile() { # TRIPLE VARIANT
   echo "$dir/${prefix}websocket_server.$ext"
 }
 
+# Loaded here, not in compile(): that runs in a subshell, and lipo and strip need it too.
+[ -n "$target" ] && cross
 for variant in "${variants[@]}"; do
   suffix=""
   [ "$variant" = editor ] && suffix=.editor

@@ -3,11 +3,12 @@
 # hand-overs under loom), 30 s of fuzzing per target, headless Godot (the addon driven by Godot's
 # own clients), Python `websockets` against the demo server, the multiplayer scenario across Godot
 # processes, Autobahn, the attack and internet-facing suites, the nginx deployment recipes with a
-# real nginx, a real browser (headless Chromium with Selenium), the release package installed into
-# a fresh project, a 60-second soak, and a smoke run of the benchmark. The Godot suites, the
+# real nginx, a real browser (headless Chromium with Selenium), every platform's library built and
+# checked (Linux arm64's tests and the Godot suite under qemu, Windows' core tests under Wine:
+# scripts/test-platforms.sh), the release package installed into a fresh project, a 60-second soak, and a smoke run of the benchmark. The Godot suites, the
 # Python suites (but nginx, browser, package) and Autobahn run once with the server's I/O thread
 # and once with inline I/O (io_mode). Exits non-zero on any failure. Sets up what it needs on a
-# fresh machine: Godot (scripts/godot.sh), nginx (scripts/nginx.sh), Chromium
+# fresh machine: Godot (scripts/godot.sh), the cross toolchains (scripts/toolchains.sh), nginx (scripts/nginx.sh), Chromium
 # (scripts/chromium.sh), Xvfb for the editor (scripts/xvfb.sh), cargo-fuzz (scripts/fuzz.sh) and
 # a Python venv.
 set -euo pipefail
@@ -35,6 +36,9 @@ timeout 300 "$godot" --headless --path godot-project --import > "$logs/import.lo
 echo "== Headless Godot tests"
 # Each test declares the errors it causes (expect_error); the runner fails it on any other.
 scripts/run-godot.sh "$logs/godot.log" -s res://tests/runner.gd
+
+echo "== Other platforms: every library built, checked and packaged; arm64 under qemu; Windows under Wine"
+scripts/test-platforms.sh
 
 echo "== Benchmark smoke run (every figure is produced; timings are not judged)"
 scripts/bench.sh --smoke > "$logs/bench-smoke.log" 2>&1 || { cat "$logs/bench-smoke.log"; exit 1; }

@@ -25,7 +25,7 @@ BW_PKGS=(gcc-aarch64-linux-gnu libc6-dev-arm64-cross binutils-aarch64-linux-gnu
          gcc-mingw-w64-x86-64 binutils-mingw-w64-x86-64 wine64 libz-mingw-w64)
 PY_PKGS=(ziglang==0.17.0 cargo-zigbuild==0.24.0)
 # Changing any list (or this file's layout version) installs afresh.
-stamp=$X/.installed-$(echo "v3 ${SID_PKGS[*]} ${BW_PKGS[*]} ${PY_PKGS[*]}" | sha1sum | cut -c1-12)
+stamp=$X/.installed-$(echo "v4 ${SID_PKGS[*]} ${BW_PKGS[*]} ${PY_PKGS[*]}" | sha1sum | cut -c1-12)
 if [ -f "$stamp" ] && [ -f "$X/env.sh" ]; then echo "$X/env.sh"; exit 0; fi
 
 step() { echo "toolchains.sh: $*" >&2; }
@@ -56,7 +56,9 @@ sid_wrap() { # NAME PROGRAM [ARGS...]
 sid_wrap rustc "$S/usr/bin/rustc" --sysroot "$S/usr"
 sid_wrap rustdoc "$S/usr/bin/rustdoc" --sysroot "$S/usr"
 sid_wrap cargo "$S/usr/bin/cargo"
-for t in lipo readobj nm objdump strip; do sid_wrap "llvm-$t" "$S/usr/lib/llvm-22/bin/llvm-$t"; done
+for t in lipo readobj nm objdump strip objcopy; do sid_wrap "llvm-$t" "$S/usr/lib/llvm-22/bin/llvm-$t"; done
+# rustc strips Apple targets' debug info with `rust-objcopy` (rustup's llvm-tools; Debian has none).
+sid_wrap rust-objcopy "$S/usr/lib/llvm-22/bin/llvm-objcopy"
 [ -x "$S/usr/bin/qemu-aarch64" ] || fail "sid's qemu-user has no qemu-aarch64"
 "$X/bin/rustc" -vV > /dev/null || fail "sid's rustc does not run"
 
