@@ -12,10 +12,9 @@ use std::time::{Duration, Instant};
 
 use libfuzzer_sys::fuzz_target;
 
-#[path = "pipe.rs"]
-mod pipe;
-use pipe::Pipe;
 use wss_core::connection::{Connection, Cx, Settings, Status, Verdict};
+use wss_core::sim::Pipe;
+use wss_core::transport::Transport;
 use wss_core::ids::IdAllocator;
 use wss_core::shared::{Event, PeerShared};
 use wss_core::{Limits, Packet, ServerConfig};
@@ -144,7 +143,11 @@ fuzz_target!(|data: &[u8]| {
     let mut ids = IdAllocator::new();
     let mut events = Vec::new();
     let mut now = Instant::now();
-    let mut pipe = Pipe::default();
+    let mut pipe = Pipe {
+        discard_output: true,
+        ..Pipe::default()
+    };
+    let mut transport = Transport::new(None, flags & 8 != 0).unwrap();
     let mut conn = Connection::new("127.0.0.1:1".parse().unwrap(), now, &settings);
     let mut game = Game {
         peer: None,
@@ -166,12 +169,16 @@ fuzz_target!(|data: &[u8]| {
             ids: &mut ids,
             events: &mut events,
         };
-        status = match op % 13 {
+        // Every input but a reset is followed by the shell moving what it can, as the driver does.
+        let input = match op % 13 {
             // Raw client bytes.
             0 => {
                 let n = arg as usize;
                 pipe.input.extend(input.take(n).iter().copied());
-                conn.on_readable(&mut pipe, &mut cx)
+                {
+                    transport.readable();
+                    Status::Alive
+                }
             }
             // A valid upgrade request (optionally offering "chat"), after a PROXY header if due.
             1 => {
@@ -191,14 +198,20 @@ fuzz_target!(|data: &[u8]| {
                 } else {
                     pipe.input.extend(REQUEST);
                 }
-                conn.on_readable(&mut pipe, &mut cx)
+                {
+                    transport.readable();
+                    Status::Alive
+                }
             }
             // A well-formed client frame of any opcode and flags.
             2 => {
                 let len = input.byte().unwrap_or(0) as usize * (1 + (arg as usize >> 7) * 8);
                 let payload = input.take(len).to_vec();
                 pipe.input.extend(frame(arg, &payload));
-                conn.on_readable(&mut pipe, &mut cx)
+                {
+                    transport.readable();
+                    Status::Alive
+                }
             }
             // The game sends a message (if the peer's limits allow, as PeerHandle::send does).
             3 => match &game.peer {
@@ -207,14 +220,17 @@ fuzz_target!(|data: &[u8]| {
                         data: vec![b'a'; arg as usize * 5].into(),
                         text: arg & 1 != 0,
                     };
-                    conn.send(&mut pipe, packet, &mut cx)
+                    {
+                        conn.send(packet);
+                        Status::Alive
+                    }
                 }
                 _ => Status::Alive,
             },
             // The game closes.
             4 => {
                 let code = [1000, 1001, 3000, 4999, 1011][arg as usize % 5];
-                conn.close(&mut pipe, code, "bye", &mut cx)
+                conn.close(code, "bye", &mut cx)
             }
             // The game reads messages; a drained queue resumes reading.
             5 => {
@@ -224,7 +240,7 @@ fuzz_target!(|data: &[u8]| {
                         break;
                     };
                     if peer.sub_inbound(len) {
-                        st = conn.resume(&mut pipe, &mut cx);
+                        st = conn.resume(&mut cx);
                         if st == Status::Gone {
                             break;
                         }
@@ -237,24 +253,28 @@ fuzz_target!(|data: &[u8]| {
                 now += Duration::from_millis(arg as u64 * 50);
                 cx.now = now;
                 match conn.deadline() {
-                    Some(d) if d <= now => conn.on_timeout(&mut pipe, &mut cx),
+                    Some(d) if d <= now => conn.on_timeout(&mut cx),
                     _ => Status::Alive,
                 }
             }
             // The socket's room to write changes; more room is a writable event.
             7 => {
                 pipe.room = if arg == 255 { None } else { Some(arg as usize * 16) };
-                conn.on_writable(&mut pipe, &mut cx)
+                transport.writable();
+                Status::Alive
             }
             // The client closes its end.
             8 => {
                 pipe.eof = true;
-                conn.on_readable(&mut pipe, &mut cx)
+                {
+                    transport.readable();
+                    Status::Alive
+                }
             }
             // The game has caught up with a violation.
-            9 => conn.fail_now(&mut pipe, &mut cx),
+            9 => conn.fail_now(&mut cx),
             // The end of a driver turn.
-            10 => conn.flush(&mut pipe, &mut cx),
+            10 => Status::Alive,
             // The game decides on the request (ignored unless one waits).
             11 => {
                 let verdict = match arg % 4 {
@@ -277,16 +297,21 @@ fuzz_target!(|data: &[u8]| {
                         body: String::new(),
                     },
                 };
-                conn.decide(&mut pipe, verdict, &mut cx)
+                conn.decide(verdict, &mut cx)
             }
             // A reset.
             _ => {
                 if arg == 0 {
-                    conn.on_reset(&mut cx)
-                } else {
-                    Status::Alive
+                    status = conn.on_reset(&mut cx);
+                    game.take(&mut events);
+                    continue;
                 }
+                Status::Alive
             }
+        };
+        status = match input {
+            Status::Alive => transport.service(&mut pipe, &mut conn, &mut cx),
+            Status::Gone => Status::Gone,
         };
         game.take(&mut events);
         assert!(

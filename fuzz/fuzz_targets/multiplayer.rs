@@ -10,10 +10,9 @@ use std::time::Instant;
 
 use libfuzzer_sys::fuzz_target;
 
-#[path = "pipe.rs"]
-mod pipe;
-use pipe::Pipe;
 use rand::SeedableRng;
+use wss_core::sim::Pipe;
+use wss_core::transport::Transport;
 use wss_core::connection::{Connection, Cx, Settings, Status};
 use wss_core::ids::IdAllocator;
 use wss_core::shared::Event;
@@ -35,7 +34,7 @@ fuzz_target!(|data: &[u8]| {
         ..ServerConfig::default()
     });
     let now = Instant::now();
-    let mut conns: Vec<Option<(Connection, Pipe)>> = Vec::new();
+    let mut conns: Vec<Option<(Connection, Transport, Pipe)>> = Vec::new();
     // Ids the game knows (connected, Disconnected not yet seen), and which connection has them.
     let mut known: HashMap<i32, usize> = HashMap::new();
     // Disconnected events the game has not processed yet (their ids are still taken).
@@ -47,10 +46,8 @@ fuzz_target!(|data: &[u8]| {
             // A new client upgrades.
             0 if known.len() < 16 => {
                 let mut conn = Connection::new("127.0.0.1:1".parse().unwrap(), now, &settings);
-                let mut pipe = Pipe {
-                    keep_output: true,
-                    ..Pipe::default()
-                };
+                let mut transport = Transport::new(None, false).unwrap();
+                let mut pipe = Pipe::default();
                 pipe.input.extend(REQUEST);
                 let mut cx = Cx {
                     now,
@@ -58,7 +55,7 @@ fuzz_target!(|data: &[u8]| {
                     ids: &mut ids,
                     events: &mut events,
                 };
-                assert_eq!(conn.on_readable(&mut pipe, &mut cx), Status::Alive);
+                assert_eq!(transport.service(&mut pipe, &mut conn, &mut cx), Status::Alive);
                 let Some(Event::Connected { peer, .. }) = events.pop() else {
                     panic!("not connected")
                 };
@@ -76,12 +73,12 @@ fuzz_target!(|data: &[u8]| {
                 expected.extend_from_slice(&peer.id.to_le_bytes());
                 assert_eq!(&pipe.output[end..], &expected[..]);
                 known.insert(peer.id, conns.len());
-                conns.push(Some((conn, pipe)));
+                conns.push(Some((conn, transport, pipe)));
             }
             // A client leaves (EOF).
             1 if !conns.is_empty() => {
                 let i = arg as usize % conns.len();
-                if let Some((mut conn, mut pipe)) = conns[i].take() {
+                if let Some((mut conn, mut transport, mut pipe)) = conns[i].take() {
                     pipe.eof = true;
                     let mut cx = Cx {
                         now,
@@ -89,7 +86,8 @@ fuzz_target!(|data: &[u8]| {
                         ids: &mut ids,
                         events: &mut events,
                     };
-                    assert_eq!(conn.on_readable(&mut pipe, &mut cx), Status::Gone);
+                    transport.readable();
+                    assert_eq!(transport.service(&mut pipe, &mut conn, &mut cx), Status::Gone);
                     match events.pop() {
                         Some(Event::Disconnected { id, .. }) => {
                             assert_eq!(known.remove(&id), Some(i));

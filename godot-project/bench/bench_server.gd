@@ -11,7 +11,9 @@
 ## --busy-poll USEC (our busy_poll_usec: the I/O thread's busy-poll window; default 0),
 ## --signals (ours, raw echo: data_received per message, read and answered through get_peer, as
 ## in Godot 4.0-alpha; without it the echo takes every message in one take_messages() call and
-## answers them in one send_messages() call, with queue_messages on).
+## answers them in one send_messages() call, with queue_messages on),
+## --per-peer (ours, raw echo in the stock Godot pattern: after poll(), each peer's packets read
+## with get_packet() and answered with send(), one peer at a time).
 ## Prints a STAT line every 0.25 s: unix time, messages sent, µs spent in the networking part of the
 ## frame (work) and in poll() alone, frames, main-thread CPU ticks, process CPU ticks, RSS KiB, peers.
 extends Node
@@ -36,6 +38,8 @@ var broadcast := PackedByteArray()
 ## Ours, raw echo: one data_received signal and four calls per message (--signals), or one
 ## take_messages() and one send_messages() per frame.
 var signals := false
+## Ours, raw echo: get_packet() and send() per peer after poll() (--per-peer).
+var per_peer := false
 
 
 func _ready() -> void:
@@ -74,9 +78,10 @@ func _ready() -> void:
 			ours.inbound_buffer_size = int(ProcStats.opt("--limit"))
 			ours.outbound_buffer_size = int(ProcStats.opt("--limit"))
 		signals = OS.get_cmdline_user_args().has("--signals")
+		per_peer = OS.get_cmdline_user_args().has("--per-peer")
 		if signals:
 			ours.data_received.connect(_on_data)
-		else:
+		elif not per_peer:
 			ours.queue_messages = true
 		err = ours.listen(port, PackedStringArray(), impl == "ours_mp")
 	ProcStats.started(self, err, port, 0.25, _print_stat)
@@ -89,7 +94,9 @@ func _process(_delta: float) -> void:
 	else:
 		ours.poll()  # with --signals the echo happens in _on_data, inside poll()
 		poll_usec += Time.get_ticks_usec() - start
-		if not signals and impl == "ours":
+		if per_peer and impl == "ours":
+			_echo_per_peer()
+		elif not signals and impl == "ours":
 			_echo_batch()
 		if mode == "broadcast":
 			if impl == "ours_mp":
@@ -112,6 +119,16 @@ func _echo_batch() -> void:
 	# Each message goes back as it came, text or binary.
 	var failed := ours.send_messages(batch.ids, batch.packets, WebSocketServerPeer.WRITE_MODE_BINARY, batch.text)
 	msgs += batch.size() - failed.size()  # with inline I/O, written before send_messages returns
+
+
+func _echo_per_peer() -> void:
+	for id in ours.get_peer_ids():
+		var peer := ours.get_peer(id)
+		while peer.get_available_packet_count() > 0:
+			var packet := peer.get_packet()
+			var write_mode := WebSocketServerPeer.WRITE_MODE_TEXT if peer.was_string_packet() else WebSocketServerPeer.WRITE_MODE_BINARY
+			if peer.send(packet, write_mode) == OK:
+				msgs += 1
 
 
 func _on_data(id: int) -> void:

@@ -68,7 +68,9 @@ func _dropped_in(sig: String, typed: bool, close_client := false) -> void:
 	check(s == null and u == null, "the server is gone")
 	# The dropped server stopped: its client is disconnected.
 	var ok: bool = await pump([c], func() -> bool: return c.get_ready_state() == WebSocketPeer.STATE_CLOSED)
-	check(ok or sig == "client_disconnected", "the client sees the connection end")
+	check(ok, "the client sees the connection end")
+	if close_client:
+		check_eq(c.get_close_code(), 4001, "the client's own close completed")
 
 
 func test_dropped_in_client_connected() -> void:

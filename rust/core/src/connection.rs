@@ -1,8 +1,12 @@
-//! One connection's protocol state, from TCP accept to gone, driven by the I/O thread.
+//! One connection's protocol state, from TCP accept to gone, without any I/O.
 //!
-//! A `Connection` never owns its socket: every input (`on_readable`, `on_writable`, `send`,
-//! `close`, `on_timeout`) is given the stream and the current time, and reports what happened
-//! as `Event`s. Tests drive it with an in-memory stream and a made-up clock.
+//! A `Connection` takes the bytes that arrived (`handle_input`, `handle_eof`) and the time (in
+//! `Cx`), the game's commands (`send`, `close`, `decide`, ...) and its deadline (`on_timeout`),
+//! and hands back the bytes to write (`pending_output`, then `transmitted`), its events (pushed
+//! into `Cx::events`), its next deadline (`deadline`), whether it wants more input
+//! (`wants_input`) and when our direction of the stream should end (`shutdown_due`). The shell
+//! (`transport` and the driver) moves the bytes: it alone knows sockets, TLS and the PROXY header.
+//! Tests and the simulator drive it with in-memory pipes and a made-up clock.
 //!
 //! Lifecycle: `Handshake` (reading the HTTP upgrade; `handshake_timeout` runs from accept) →
 //! `Open` (tungstenite frames; reading pauses while the game's queue for this peer is full, or
@@ -11,7 +15,7 @@
 //! complete or the upgrade was refused: the output drains, then `close_notify` and FIN) → gone.
 //! A protocol violation goes through `FailPending` (the game first takes the messages that came
 //! before it) and `Failing`: our Close frame (1002, 1007, 1008 or 1009) is written, followed by a
-//! FIN on plain TCP (`Stream::half_close`; RFC 6455 §7.1.7: fail, then close), and the connection
+//! FIN on plain TCP (`Shutdown::Fin`; RFC 6455 §7.1.7: fail, then close), and the connection
 //! ends with the client's Close reply (see `Reply`: after a frame over the limit, the rest of it
 //! is skipped first), its EOF, or `close_timeout`. Only a bad opcode leaves the stream
 //! unparseable: then only the EOF ends it.
@@ -19,7 +23,6 @@
 //! Every byte for the socket goes through one `OutQueue` (tungstenite writes into it and never
 //! buffers on its own), so what a connection holds for a slow client is counted and bounded.
 
-use std::io::{self, ErrorKind, Read, Write};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -33,17 +36,16 @@ use tungstenite::{Bytes, Message};
 use crate::config::{Limits, ServerConfig};
 use crate::handshake::{refusal, Decision, Offer, Upgrade, MAX_REQUEST_SIZE};
 use crate::ids::IdAllocator;
+use crate::inbox::{Inbox, Wire};
 use crate::outq::OutQueue;
 use crate::progress::MessageProgress;
-use crate::proxy::{ProxyHeader, MAX_PROXY_HEADER};
 use crate::request::{Request, TrustedProxies};
 use crate::shared::{bump, Event, Packet, PeerId, PeerShared, PeerState, Totals};
 
 /// The close code reported when a Close frame carries none (RFC 6455 §7.1.5).
 pub const NO_STATUS_RECEIVED: u16 = 1005;
 
-/// Bytes read from the socket per `read` call during the handshake, and the size of tungstenite's
-/// read buffer afterwards (its default of 128 KiB per connection is far too much for thousands of
+/// Bytes the shell reads from a socket at a time, and the size of tungstenite's read buffer (its default of 128 KiB per connection is far too much for thousands of
 /// mostly idle game clients; larger messages grow the buffer as needed).
 pub const READ_CHUNK: usize = 4096;
 
@@ -75,7 +77,7 @@ pub struct Settings {
     /// Valid requests wait for the game's decision (`decide`).
     pub authorize: bool,
     pub trusted_proxies: TrustedProxies,
-    /// A PROXY protocol header comes before anything else.
+    /// A PROXY protocol header comes before anything else (taken off by the shell).
     pub proxy_protocol: bool,
     /// The server's statistics.
     pub totals: Arc<Totals>,
@@ -87,7 +89,7 @@ impl Settings {
         let limit = config.limits.inbound_buffer_size;
         let ws = WebSocketConfig::default()
             .read_buffer_size(READ_CHUNK)
-            // Every frame goes straight to the connection's `OutQueue` (see `Tx`).
+            // Every frame goes straight to the connection's `OutQueue` (see `Wire`).
             .write_buffer_size(0)
             .max_write_buffer_size(usize::MAX)
             .max_message_size(Some(limit))
@@ -115,7 +117,7 @@ impl Settings {
     }
 }
 
-/// What an input needs besides the stream.
+/// What an input needs besides its own arguments: the time, and where events go.
 pub struct Cx<'a> {
     pub now: Instant,
     pub settings: &'a Settings,
@@ -132,28 +134,16 @@ pub enum Status {
     Gone,
 }
 
-/// A connection's socket as the state machine needs it.
-pub trait Stream: Read + Write {
-    /// Ends our direction after the last byte: TLS `close_notify`, then a TCP FIN. `WouldBlock`
-    /// means: call again once the socket is writable.
-    fn close_write(&mut self) -> io::Result<()>;
-
-    /// After a violation, once our Close is written: a TCP FIN, so the client need not wait for us
-    /// to close. (The driver does nothing here over TLS: Godot's TLS client drops a Close frame
-    /// that any end of stream follows at once.)
-    fn half_close(&mut self);
-
-    /// PROXY protocol: copies the bytes waiting on the socket itself (beneath any TLS) into `buf`
-    /// without taking them. `Ok(0)`: the client closed.
-    fn peek_raw(&mut self, buf: &mut [u8]) -> io::Result<usize>;
-
-    /// Takes `n` bytes that `peek_raw` showed.
-    fn skip_raw(&mut self, n: usize) -> io::Result<()>;
-
-    /// `wss://`: the host name the client sent in its TLS handshake (SNI), once known.
-    fn server_name(&self) -> Option<String> {
-        None
-    }
+/// How our direction of the stream ends (`Connection::shutdown_due`), once every byte before it
+/// is on the socket.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Shutdown {
+    /// After our Close for a violation: a TCP FIN, so the client need not wait for us to close
+    /// (plain TCP only: Godot's TLS client drops a Close frame that any end of stream follows at
+    /// once). Then `fin_sent`.
+    Fin,
+    /// The connection is over: TLS's `close_notify`, then a FIN; then `write_closed`.
+    Close,
 }
 
 /// What the game decided about a request it was asked about (`Event::Requested`).
@@ -176,8 +166,6 @@ enum Phase {
         buf: Vec<u8>,
         scanned: usize,
     },
-    /// Waiting for the PROXY protocol header (`Settings::proxy_protocol`), before the handshake.
-    Proxy,
     /// A valid request waits for the game's decision (`Settings::authorize`). `early`: bytes the
     /// client sent after its request (frames it sent without waiting for our answer).
     Deciding {
@@ -246,17 +234,19 @@ pub struct Connection {
     addr: SocketAddr,
     /// Where the connection comes from: `addr`, or the client a PROXY header named.
     origin: SocketAddr,
+    /// `wss://`: the host name the client sent in its TLS handshake (SNI).
+    server_name: Option<String>,
     phase: Phase,
     deadline: Option<Instant>,
+    /// What the client sent that is not taken yet (see `Inbox`).
+    inbox: Inbox,
     /// Everything not yet on the socket: the HTTP response, frames, pongs, Close frames.
     out: OutQueue,
     /// Reading stopped because the game's queue for this peer is full (until `resume`).
     paused: bool,
     /// Reading stopped because `out` is over the peer's outbound limit (until it drains).
     out_paused: bool,
-    /// The socket refused bytes; nothing is tried again until it reports writable.
-    write_blocked: bool,
-    /// Our FIN went out after a violation (`Stream::half_close`).
+    /// Our FIN after a violation is done (`Shutdown::Fin`).
     half_closed: bool,
     /// Where the client is in its current message, and when it must have sent more of it.
     progress: MessageProgress,
@@ -277,19 +267,16 @@ impl Connection {
         Connection {
             addr,
             origin: addr,
-            phase: if settings.proxy_protocol {
-                Phase::Proxy
-            } else {
-                Phase::Handshake {
-                    buf: Vec::new(),
-                    scanned: 0,
-                }
+            server_name: None,
+            phase: Phase::Handshake {
+                buf: Vec::new(),
+                scanned: 0,
             },
             deadline: Some(now + settings.handshake_timeout),
+            inbox: Inbox::default(),
             out: OutQueue::default(),
             paused: false,
             out_paused: false,
-            write_blocked: false,
             half_closed: false,
             progress: MessageProgress::new(max_frame(settings.limits.inbound_buffer_size)),
             stall_deadline: None,
@@ -325,7 +312,7 @@ impl Connection {
         match &self.phase {
             Phase::Open { peer, .. } | Phase::FailPending { peer, .. } | Phase::Failing { peer, .. } => Some(peer),
             Phase::Ending { peer, .. } => peer.as_ref(),
-            Phase::Handshake { .. } | Phase::Proxy | Phase::Deciding { .. } | Phase::Gone => None,
+            Phase::Handshake { .. } | Phase::Deciding { .. } | Phase::Gone => None,
         }
     }
 
@@ -338,17 +325,53 @@ impl Connection {
         }
     }
 
-    /// Not upgraded yet (reading the PROXY header or the request, or waiting for the game).
+    /// Not upgraded yet (the shell reading the PROXY header or TLS's handshake, reading the
+    /// request, or waiting for the game).
     pub fn is_handshaking(&self) -> bool {
-        matches!(
-            self.phase,
-            Phase::Handshake { .. } | Phase::Proxy | Phase::Deciding { .. }
-        )
+        matches!(self.phase, Phase::Handshake { .. } | Phase::Deciding { .. })
+    }
+
+    /// The client a PROXY header named (the shell read it before any other byte).
+    pub fn set_origin(&mut self, origin: SocketAddr) {
+        self.origin = origin;
+    }
+
+    /// `wss://`: the host name of the client's TLS handshake (the shell knows it before the first
+    /// byte of the request).
+    pub fn set_server_name(&mut self, name: Option<String>) {
+        self.server_name = name;
+    }
+
+    /// Whether the shell should hand over more of what the client sends: not while reading is
+    /// paused (the game's queue for this peer is full, or the output is over its limit), while a
+    /// violation waits for the game, or after the client's end of stream.
+    pub fn wants_input(&self) -> bool {
+        if self.inbox.eof() {
+            return false;
+        }
+        match self.phase {
+            Phase::Open { .. } => !self.paused && !self.out_paused,
+            Phase::Handshake { .. } | Phase::Deciding { .. } | Phase::Failing { .. } | Phase::Ending { .. } => true,
+            Phase::FailPending { .. } | Phase::Gone => false,
+        }
+    }
+
+    /// Bytes from the client (after TLS and any PROXY header). Taken as far as the protocol goes;
+    /// the rest waits in the inbox until reading resumes.
+    pub fn handle_input(&mut self, bytes: &[u8], cx: &mut Cx) -> Status {
+        self.inbox.extend(bytes);
+        self.drive(cx)
+    }
+
+    /// The client's end of stream (after whatever `handle_input` gave before it).
+    pub fn handle_eof(&mut self, cx: &mut Cx) -> Status {
+        self.inbox.set_eof();
+        self.drive(cx)
     }
 
     /// The game's decision on this connection's request. Ignored unless it is waiting for one
     /// (the client may have left, or the decision came too late).
-    pub fn decide<S: Stream>(&mut self, io: &mut S, verdict: Verdict, cx: &mut Cx) -> Status {
+    pub fn decide(&mut self, verdict: Verdict, cx: &mut Cx) -> Status {
         if !matches!(self.phase, Phase::Deciding { .. }) {
             return Status::Alive;
         }
@@ -365,13 +388,13 @@ impl Connection {
             Verdict::Accept { protocol, headers } => {
                 let protocol = protocol.unwrap_or_else(|| upgrade.protocol.clone());
                 let response = upgrade.accept(&protocol, &cx.settings.offer, &headers);
-                self.open(io, response, protocol, request, id, early, cx);
-                self.drive(io, cx, true)
+                self.open(response, protocol, request, id, early, cx);
+                self.drive(cx)
             }
             Verdict::Reject { status, headers, body } => {
                 cx.events.push(Event::RequestEnded { id, why: "refused" });
                 self.refuse(refusal(status, &headers, &body));
-                self.drive(io, cx, false)
+                self.drive(cx)
             }
         }
     }
@@ -386,32 +409,64 @@ impl Connection {
         self.out.capacity()
     }
 
-    /// The socket has data (or EOF). Reads until it would block, a queue is full, or the
-    /// connection ends; then writes whatever is due.
-    pub fn on_readable<S: Stream>(&mut self, io: &mut S, cx: &mut Cx) -> Status {
-        self.drive(io, cx, true)
+    /// The bytes to write, oldest first: the shell writes what the socket takes, then calls
+    /// `transmitted`.
+    pub fn pending_output(&self) -> &[u8] {
+        self.out.pending()
     }
 
-    /// The socket can take more bytes.
-    pub fn on_writable<S: Stream>(&mut self, io: &mut S, cx: &mut Cx) -> Status {
-        self.write_blocked = false;
-        self.drive(io, cx, false)
+    /// `n` bytes of `pending_output` are on the socket: the game's messages among them no longer
+    /// count against the peer's limit, and reading resumes if the output was over its limit.
+    pub fn transmitted(&mut self, n: usize, cx: &mut Cx) -> Status {
+        let (bytes, count) = self.out.advance(n);
+        self.released |= self.out.take_shrunk();
+        if count > 0 {
+            if let Some(peer) = self.peer() {
+                peer.sub_outbound(bytes, count);
+                peer.sent(bytes, count);
+            }
+        }
+        self.drive(cx)
     }
 
-    /// The socket reported an error (a reset): the client is gone, whatever was paused.
+    /// How our direction of the stream should end now that every byte is written, if it should.
+    pub fn shutdown_due(&self) -> Option<Shutdown> {
+        if !self.out.is_empty() {
+            return None;
+        }
+        match self.phase {
+            // A failed connection: once our Close is out, close our direction (RFC 6455 §7.1.7:
+            // fail the connection, then close it); a client whose Close frame was the violation
+            // will not answer ours. The client's reply, if it sends one, is still read.
+            Phase::Failing { .. } if !self.half_closed => Some(Shutdown::Fin),
+            // The close is complete and everything is written: end our direction (with TLS's
+            // close_notify) and let go. The server closes first, as RFC 6455 §7.1.1 asks.
+            Phase::Ending { .. } => Some(Shutdown::Close),
+            _ => None,
+        }
+    }
+
+    /// The shell has done `Shutdown::Fin` (or decided against it, over TLS).
+    pub fn fin_sent(&mut self) {
+        self.half_closed = true;
+    }
+
+    /// The shell has done `Shutdown::Close`: the connection is over.
+    pub fn write_closed(&mut self, cx: &mut Cx) -> Status {
+        let clean = matches!(self.phase, Phase::Ending { clean: true, .. });
+        self.finish(clean, cx)
+    }
+
+    /// The socket failed (a reset, or a read or write error): the client is gone, whatever was
+    /// paused.
     pub fn on_reset(&mut self, cx: &mut Cx) -> Status {
         self.finish(false, cx)
     }
 
-    /// The game read enough of this peer's queue: read the socket again.
-    pub fn resume<S: Stream>(&mut self, io: &mut S, cx: &mut Cx) -> Status {
+    /// The game read enough of this peer's queue: take input again.
+    pub fn resume(&mut self, cx: &mut Cx) -> Status {
         self.paused = false;
-        self.drive(io, cx, true)
-    }
-
-    /// Writes everything queued, as far as the socket takes it.
-    pub fn flush<S: Stream>(&mut self, io: &mut S, cx: &mut Cx) -> Status {
-        self.drive(io, cx, false)
+        self.drive(cx)
     }
 
     /// Whether a buffer grown by a long frame was let go since the last call (the I/O thread then
@@ -420,14 +475,14 @@ impl Connection {
         std::mem::take(&mut self.released)
     }
 
-    /// Whether this connection has bytes to write and a socket that may take them.
-    pub fn wants_flush(&self) -> bool {
-        !self.out.is_empty() && !self.write_blocked
+    /// Whether this connection has bytes to write.
+    pub fn has_output(&self) -> bool {
+        !self.out.is_empty()
     }
 
-    /// Queues one message; the next `flush` writes it. A message for a connection that can no
+    /// Queues one message (`pending_output`). A message for a connection that can no
     /// longer send (closing, failed) is discarded and its reservation returned.
-    pub fn send<S: Stream>(&mut self, io: &mut S, packet: Packet, _cx: &mut Cx) -> Status {
+    pub fn send(&mut self, packet: Packet) {
         let len = packet.data.len();
         match &mut self.phase {
             Phase::Open { ws, peer, .. } | Phase::FailPending { ws, peer, .. } if ws.can_write() => {
@@ -437,7 +492,7 @@ impl Connection {
                 // write buffer would keep the size of the longest message ever sent for the rest
                 // of the connection, and cost one more copy. (Pongs and Close frames, which the
                 // parser writes itself, go through it: they are at most 127 bytes.)
-                match frame.format(&mut Tx { io, out: &mut self.out }) {
+                match frame.format(&mut self.out) {
                     Ok(()) => self.out.mark_message(len),
                     Err(_) => peer.sub_outbound(len, 1),
                 }
@@ -448,12 +503,11 @@ impl Connection {
                 }
             }
         }
-        Status::Alive
     }
 
     /// Starts the close handshake: our Close frame goes out after any queued messages, and the
     /// client has `close_timeout` to answer before it is dropped (`clean == false`).
-    pub fn close<S: Stream>(&mut self, io: &mut S, code: u16, reason: &str, cx: &mut Cx) -> Status {
+    pub fn close(&mut self, code: u16, reason: &str, cx: &mut Cx) -> Status {
         match &mut self.phase {
             Phase::Open {
                 ws,
@@ -467,18 +521,18 @@ impl Connection {
                     code: CloseCode::from(code),
                     reason: reason.into(),
                 };
-                let _ = ws.close(&mut Tx { io, out: &mut self.out }, Some(frame));
-                self.drive(io, cx, false)
+                let _ = ws.close(&mut Wire::new(&mut self.inbox, &mut self.out), Some(frame));
+                self.drive(cx)
             }
             // The game closes a peer whose violation it has not seen yet: the failure's Close.
-            Phase::FailPending { .. } => self.fail_now(io, cx),
+            Phase::FailPending { .. } => self.fail_now(cx),
             _ => Status::Alive,
         }
     }
 
     /// The game has taken everything the client sent before its protocol violation (and queued
     /// its answers): send our Close for the violation.
-    pub fn fail_now<S: Stream>(&mut self, io: &mut S, cx: &mut Cx) -> Status {
+    pub fn fail_now(&mut self, cx: &mut Cx) -> Status {
         if !matches!(self.phase, Phase::FailPending { .. }) {
             return Status::Alive;
         }
@@ -502,17 +556,17 @@ impl Connection {
             code,
             reason: reason.into(),
         };
-        let _ = ws.close(&mut Tx { io, out: &mut self.out }, Some(frame));
+        let _ = ws.close(&mut Wire::new(&mut self.inbox, &mut self.out), Some(frame));
         self.phase = Phase::Failing { ws, peer, reply };
         self.deadline = Some(cx.now + cx.settings.close_timeout);
         // Input that waited while the game caught up (the client's Close reply, say) is read now.
-        self.drive(io, cx, true)
+        self.drive(cx)
     }
 
     /// Called at or after `deadline()`.
-    pub fn on_timeout<S: Stream>(&mut self, io: &mut S, cx: &mut Cx) -> Status {
+    pub fn on_timeout(&mut self, cx: &mut Cx) -> Status {
         if self.ping_due.is_some_and(|d| d <= cx.now) {
-            if let Some(status) = self.heartbeat(io, cx) {
+            if let Some(status) = self.heartbeat(cx) {
                 return status;
             }
         }
@@ -530,7 +584,7 @@ impl Connection {
         }
         if matches!(self.phase, Phase::FailPending { .. }) {
             // The game did not poll in time: the Close goes out without waiting any longer.
-            return self.fail_now(io, cx);
+            return self.fail_now(cx);
         }
         if self.is_handshaking() && !self.over_capacity {
             bump(&cx.settings.totals.timed_out, 1);
@@ -544,14 +598,14 @@ impl Connection {
             });
             self.refuse(refusal(503, "", "the server did not decide on this request in time"));
             self.deadline = Some(cx.now + cx.settings.close_timeout);
-            return self.drive(io, cx, false);
+            return self.drive(cx);
         }
         self.finish(false, cx)
     }
 
     /// The heartbeat is due: drop a peer that has not answered the last ping, else ping it.
     /// `Some` if the connection ended.
-    fn heartbeat<S: Stream>(&mut self, io: &mut S, cx: &mut Cx) -> Option<Status> {
+    fn heartbeat(&mut self, cx: &mut Cx) -> Option<Status> {
         let Some(interval) = cx.settings.heartbeat_interval else {
             self.ping_due = None;
             return None;
@@ -580,52 +634,23 @@ impl Connection {
         self.pings_sent += 1;
         let payload = self.pings_sent;
         let ping = Message::Ping(Bytes::copy_from_slice(&payload.to_be_bytes()));
-        if ws.write(&mut Tx { io, out: &mut self.out }, ping).is_ok() {
+        if ws.write(&mut Wire::new(&mut self.inbox, &mut self.out), ping).is_ok() {
             self.ping_out = Some((payload, cx.now));
         }
-        Some(self.drive(io, cx, false))
+        Some(self.drive(cx))
     }
 
-    /// One round of reading (if asked), then writing, repeated while draining the output
-    /// un-pauses reading.
-    fn drive<S: Stream>(&mut self, io: &mut S, cx: &mut Cx, mut read: bool) -> Status {
+    /// Takes what the inbox holds as far as the protocol goes, and again whenever doing so lets
+    /// reading resume.
+    fn drive(&mut self, cx: &mut Cx) -> Status {
         loop {
-            if read {
-                match self.read_input(io, cx) {
-                    Input::More => {}
-                    Input::Closed => self.end(true),
-                    Input::Lost => return self.finish(false, cx),
-                }
-            }
-            if self.write_output(io).is_err() {
-                return self.finish(false, cx);
-            }
-            // A failed connection: once our Close is out, close our direction (RFC 6455 §7.1.7:
-            // fail the connection, then close it); a client whose Close frame was the violation
-            // will not answer ours. The client's reply, if it sends one, is still read.
-            if let (Phase::Failing { .. }, true, false) = (
-                &self.phase,
-                self.out.is_empty() && !self.write_blocked,
-                self.half_closed,
-            ) {
-                self.half_closed = true;
-                io.half_close();
-            }
-            // The close is complete and everything is written: end our direction (with TLS's
-            // close_notify) and let go. The server closes first, as RFC 6455 §7.1.1 asks.
-            if let (Phase::Ending { clean, .. }, true) = (&self.phase, self.out.is_empty() && !self.write_blocked) {
-                let clean = *clean;
-                return match io.close_write() {
-                    Err(e) if e.kind() == ErrorKind::WouldBlock => {
-                        self.write_blocked = true;
-                        Status::Alive
-                    }
-                    _ => self.finish(clean, cx),
-                };
+            match self.read_input(cx) {
+                Input::More => {}
+                Input::Closed => self.end(true),
+                Input::Lost => return self.finish(false, cx),
             }
             if self.out_paused && self.out.len() <= cx.settings.limits.outbound_buffer_size {
                 self.out_paused = false;
-                read = true;
                 continue;
             }
             return Status::Alive;
@@ -637,108 +662,45 @@ impl Connection {
         let peer = match std::mem::replace(&mut self.phase, Phase::Gone) {
             Phase::Open { peer, .. } | Phase::FailPending { peer, .. } | Phase::Failing { peer, .. } => Some(peer),
             Phase::Ending { peer, .. } => peer,
-            Phase::Handshake { .. } | Phase::Proxy | Phase::Deciding { .. } | Phase::Gone => None,
+            Phase::Handshake { .. } | Phase::Deciding { .. } | Phase::Gone => None,
         };
         self.phase = Phase::Ending { peer, clean };
     }
 
-    /// Writes `out` to the socket; `Err` if the socket failed.
-    fn write_output<S: Stream>(&mut self, io: &mut S) -> Result<(), ()> {
-        if self.write_blocked {
-            return Ok(());
-        }
-        let (result, (bytes, count)) = self.out.write_to(io);
-        self.released |= self.out.take_shrunk();
-        if count > 0 {
-            if let Some(peer) = self.peer() {
-                peer.sub_outbound(bytes, count);
-                peer.sent(bytes, count);
-            }
-        }
-        // A TLS stream may still hold ciphertext.
-        match result.and_then(|()| io.flush()) {
-            Ok(()) => Ok(()),
-            Err(e) if e.kind() == ErrorKind::WouldBlock => {
-                self.write_blocked = true;
-                Ok(())
-            }
-            Err(_) => Err(()),
-        }
-    }
-
-    fn read_input<S: Stream>(&mut self, io: &mut S, cx: &mut Cx) -> Input {
-        if matches!(self.phase, Phase::Proxy) {
-            if let Some(input) = self.read_proxy_header(io) {
-                return input;
-            }
-        }
+    fn read_input(&mut self, cx: &mut Cx) -> Input {
         if matches!(self.phase, Phase::Handshake { .. }) {
-            if let Some(input) = self.read_handshake(io, cx) {
+            if let Some(input) = self.read_handshake(cx) {
                 return input;
             }
         }
         match &mut self.phase {
-            Phase::Deciding { early, .. } => read_early(io, early, cx.settings.limits.inbound_buffer_size),
+            Phase::Deciding { early, .. } => read_early(&mut self.inbox, early, cx.settings.limits.inbound_buffer_size),
             Phase::Open { .. } if self.paused || self.out_paused => Input::More,
-            Phase::Open { .. } => self.read_frames(io, cx),
-            Phase::Failing { .. } => self.read_close_reply(io, cx),
+            Phase::Open { .. } => self.read_frames(cx),
+            Phase::Failing { .. } => self.read_close_reply(cx),
             // Whatever arrives after the close handshake is dropped; an EOF changes nothing (the
             // output may still drain into a half-closed socket).
             Phase::Ending { .. } => {
-                discard_input(io);
+                self.inbox.clear();
                 Input::More
             }
-            Phase::Handshake { .. } | Phase::Proxy | Phase::FailPending { .. } | Phase::Gone => Input::More,
-        }
-    }
-
-    /// Reads the PROXY protocol header off the socket itself (a TLS handshake follows it). `None`
-    /// once it is read (the caller goes on with the HTTP request).
-    fn read_proxy_header<S: Stream>(&mut self, io: &mut S) -> Option<Input> {
-        let mut buf = [0u8; MAX_PROXY_HEADER];
-        let n = match io.peek_raw(&mut buf) {
-            Ok(0) => return Some(Input::Lost),
-            Ok(n) => n,
-            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::Interrupted) => return Some(Input::More),
-            Err(_) => return Some(Input::Lost),
-        };
-        match crate::proxy::parse(&buf[..n]) {
-            ProxyHeader::Incomplete => Some(Input::More),
-            // Not from the proxy: dropped without an answer (it may not even speak HTTP).
-            ProxyHeader::Invalid => Some(Input::Lost),
-            ProxyHeader::Done { len, source } => {
-                if io.skip_raw(len).is_err() {
-                    return Some(Input::Lost);
-                }
-                if let Some(source) = source {
-                    self.origin = source;
-                }
-                self.phase = Phase::Handshake {
-                    buf: Vec::new(),
-                    scanned: 0,
-                };
-                None
-            }
+            Phase::Handshake { .. } | Phase::FailPending { .. } | Phase::Gone => Input::More,
         }
     }
 
     /// Reads the HTTP upgrade. `None` once upgraded (the caller goes on reading frames).
-    fn read_handshake<S: Stream>(&mut self, io: &mut S, cx: &mut Cx) -> Option<Input> {
+    fn read_handshake(&mut self, cx: &mut Cx) -> Option<Input> {
         let Phase::Handshake { buf, scanned } = &mut self.phase else {
             return None;
         };
         loop {
-            let old = buf.len();
-            buf.resize(old + READ_CHUNK, 0);
-            let result = io.read(&mut buf[old..]);
-            buf.truncate(old + *result.as_ref().unwrap_or(&0));
-            match result {
-                Ok(0) => return Some(Input::Lost),
-                Ok(_) => {}
-                Err(e) if e.kind() == ErrorKind::Interrupted => continue,
-                Err(e) if e.kind() == ErrorKind::WouldBlock => return Some(Input::More),
-                Err(_) => return Some(Input::Lost),
+            let chunk = self.inbox.peek(READ_CHUNK);
+            if chunk.is_empty() {
+                return Some(if self.inbox.eof() { Input::Lost } else { Input::More });
             }
+            buf.extend_from_slice(chunk);
+            let n = chunk.len();
+            self.inbox.consume(n);
             // Only the new bytes (and the three before them) can hold the blank line.
             let from = scanned.saturating_sub(3);
             let ended = contains(&buf[from..], b"\n\r\n") || contains(&buf[from..], b"\n\n");
@@ -760,7 +722,7 @@ impl Connection {
                     let early = buf.split_off(upgrade.consumed);
                     let mut request = std::mem::take(&mut upgrade.request);
                     request.socket_addr = self.addr;
-                    request.server_name = io.server_name();
+                    request.server_name = self.server_name.clone();
                     request.client_addr = cx.settings.trusted_proxies.client(self.origin, &request.headers);
                     let request = Arc::new(request);
                     let id = cx.ids.allocate();
@@ -778,7 +740,7 @@ impl Connection {
                     } else {
                         let protocol = upgrade.protocol.clone();
                         let response = upgrade.accept(&protocol, &cx.settings.offer, &[]);
-                        self.open(io, response, protocol, request, id, early, cx);
+                        self.open(response, protocol, request, id, early, cx);
                     }
                     return None;
                 }
@@ -789,9 +751,8 @@ impl Connection {
     /// The upgrade is accepted: queue the `101` response and speak WebSocket. `early` holds the
     /// bytes that came after the request.
     #[allow(clippy::too_many_arguments)]
-    fn open<S: Stream>(
+    fn open(
         &mut self,
-        io: &mut S,
         response: Vec<u8>,
         protocol: String,
         request: Arc<Request>,
@@ -813,7 +774,7 @@ impl Connection {
             // Godot's multiplayer clients stay "connecting" until this arrives.
             let id = Bytes::copy_from_slice(&peer.id.to_le_bytes());
             let frame = Frame::message(id, OpCode::Data(OpData::Binary), true);
-            let _ = ws.write(&mut Tx { io, out: &mut self.out }, Message::Frame(frame));
+            let _ = ws.write(&mut Wire::new(&mut self.inbox, &mut self.out), Message::Frame(frame));
         }
         self.deadline = None;
         self.ping_due = cx.settings.heartbeat_interval.map(|i| cx.now + i);
@@ -833,8 +794,8 @@ impl Connection {
         };
     }
 
-    /// Reads frames until the socket would block, a queue is full, or the connection ends.
-    fn read_frames<S: Stream>(&mut self, io: &mut S, cx: &mut Cx) -> Input {
+    /// Reads frames until the inbox is empty, a queue is full, or the connection ends.
+    fn read_frames(&mut self, cx: &mut Cx) -> Input {
         let Phase::Open {
             ws,
             peer,
@@ -844,10 +805,9 @@ impl Connection {
             return Input::More;
         };
         let out_limit = cx.settings.limits.outbound_buffer_size;
-        let mut tx = TrackedTx {
-            tx: Tx { io, out: &mut self.out },
-            progress: &mut self.progress,
-            got: false,
+        let mut tx = Wire {
+            progress: Some(&mut self.progress),
+            ..Wire::new(&mut self.inbox, &mut self.out)
         };
         // (code, how the client's reply will be read): after a frame that was too long
         // tungstenite is inside its payload, and a bad opcode is refused before its header is
@@ -856,7 +816,7 @@ impl Connection {
             // Pongs and Close replies are written by tungstenite as it reads: stop reading while
             // the client is not taking what it is sent (a ping flood from a client that never
             // reads is bounded here).
-            if tx.tx.out.len() > out_limit {
+            if tx.out.len() > out_limit {
                 self.out_paused = true;
                 self.stall_deadline = None;
                 return Input::More;
@@ -909,25 +869,27 @@ impl Connection {
                     }
                 }
                 Ok(Message::Ping(_) | Message::Frame(_)) => {}
-                Err(WsError::Io(e)) if e.kind() == ErrorKind::WouldBlock => {
+                // Everything in the inbox has been read.
+                Err(WsError::Io(e)) if e.kind() == std::io::ErrorKind::WouldBlock => {
                     // tungstenite's read buffer keeps the size a long frame made it grow to (and
                     // shares it with that frame's payload) for the rest of the connection. When
                     // everything read belongs to finished messages, that buffer is empty and its
                     // parser holds nothing else (pongs and Close replies are written as it reads,
                     // straight into `out`): a fresh one is the same parser, and the memory goes
                     // back once the game has read the message.
-                    if tx.progress.largest_frame() > READ_CHUNK as u64
-                        && tx.progress.at_message_boundary()
+                    let progress = tx.progress.as_deref_mut().expect("tracked");
+                    if progress.largest_frame() > READ_CHUNK as u64
+                        && progress.at_message_boundary()
                         && ws.can_read()
                         && ws.can_write()
                     {
                         **ws = WebSocketContext::new(Role::Server, Some(cx.settings.ws));
-                        tx.progress.forget_largest();
+                        progress.forget_largest();
                         self.released = true;
                     }
                     // All that was sent is read: a message left unfinished must make progress
                     // within partial_message_timeout (counted from its last byte).
-                    self.stall_deadline = match (tx.progress.partial(), tx.got) {
+                    self.stall_deadline = match (progress.partial(), tx.got) {
                         (false, _) => None,
                         (true, true) => Some(cx.now + cx.settings.partial_message_timeout),
                         (true, false) => self
@@ -936,15 +898,15 @@ impl Connection {
                     };
                     return Input::More;
                 }
-                Err(WsError::Io(e)) if e.kind() == ErrorKind::Interrupted => {}
                 // The close handshake is complete.
                 Err(WsError::ConnectionClosed | WsError::AlreadyClosed) => return Input::Closed,
                 Err(WsError::Capacity(CapacityError::MessageTooLong { .. })) => {
                     // A frame over the limit (its end is known from its header), or a message
                     // whose fragments add up to too much (found after a whole frame).
-                    let reply = match tx.progress.rest_of_oversize_frame() {
+                    let progress = tx.progress.as_deref_mut().expect("tracked");
+                    let reply = match progress.rest_of_oversize_frame() {
                         Some(rest) => Reply::Skip(rest),
-                        None if tx.progress.saw_oversize_frame() => Reply::Discard,
+                        None if progress.saw_oversize_frame() => Reply::Discard,
                         None => Reply::Frames,
                     };
                     break (CloseCode::Size, reply);
@@ -978,48 +940,40 @@ impl Connection {
     /// After our Close for a violation: frames are read (and dropped) until the client's Close
     /// reply completes the handshake. Further violations are ignored as long as the frame was
     /// consumed; one that leaves the stream unparseable leaves only discarding.
-    fn read_close_reply<S: Stream>(&mut self, io: &mut S, cx: &mut Cx) -> Input {
+    fn read_close_reply(&mut self, cx: &mut Cx) -> Input {
         let Phase::Failing { ws, reply, .. } = &mut self.phase else {
             return Input::More;
         };
         loop {
             let result = match reply {
-                Reply::Frames => ws.read(&mut Tx { io, out: &mut self.out }),
+                Reply::Frames => ws.read(&mut Wire::new(&mut self.inbox, &mut self.out)),
                 // Whatever this parser would answer (a pong, a Close) is dropped: our Close is
                 // already out, and nothing may follow it.
-                Reply::Fresh(fresh) => fresh.read(&mut Tx {
-                    io,
-                    out: &mut OutQueue::default(),
-                }),
+                Reply::Fresh(fresh) => fresh.read(&mut Wire::new(&mut self.inbox, &mut OutQueue::default())),
                 Reply::Skip(0) => {
                     let fresh = WebSocketContext::new(Role::Server, Some(cx.settings.ws));
                     *reply = Reply::Fresh(Box::new(fresh));
                     continue;
                 }
                 Reply::Skip(rest) => {
-                    let mut sink = [0u8; READ_CHUNK];
-                    let want = sink.len().min(usize::try_from(*rest).unwrap_or(usize::MAX));
-                    match io.read(&mut sink[..want]) {
-                        Ok(0) => return Input::Lost,
-                        Ok(n) => *rest -= n as u64,
-                        Err(e) if e.kind() == ErrorKind::Interrupted => {}
-                        Err(e) if e.kind() == ErrorKind::WouldBlock => return Input::More,
-                        Err(_) => return Input::Lost,
+                    let n = self.inbox.len().min(usize::try_from(*rest).unwrap_or(usize::MAX));
+                    if n == 0 {
+                        return if self.inbox.eof() { Input::Lost } else { Input::More };
                     }
+                    self.inbox.consume(n);
+                    *rest -= n as u64;
                     continue;
                 }
                 Reply::Discard => {
-                    return match discard_input(io) {
-                        true => Input::Lost,
-                        false => Input::More,
-                    }
+                    self.inbox.clear();
+                    return if self.inbox.eof() { Input::Lost } else { Input::More };
                 }
             };
             match result {
                 Ok(Message::Close(_)) if matches!(reply, Reply::Fresh(_)) => return Input::Closed,
                 Ok(_) => {}
-                Err(WsError::Io(e)) if e.kind() == ErrorKind::WouldBlock => return Input::More,
-                Err(WsError::Io(e)) if e.kind() == ErrorKind::Interrupted => {}
+                // Everything in the inbox has been read.
+                Err(WsError::Io(e)) if e.kind() == std::io::ErrorKind::WouldBlock => return Input::More,
                 Err(WsError::ConnectionClosed | WsError::AlreadyClosed) => return Input::Closed,
                 Err(WsError::Protocol(ProtocolError::ResetWithoutClosingHandshake)) | Err(WsError::Io(_)) => {
                     return Input::Lost
@@ -1063,85 +1017,11 @@ fn contains(haystack: &[u8], needle: &[u8]) -> bool {
 
 /// While the game decides: keeps what the client sends (frames it did not wait to send), so that
 /// its leaving is seen. More than `limit` bytes before an answer is not a client to wait for.
-fn read_early<S: Read>(io: &mut S, early: &mut Vec<u8>, limit: usize) -> Input {
-    let mut chunk = [0u8; READ_CHUNK];
-    loop {
-        match io.read(&mut chunk) {
-            Ok(0) => return Input::Lost,
-            Ok(n) => {
-                early.extend_from_slice(&chunk[..n]);
-                if early.len() > limit.max(READ_CHUNK) {
-                    return Input::Lost;
-                }
-            }
-            Err(e) if e.kind() == ErrorKind::Interrupted => {}
-            Err(e) if e.kind() == ErrorKind::WouldBlock => return Input::More,
-            Err(_) => return Input::Lost,
-        }
+fn read_early(inbox: &mut Inbox, early: &mut Vec<u8>, limit: usize) -> Input {
+    early.extend_from_slice(inbox.peek(usize::MAX));
+    inbox.clear();
+    if early.len() > limit.max(READ_CHUNK) || inbox.eof() {
+        return Input::Lost;
     }
-}
-
-/// Reads and drops whatever the client sends. True once it has closed (or failed).
-fn discard_input<S: Read>(io: &mut S) -> bool {
-    let mut sink = [0u8; READ_CHUNK];
-    loop {
-        match io.read(&mut sink) {
-            Ok(0) => return true,
-            Ok(_) => {}
-            Err(e) if e.kind() == ErrorKind::Interrupted => {}
-            Err(e) if e.kind() == ErrorKind::WouldBlock => return false,
-            Err(_) => return true,
-        }
-    }
-}
-
-/// What tungstenite reads from and writes to: the socket for reading, `out` for writing. Writes
-/// always succeed, so tungstenite never holds bytes of its own and every byte is counted in `out`.
-struct Tx<'a, S> {
-    io: &'a mut S,
-    out: &'a mut OutQueue,
-}
-
-impl<S: Read> Read for Tx<'_, S> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        self.io.read(buf)
-    }
-}
-
-/// `Tx` for reading frames while the connection is open: also follows message boundaries.
-struct TrackedTx<'a, S> {
-    tx: Tx<'a, S>,
-    progress: &'a mut MessageProgress,
-    /// Some bytes arrived during this round of reading.
-    got: bool,
-}
-
-impl<S: Read> Read for TrackedTx<'_, S> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = self.tx.read(buf)?;
-        self.progress.feed(&buf[..n]);
-        self.got |= n > 0;
-        Ok(n)
-    }
-}
-
-impl<S> Write for TrackedTx<'_, S> {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.tx.write(buf)
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
-}
-
-impl<S> Write for Tx<'_, S> {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.out.push(buf);
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
+    Input::More
 }

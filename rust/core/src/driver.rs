@@ -18,10 +18,10 @@ use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Interest, Poll, Token};
 use slab::Slab;
 
-use crate::connection::{Connection, Cx, Settings, Status, Stream};
+use crate::connection::{Connection, Cx, Settings, Status};
 use crate::ids::IdAllocator;
 use crate::shared::{bump, Command, Event, Link, PeerId};
-use crate::tls::TlsStream;
+use crate::transport::Transport;
 
 pub(crate) const WAKER: Token = Token(0);
 pub(crate) const LISTENER: Token = Token(1);
@@ -39,12 +39,6 @@ const MAX_REFUSING: usize = 64;
 /// for this long, freed memory is handed back to the system (see `trim_memory`; with inline I/O on
 /// a short-lived thread of its own, so that the game's frame does not wait for it).
 const TRIM_AFTER_IDLE: Duration = Duration::from_secs(1);
-
-/// A connection's socket, with TLS in front of it for `wss://`.
-enum Transport {
-    Plain(Socket),
-    Tls(Box<TlsStream<Socket>>),
-}
 
 /// Whether a read that got less than it asked for shows the kernel had nothing more (epoll(7),
 /// Q9; kqueue's `EV_CLEAR` the same): where readiness is edge-triggered by every arrival. mio's
@@ -108,87 +102,16 @@ impl Write for Socket {
     }
 }
 
-impl Transport {
-    fn socket(&mut self) -> &mut Socket {
-        match self {
-            Transport::Plain(sock) => sock,
-            Transport::Tls(t) => t.get_mut(),
-        }
-    }
-}
-
-impl Read for Transport {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        match self {
-            Transport::Plain(sock) => sock.read(buf),
-            Transport::Tls(t) => t.read(buf),
-        }
-    }
-}
-
-impl Write for Transport {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        match self {
-            Transport::Plain(sock) => sock.write(buf),
-            Transport::Tls(t) => t.write(buf),
-        }
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        match self {
-            Transport::Plain(sock) => sock.flush(),
-            Transport::Tls(t) => t.flush(),
-        }
-    }
-}
-
-impl Stream for Transport {
-    fn close_write(&mut self) -> std::io::Result<()> {
-        if let Transport::Tls(t) = self {
-            t.close_notify()?;
-        }
-        // The client may have gone already; there is nothing to do about a failure here.
-        let _ = self.socket().tcp.shutdown(Shutdown::Write);
-        Ok(())
-    }
-
-    fn peek_raw(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        self.socket().tcp.peek(buf)
-    }
-
-    fn skip_raw(&mut self, mut n: usize) -> std::io::Result<()> {
-        let mut sink = [0u8; 512];
-        while n > 0 {
-            let want = n.min(sink.len());
-            match self.socket().tcp.read(&mut sink[..want]) {
-                Ok(0) => return Err(ErrorKind::UnexpectedEof.into()),
-                Ok(got) => n -= got,
-                Err(e) if e.kind() == ErrorKind::Interrupted => {}
-                Err(e) => return Err(e),
-            }
-        }
-        Ok(())
-    }
-
-    fn server_name(&self) -> Option<String> {
-        match self {
-            Transport::Plain(_) => None,
-            Transport::Tls(t) => t.server_name(),
-        }
-    }
-
-    fn half_close(&mut self) {
-        // Not over TLS: Godot's TLS client reports close code -1 instead of the Close frame it
-        // got when any end of stream (close_notify or a bare FIN) follows the frame at once. TLS
-        // clients answer our Close and close; close_timeout bounds those that do not.
-        if let Transport::Plain(sock) = self {
-            let _ = sock.tcp.shutdown(Shutdown::Write);
-        }
+impl crate::transport::Socket for Socket {
+    fn shutdown_write(&mut self) {
+        let _ = self.tcp.shutdown(Shutdown::Write);
     }
 }
 
 struct Slot {
-    stream: Transport,
+    sock: Socket,
+    /// The PROXY header and TLS between `sock` and `conn`.
+    transport: Transport,
     conn: Connection,
     /// Already in `Driver::dirty`.
     queued: bool,
@@ -414,7 +337,13 @@ impl Driver {
                 Token(t) => {
                     let key = t - FIRST_CONNECTION;
                     if let Some(slot) = self.conns.get_mut(key) {
-                        slot.stream.socket().ready(event.is_read_closed() || event.is_error());
+                        slot.sock.ready(event.is_read_closed() || event.is_error());
+                        if event.is_readable() || event.is_read_closed() || event.is_error() {
+                            slot.transport.readable();
+                        }
+                        if event.is_writable() {
+                            slot.transport.writable();
+                        }
                     }
                     // A reset: the client is gone even if reading is paused (a full queue)
                     // and nothing would read the socket to find out.
@@ -422,18 +351,13 @@ impl Driver {
                         let reset = self
                             .conns
                             .get_mut(key)
-                            .is_some_and(|slot| !matches!(slot.stream.socket().tcp.take_error(), Ok(None)));
+                            .is_some_and(|slot| !matches!(slot.sock.tcp.take_error(), Ok(None)));
                         if reset {
-                            self.with_conn(key, now, |c, _, cx| c.on_reset(cx));
+                            self.with_conn(key, now, |c, cx| c.on_reset(cx));
                             continue;
                         }
                     }
-                    if event.is_readable() || event.is_read_closed() || event.is_error() {
-                        self.with_conn(key, now, |c, s, cx| c.on_readable(s, cx));
-                    }
-                    if event.is_writable() {
-                        self.with_conn(key, now, |c, s, cx| c.on_writable(s, cx));
-                    }
+                    self.service(key, now);
                 }
             }
         }
@@ -441,7 +365,7 @@ impl Driver {
             self.accept_retry = None;
             self.accept(now);
         }
-        if self.accept_paused && !self.link.backlog_full() {
+        if self.accept_paused && !self.link.backlog_full(self.events.len()) {
             self.accept_paused = false;
             self.accept(now);
         }
@@ -464,6 +388,9 @@ impl Driver {
     }
 
     fn next_timeout(&self, now: Instant) -> Option<Duration> {
+        if !self.dirty.is_empty() {
+            return Some(Duration::ZERO);
+        }
         let timer = self.timers.peek().map(|Reverse((t, _))| *t);
         let next = match (timer, self.accept_retry) {
             (Some(a), Some(b)) => Some(a.min(b)),
@@ -475,7 +402,7 @@ impl Driver {
     fn accept(&mut self, now: Instant) {
         loop {
             // The game is not polling: leave new clients in the kernel's queue.
-            if self.link.backlog_full() {
+            if self.link.backlog_full(self.events.len()) {
                 self.accept_paused = true;
                 return;
             }
@@ -521,12 +448,8 @@ impl Driver {
                     }
                     // Godot's WebSocketPeer disables Nagle by default; so do we.
                     let _ = stream.set_nodelay(true);
-                    let stream = match &self.tls {
-                        None => Transport::Plain(Socket::new(stream)),
-                        Some(config) => match TlsStream::new(config.clone(), Socket::new(stream)) {
-                            Ok(t) => Transport::Tls(Box::new(t)),
-                            Err(_) => continue,
-                        },
+                    let Ok(transport) = Transport::new(self.tls.as_ref(), self.settings.proxy_protocol) else {
+                        continue;
                     };
                     let conn = if refusing {
                         bump(&self.settings.totals.refused, 1);
@@ -547,7 +470,8 @@ impl Driver {
                         self.timers.push(Reverse((deadline, key)));
                     }
                     entry.insert(Slot {
-                        stream,
+                        sock: Socket::new(stream),
+                        transport,
                         conn,
                         queued: false,
                         timer_at,
@@ -585,14 +509,23 @@ impl Driver {
         }
     }
 
-    /// Runs one input on a connection and does the bookkeeping: deadlines, the id table, the
-    /// flush list, and removal when it is gone.
-    fn with_conn(
-        &mut self,
-        key: usize,
-        now: Instant,
-        input: impl FnOnce(&mut Connection, &mut Transport, &mut Cx) -> Status,
-    ) {
+    /// Runs one input on a connection (the game's command, a deadline) and does the bookkeeping;
+    /// the bytes it queued, or the input it may now take, move at the end of the turn
+    /// (`flush_dirty`), all of the turn's at once.
+    fn with_conn(&mut self, key: usize, now: Instant, input: impl FnOnce(&mut Connection, &mut Cx) -> Status) {
+        self.with_slot(key, now, |slot, cx| input(&mut slot.conn, cx));
+    }
+
+    /// Moves every byte that can move between a connection and its socket now.
+    fn service(&mut self, key: usize, now: Instant) {
+        self.with_slot(key, now, |slot, cx| {
+            slot.transport.service(&mut slot.sock, &mut slot.conn, cx)
+        });
+    }
+
+    /// Runs one input on a connection's slot and does the bookkeeping: deadlines, the id table,
+    /// the flush list, and removal when it is gone.
+    fn with_slot(&mut self, key: usize, now: Instant, input: impl FnOnce(&mut Slot, &mut Cx) -> Status) {
         let Some(slot) = self.conns.get_mut(key) else {
             return;
         };
@@ -603,7 +536,7 @@ impl Driver {
             ids: &mut self.ids,
             events: &mut self.events,
         };
-        let status = input(&mut slot.conn, &mut slot.stream, &mut cx);
+        let status = input(slot, &mut cx);
         if !had_id {
             if let Some(id) = slot.conn.id() {
                 self.by_id.insert(id, key);
@@ -632,7 +565,8 @@ impl Driver {
                         self.timers.push(Reverse((d, key)));
                     }
                 }
-                if slot.conn.wants_flush() && !slot.queued {
+                let due = slot.transport.wants_write(&slot.conn) || slot.transport.can_deliver(&slot.conn);
+                if due && !slot.queued {
                     slot.queued = true;
                     self.dirty.push(key);
                 }
@@ -643,7 +577,7 @@ impl Driver {
     fn remove(&mut self, key: usize) {
         self.freed_since_trim = true;
         let mut slot = self.conns.remove(key);
-        let _ = self.poll.registry().deregister(&mut slot.stream.socket().tcp);
+        let _ = self.poll.registry().deregister(&mut slot.sock.tcp);
         if let Some(id) = slot.conn.id() {
             self.by_id.remove(&id);
             // The id stays taken until the game has seen `Disconnected` or `RequestEnded`
@@ -672,30 +606,36 @@ impl Driver {
             match command {
                 Command::Send { id, packet } => {
                     if let Some(k) = key(&self.by_id, id) {
-                        self.with_conn(k, now, |c, s, cx| c.send(s, packet, cx));
+                        self.with_conn(k, now, |c, _| {
+                            c.send(packet);
+                            Status::Alive
+                        });
                     }
                 }
                 Command::SendMany { ids, packet } => {
                     for id in ids {
                         if let Some(k) = key(&self.by_id, id) {
                             let packet = packet.clone();
-                            self.with_conn(k, now, |c, s, cx| c.send(s, packet, cx));
+                            self.with_conn(k, now, |c, _| {
+                                c.send(packet);
+                                Status::Alive
+                            });
                         }
                     }
                 }
                 Command::Close { id, code, reason } => {
                     if let Some(k) = key(&self.by_id, id) {
-                        self.with_conn(k, now, |c, s, cx| c.close(s, code, &reason, cx));
+                        self.with_conn(k, now, |c, cx| c.close(code, &reason, cx));
                     }
                 }
                 Command::Resume { id } => {
                     if let Some(k) = key(&self.by_id, id) {
-                        self.with_conn(k, now, |c, s, cx| c.resume(s, cx));
+                        self.with_conn(k, now, |c, cx| c.resume(cx));
                     }
                 }
                 Command::SetNoDelay { id, enabled } => {
                     if let Some(slot) = key(&self.by_id, id).and_then(|k| self.conns.get_mut(k)) {
-                        let _ = slot.stream.socket().tcp.set_nodelay(enabled);
+                        let _ = slot.sock.tcp.set_nodelay(enabled);
                     }
                 }
                 Command::Release { id } => self.ids.release(id),
@@ -707,12 +647,12 @@ impl Driver {
                 }
                 Command::Fail { id } => {
                     if let Some(k) = key(&self.by_id, id) {
-                        self.with_conn(k, now, |c, s, cx| c.fail_now(s, cx));
+                        self.with_conn(k, now, |c, cx| c.fail_now(cx));
                     }
                 }
                 Command::Decide { id, verdict } => {
                     if let Some(k) = key(&self.by_id, id) {
-                        self.with_conn(k, now, |c, s, cx| c.decide(s, verdict, cx));
+                        self.with_conn(k, now, |c, cx| c.decide(verdict, cx));
                     }
                 }
                 Command::SetExtraHeaders(headers) => self.settings.offer.extra_headers = headers,
@@ -744,7 +684,7 @@ impl Driver {
             // An entry may be stale (the deadline moved, or the key was reused); `on_timeout`
             // only acts on the connection's own, expired deadline, and a later deadline is
             // pushed again by `with_conn`.
-            self.with_conn(key, now, |c, s, cx| c.on_timeout(s, cx));
+            self.with_conn(key, now, |c, cx| c.on_timeout(cx));
         }
     }
 
@@ -753,11 +693,12 @@ impl Driver {
         for key in dirty.drain(..) {
             if let Some(slot) = self.conns.get_mut(key) {
                 slot.queued = false;
-                self.with_conn(key, now, |c, s, cx| c.flush(s, cx));
+                self.service(key, now);
             }
         }
-        // A connection whose socket is full is not in the list again: its writable event brings
-        // it back, so a blocked client costs nothing per turn.
+        // A connection whose socket is full (and that wants no input, or whose socket has none)
+        // is not in the list again: its readiness brings it back, so a blocked client costs
+        // nothing per turn.
         if self.dirty.is_empty() {
             self.dirty = dirty;
         }

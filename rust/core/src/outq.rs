@@ -11,7 +11,7 @@
 //! byte moves at most once on average), and its memory is given back once it has drained.
 
 use std::collections::VecDeque;
-use std::io::{self, ErrorKind, Write};
+use std::io::{self, Write};
 
 /// Capacity kept when the queue empties; anything larger is freed (a 1 MiB message must not leave
 /// 1 MiB behind on every connection it passed through).
@@ -60,27 +60,17 @@ impl OutQueue {
         self.marks.push_back((self.appended, payload));
     }
 
-    /// Writes as much as `io` takes. Returns the (bytes, count) of game messages that are now
-    /// completely written, also when the write stopped with an error.
-    pub(crate) fn write_to<W: Write>(&mut self, io: &mut W) -> (io::Result<()>, (usize, usize)) {
-        let mut result = Ok(());
-        while self.head < self.buf.len() {
-            match io.write(&self.buf[self.head..]) {
-                Ok(0) => {
-                    result = Err(ErrorKind::WriteZero.into());
-                    break;
-                }
-                Ok(n) => {
-                    self.head += n;
-                    self.written += n as u64;
-                }
-                Err(e) if e.kind() == ErrorKind::Interrupted => {}
-                Err(e) => {
-                    result = Err(e);
-                    break;
-                }
-            }
-        }
+    /// The bytes waiting for the socket, oldest first.
+    pub(crate) fn pending(&self) -> &[u8] {
+        &self.buf[self.head..]
+    }
+
+    /// `n` bytes of `pending()` are on the socket. Returns the (bytes, count) of game messages
+    /// that are now completely written.
+    pub(crate) fn advance(&mut self, n: usize) -> (usize, usize) {
+        let n = n.min(self.len());
+        self.head += n;
+        self.written += n as u64;
         if self.head == self.buf.len() {
             self.head = 0;
             self.buf.clear();
@@ -89,7 +79,7 @@ impl OutQueue {
                 self.shrunk = true;
             }
         }
-        (result, self.release())
+        self.release()
     }
 
     /// Whether a large buffer was given back since the last call.
@@ -120,29 +110,21 @@ impl OutQueue {
     }
 }
 
+/// tungstenite formats frames straight into the queue: writing always succeeds.
+impl Write for OutQueue {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.push(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// Takes at most `room` bytes per call, then blocks.
-    struct Slow {
-        got: Vec<u8>,
-        room: usize,
-    }
-    impl Write for Slow {
-        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-            if self.room == 0 {
-                return Err(ErrorKind::WouldBlock.into());
-            }
-            let n = buf.len().min(self.room);
-            self.room -= n;
-            self.got.extend_from_slice(&buf[..n]);
-            Ok(n)
-        }
-        fn flush(&mut self) -> io::Result<()> {
-            Ok(())
-        }
-    }
 
     #[test]
     fn messages_are_released_when_their_last_byte_is_written() {
@@ -153,31 +135,23 @@ mod tests {
         q.push(b"\x82\x02de");
         q.mark_message(2);
         assert_eq!(q.len(), 11);
-        let mut io = Slow { got: vec![], room: 4 };
-        let (r, done) = q.write_to(&mut io);
-        assert_eq!(r.unwrap_err().kind(), ErrorKind::WouldBlock);
-        assert_eq!(done, (0, 0), "first message not complete yet");
-        io.room = 3;
-        let (_, done) = q.write_to(&mut io);
-        assert_eq!(done, (3, 1));
-        io.room = 100;
-        let (r, done) = q.write_to(&mut io);
-        assert!(r.is_ok());
-        assert_eq!(done, (2, 1));
+        let mut got = q.pending()[..4].to_vec();
+        assert_eq!(q.advance(4), (0, 0), "first message not complete yet");
+        got.extend_from_slice(&q.pending()[..3]);
+        assert_eq!(q.advance(3), (3, 1));
+        got.extend_from_slice(q.pending());
+        assert_eq!(q.advance(100), (2, 1), "more than is queued is all of it");
         assert!(q.is_empty());
-        assert_eq!(io.got, b"\x82\x03abc\x8a\x00\x82\x02de");
+        assert_eq!(got, b"\x82\x03abc\x8a\x00\x82\x02de");
     }
 
     #[test]
     fn memory_is_given_back_once_drained() {
         let mut q = OutQueue::default();
         q.push(&vec![0u8; 1 << 20]);
-        let mut io = Slow {
-            got: vec![],
-            room: usize::MAX,
-        };
-        let _ = q.write_to(&mut io);
+        let _ = q.advance(1 << 20);
         assert!(q.capacity() <= KEEP_CAPACITY);
+        assert!(q.take_shrunk());
     }
 
     #[test]

@@ -93,6 +93,11 @@ pub struct Server {
     failing: HashMap<PeerId, usize>,
     /// Peers whose last message before a violation was taken: failed at the next `poll`.
     fail_next: Vec<PeerId>,
+    /// Without `queue`: peers that broke the protocol while messages from before it wait in their
+    /// own queue (`PeerHandle::pop`, the stock Godot pattern of `get_packet` after `poll`): failed
+    /// at the first `poll` that finds that queue empty, so the Close follows the replies the game
+    /// sent when it read them.
+    failing_unread: Vec<PeerId>,
     /// The I/O thread died: the pending signals end with every peer's `Disconnected`, and the
     /// server is stopped once they have been taken.
     dead: bool,
@@ -143,6 +148,7 @@ impl Server {
             queue: (config.multiplayer || config.queue_messages).then(VecDeque::new),
             failing: HashMap::new(),
             fail_next: Vec::new(),
+            failing_unread: Vec::new(),
             dead: false,
         })
     }
@@ -164,6 +170,18 @@ impl Server {
         }
         for id in std::mem::take(&mut self.fail_next) {
             self.fail(id);
+        }
+        if !self.failing_unread.is_empty() {
+            let mut failing = std::mem::take(&mut self.failing_unread);
+            failing.retain(|&id| match self.peers.get(&id) {
+                Some(p) if p.available() > 0 => true,
+                Some(_) => {
+                    self.fail(id);
+                    false
+                }
+                None => false,
+            });
+            self.failing_unread = failing;
         }
         if let Some(Io::Inline { driver, readiness }) = &mut self.io {
             run_inline(driver, &self.link, |d| d.turn_now(readiness));
@@ -319,20 +337,27 @@ impl Server {
                 // Everything this peer sent before its violation has been signalled, and the
                 // handlers' replies are queued: now the Close may follow them.
                 Event::ProtocolError { id, .. } => {
-                    // With one queue, its messages are still waiting there: the Close follows the
-                    // replies the game sends once it has taken them (`pop_packet`, `poll`).
-                    let waiting = self.peers.get(&id).map_or(0, |p| p.shared.inbound_queued().0);
-                    if self.queue.is_some() && waiting > 0 {
-                        self.failing.insert(id, waiting);
-                    } else {
-                        self.fail(id);
+                    // Its messages may still wait to be read: the Close follows the replies the game
+                    // sends once it has taken them (`pop_packet` or `PeerHandle::pop`, then `poll`).
+                    let peer = self.peers.get(&id);
+                    if self.queue.is_some() {
+                        let waiting = peer.map_or(0, |p| p.shared.inbound_queued().0);
+                        if waiting > 0 {
+                            self.failing.insert(id, waiting);
+                            continue;
+                        }
+                    } else if peer.is_some_and(|p| p.available() > 0) {
+                        self.failing_unread.push(id);
+                        continue;
                     }
+                    self.fail(id);
                     continue;
                 }
                 Event::CloseRequest { id, code, reason } => Signal::CloseRequest { id, code, reason },
                 Event::Disconnected { id, clean } => {
                     self.failing.remove(&id);
                     self.fail_next.retain(|f| *f != id);
+                    self.failing_unread.retain(|f| *f != id);
                     self.peers.remove(&id);
                     self.link.command(Command::Release { id });
                     Signal::Disconnected { id, clean }
@@ -612,6 +637,7 @@ impl Server {
         self.pending.clear();
         self.failing.clear();
         self.fail_next.clear();
+        self.failing_unread.clear();
     }
 }
 

@@ -200,15 +200,16 @@ impl AcceptGate {
         self.backlog.fetch_add(n, SeqCst);
     }
 
-    /// I/O thread: whether too many events wait to accept more connections. If so, the game's
-    /// next `taken` returns true (wake the I/O thread).
-    pub fn full(&self) -> bool {
-        if self.backlog.load(SeqCst) < self.max {
+    /// I/O thread: whether too many events wait to accept more connections, counting
+    /// `unpublished` ones the current turn has made. If so, the game's next `taken` returns true
+    /// (wake the I/O thread).
+    pub fn full(&self, unpublished: usize) -> bool {
+        if self.backlog.load(SeqCst) + unpublished < self.max {
             return false;
         }
         self.waiting.store(true, SeqCst);
         // The game may have taken the events between the two lines above.
-        if self.backlog.load(SeqCst) < self.max {
+        if self.backlog.load(SeqCst) + unpublished < self.max {
             self.waiting.store(false, SeqCst);
             return false;
         }
@@ -325,8 +326,8 @@ impl Link {
 
     /// I/O thread: whether too many events wait for the game to accept more connections (see
     /// `AcceptGate::full`).
-    pub fn backlog_full(&self) -> bool {
-        self.gate.full()
+    pub fn backlog_full(&self, unpublished: usize) -> bool {
+        self.gate.full(unpublished)
     }
 
     /// I/O thread: the listener is closed (or the thread is ending).

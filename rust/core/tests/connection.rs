@@ -1,5 +1,5 @@
-//! The per-connection state machine fed bytes through an in-memory stream, with a made-up clock.
-//! The client side of each exchange is tungstenite's own `WebSocketContext` in the client role,
+//! The per-connection state machine fed bytes through an in-memory socket (`sim::Pipe`, moved by
+//! the shell's own `Transport`), with a made-up clock. The client side of each exchange is tungstenite's own `WebSocketContext` in the client role,
 //! so frames are masked and parsed exactly as a real client would.
 
 use std::collections::VecDeque;
@@ -10,89 +10,13 @@ use tungstenite::protocol::frame::coding::CloseCode;
 use tungstenite::protocol::frame::CloseFrame;
 use tungstenite::protocol::{Role, WebSocketContext};
 use tungstenite::Message;
-use wss_core::connection::{Connection, Cx, Settings, Status, Stream, Verdict};
+use wss_core::connection::{Connection, Cx, Settings, Status, Verdict};
 use wss_core::ids::IdAllocator;
 use wss_core::request::TrustedProxies;
 use wss_core::shared::{Event, PeerState};
+use wss_core::sim::Pipe;
+use wss_core::transport::Transport;
 use wss_core::{Limits, ServerConfig};
-
-/// A socket as the server sees it: `input` is what the client sent, `output` what we wrote.
-#[derive(Default)]
-struct Pipe {
-    input: VecDeque<u8>,
-    output: Vec<u8>,
-    eof: bool,
-    /// Bytes the "kernel" still accepts before writes would block.
-    room: Option<usize>,
-    /// `close_write` was called: our FIN (and for TLS, close_notify) went out.
-    write_closed: bool,
-    /// `half_close` was called: a bare FIN.
-    half_closed: bool,
-}
-
-impl Stream for Pipe {
-    fn close_write(&mut self) -> io::Result<()> {
-        self.write_closed = true;
-        Ok(())
-    }
-    fn half_close(&mut self) {
-        self.half_closed = true;
-    }
-    fn peek_raw(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        if self.input.is_empty() {
-            return if self.eof {
-                Ok(0)
-            } else {
-                Err(io::ErrorKind::WouldBlock.into())
-            };
-        }
-        let n = buf.len().min(self.input.len());
-        for (i, b) in self.input.iter().take(n).enumerate() {
-            buf[i] = *b;
-        }
-        Ok(n)
-    }
-    fn skip_raw(&mut self, n: usize) -> io::Result<()> {
-        self.input.drain(..n);
-        Ok(())
-    }
-}
-
-impl Read for Pipe {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        if self.input.is_empty() {
-            return if self.eof {
-                Ok(0)
-            } else {
-                Err(io::ErrorKind::WouldBlock.into())
-            };
-        }
-        let n = buf.len().min(self.input.len());
-        for (i, b) in self.input.drain(..n).enumerate() {
-            buf[i] = b;
-        }
-        Ok(n)
-    }
-}
-
-impl Write for Pipe {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        let n = match &mut self.room {
-            Some(0) => return Err(io::ErrorKind::WouldBlock.into()),
-            Some(room) => {
-                let n = buf.len().min(*room);
-                *room -= n;
-                n
-            }
-            None => buf.len(),
-        };
-        self.output.extend_from_slice(&buf[..n]);
-        Ok(n)
-    }
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
-}
 
 /// Collects what a tungstenite client writes, so it can be handed to the server.
 #[derive(Default)]
@@ -119,6 +43,7 @@ struct Harness {
     ids: IdAllocator,
     events: Vec<Event>,
     conn: Connection,
+    transport: Transport,
     pipe: Pipe,
     now: Instant,
     client: WebSocketContext,
@@ -136,6 +61,7 @@ impl Harness {
             ids: IdAllocator::new(),
             events: Vec::new(),
             conn,
+            transport: Transport::new(None, config.proxy_protocol).unwrap(),
             pipe: Pipe::default(),
             now,
             client: WebSocketContext::new(Role::Client, None),
@@ -154,24 +80,46 @@ impl Harness {
         h
     }
 
-    fn cx(&mut self) -> (&mut Connection, &mut Pipe, Cx<'_>) {
-        let cx = Cx {
+    /// One input to the connection (a command, a deadline), then the shell moves what it can, as
+    /// the driver does at the end of a turn.
+    fn input(&mut self, f: impl FnOnce(&mut Connection, &mut Cx) -> Status) -> Status {
+        let mut cx = Cx {
             now: self.now,
             settings: &self.settings,
             ids: &mut self.ids,
             events: &mut self.events,
         };
-        (&mut self.conn, &mut self.pipe, cx)
+        match f(&mut self.conn, &mut cx) {
+            Status::Gone => Status::Gone,
+            Status::Alive => self.transport.service(&mut self.pipe, &mut self.conn, &mut cx),
+        }
     }
 
+    /// The socket reports input: the shell reads and writes what it can.
     fn readable(&mut self) -> Status {
-        let (c, p, mut cx) = self.cx();
-        c.on_readable(p, &mut cx)
+        self.transport.readable();
+        self.input(|_, _| Status::Alive)
+    }
+
+    /// The socket reports room to write.
+    fn writable(&mut self) -> Status {
+        self.transport.writable();
+        self.input(|_, _| Status::Alive)
+    }
+
+    fn flush(&mut self) -> Status {
+        self.input(|_, _| Status::Alive)
+    }
+
+    fn send(&mut self, packet: wss_core::Packet) -> Status {
+        self.input(|c, _| {
+            c.send(packet);
+            Status::Alive
+        })
     }
 
     fn decide(&mut self, verdict: Verdict) -> Status {
-        let (c, p, mut cx) = self.cx();
-        c.decide(p, verdict, &mut cx)
+        self.input(|c, cx| c.decide(verdict, cx))
     }
 
     fn output(&mut self) -> String {
@@ -179,8 +127,7 @@ impl Harness {
     }
 
     fn timeout(&mut self) -> Status {
-        let (c, p, mut cx) = self.cx();
-        c.on_timeout(p, &mut cx)
+        self.input(|c, cx| c.on_timeout(cx))
     }
 
     fn take(&mut self) -> Vec<Event> {
@@ -299,19 +246,14 @@ fn upgrade_then_messages_both_ways() {
 
     let peer = h.conn.peer().unwrap().clone();
     peer.reserve_outbound(3).unwrap();
-    let (c, p, mut cx) = h.cx();
     assert_eq!(
-        c.send(
-            p,
-            wss_core::Packet {
-                data: "abc".into(),
-                text: true
-            },
-            &mut cx
-        ),
+        h.send(wss_core::Packet {
+            data: "abc".into(),
+            text: true
+        },),
         Status::Alive
     );
-    assert_eq!(c.flush(p, &mut cx), Status::Alive);
+    assert_eq!(h.flush(), Status::Alive);
     assert_eq!(h.client_receives(), vec![Message::text("abc")]);
     assert_eq!(
         peer.outbound_bytes(),
@@ -390,8 +332,7 @@ fn refusal_waits_for_a_full_socket() {
     h.pipe.input.extend(b"GET / HTTP/1.0\r\n\r\n");
     assert_eq!(h.readable(), Status::Alive, "response not written yet");
     h.pipe.room = None;
-    let (c, p, mut cx) = h.cx();
-    assert_eq!(c.on_writable(p, &mut cx), Status::Gone);
+    assert_eq!(h.writable(), Status::Gone);
     assert!(String::from_utf8_lossy(&h.pipe.output).starts_with("HTTP/1.1 400 "));
 }
 
@@ -433,8 +374,7 @@ fn close_without_a_code_reports_1005() {
 #[test]
 fn server_initiated_close_and_the_clients_answer() {
     let mut h = Harness::open(config());
-    let (c, p, mut cx) = h.cx();
-    assert_eq!(c.close(p, 4000, "kicked", &mut cx), Status::Alive);
+    assert_eq!(h.input(|c, cx| c.close(4000, "kicked", cx)), Status::Alive);
     let got = h.client_receives();
     assert!(
         matches!(&got[..], [Message::Close(Some(f))] if u16::from(f.code) == 4000 && f.reason == "kicked"),
@@ -454,8 +394,7 @@ fn unanswered_close_is_dropped_after_close_timeout() {
         ..config()
     });
     let start = h.now;
-    let (c, p, mut cx) = h.cx();
-    assert_eq!(c.close(p, 1000, "", &mut cx), Status::Alive);
+    assert_eq!(h.input(|c, cx| c.close(1000, "", cx)), Status::Alive);
     h.now = start + Duration::from_millis(1999);
     assert_eq!(h.timeout(), Status::Alive);
     h.now = start + Duration::from_secs(2);
@@ -500,15 +439,16 @@ fn assert_fails_with_reply(h: &mut Harness, code: u16, reply_seen: bool) -> Vec<
         h.client_receives().is_empty(),
         "nothing is sent before the game has caught up"
     );
-    let (c, p, mut cx) = h.cx();
-    assert_eq!(c.fail_now(p, &mut cx), Status::Alive);
+    assert_eq!(h.input(|c, cx| c.fail_now(cx)), Status::Alive);
     let got = h.client_receives();
     assert!(
         matches!(&got[..], [Message::Close(Some(f))] if u16::from(f.code) == code),
         "{got:?}"
     );
-    assert!(!h.pipe.write_closed, "no close_notify before the client's reply");
-    assert!(h.pipe.half_closed, "a FIN follows our Close");
+    assert!(
+        h.pipe.fin,
+        "a FIN follows our Close (the connection lives on for the reply)"
+    );
     assert_eq!(h.conn.peer().unwrap().state(), PeerState::Closing);
     // The tungstenite client has answered our Close; its reply is in the pipe.
     if !reply_seen {
@@ -524,10 +464,7 @@ fn assert_fails_with_reply(h: &mut Harness, code: u16, reply_seen: bool) -> Vec<
     } else {
         assert_eq!(h.readable(), Status::Gone);
         assert!(matches!(h.take().as_slice(), [Event::Disconnected { clean: true, .. }]));
-        assert!(
-            h.pipe.write_closed,
-            "the server closes first once the handshake is complete"
-        );
+        assert!(h.pipe.fin, "the server closes first once the handshake is complete");
     }
     ev
 }
@@ -538,8 +475,7 @@ fn assert_fails_with_reply(h: &mut Harness, code: u16, reply_seen: bool) -> Vec<
 #[test]
 fn a_late_fail_command_changes_nothing() {
     let mut h = Harness::open(config());
-    let (c, p, mut cx) = h.cx();
-    assert_eq!(c.fail_now(p, &mut cx), Status::Alive);
+    assert_eq!(h.input(|c, cx| c.fail_now(cx)), Status::Alive);
     h.client_sends(Message::text("still here"));
     assert_eq!(h.readable(), Status::Alive);
     assert_eq!(h.take().len(), 1, "still open");
@@ -562,8 +498,7 @@ fn message_over_the_inbound_limit_closes_with_1009() {
     assert_eq!(h.readable(), Status::Alive);
     assert_eq!(h.take().len(), 1, "exactly the limit is fine");
     assert!(h.conn.peer().unwrap().sub_inbound(100), "a full queue paused reading");
-    let (c, p, mut cx) = h.cx();
-    assert_eq!(c.resume(p, &mut cx), Status::Alive);
+    assert_eq!(h.input(|c, cx| c.resume(cx)), Status::Alive);
     h.client_sends(Message::binary(vec![7u8; 101]));
     assert_fails_with(&mut h, 1009);
 }
@@ -649,8 +584,7 @@ fn full_inbound_queue_pauses_reading_until_the_game_drains() {
     assert!(h.take().is_empty(), "still paused: nothing is read, nothing dropped");
     let peer = h.conn.peer().unwrap().clone();
     assert!(peer.sub_inbound(1), "the game read one: resume");
-    let (c, p, mut cx) = h.cx();
-    assert_eq!(c.resume(p, &mut cx), Status::Alive);
+    assert_eq!(h.input(|c, cx| c.resume(cx)), Status::Alive);
     let ev = h.take();
     assert!(
         matches!(ev.as_slice(), [Event::Message { packet, .. }] if packet.data[..] == [2]),
@@ -658,8 +592,7 @@ fn full_inbound_queue_pauses_reading_until_the_game_drains() {
     );
     assert!(peer.sub_inbound(1));
     assert!(!peer.sub_inbound(1), "one resume is enough");
-    let (c, p, mut cx) = h.cx();
-    assert_eq!(c.resume(p, &mut cx), Status::Alive);
+    assert_eq!(h.input(|c, cx| c.resume(cx)), Status::Alive);
     let data: Vec<u8> = h
         .take()
         .iter()
@@ -678,29 +611,22 @@ fn outbound_bytes_count_until_written() {
     h.pipe.room = Some(0);
     for _ in 0..3 {
         peer.reserve_outbound(1000).unwrap();
-        let (c, p, mut cx) = h.cx();
         assert_eq!(
-            c.send(
-                p,
-                wss_core::Packet {
-                    data: vec![1u8; 1000].into(),
-                    text: false
-                },
-                &mut cx
-            ),
+            h.send(wss_core::Packet {
+                data: vec![1u8; 1000].into(),
+                text: false
+            },),
             Status::Alive
         );
     }
-    let (c, p, mut cx) = h.cx();
-    assert_eq!(c.flush(p, &mut cx), Status::Alive);
+    assert_eq!(h.flush(), Status::Alive);
     assert_eq!(peer.outbound_bytes(), 3000, "socket full: still buffered");
     assert!(
-        !h.conn.wants_flush(),
+        !h.transport.wants_write(&h.conn),
         "a blocked socket is not tried again every turn, only when it reports writable"
     );
     h.pipe.room = None;
-    let (c, p, mut cx) = h.cx();
-    assert_eq!(c.on_writable(p, &mut cx), Status::Alive);
+    assert_eq!(h.writable(), Status::Alive);
     assert_eq!(peer.outbound_bytes(), 0);
     assert_eq!(h.client_receives().len(), 3);
 }
@@ -709,19 +635,13 @@ fn outbound_bytes_count_until_written() {
 fn sends_after_close_are_discarded_and_released() {
     let mut h = Harness::open(config());
     let peer = h.conn.peer().unwrap().clone();
-    let (c, p, mut cx) = h.cx();
-    assert_eq!(c.close(p, 1000, "", &mut cx), Status::Alive);
+    assert_eq!(h.input(|c, cx| c.close(1000, "", cx)), Status::Alive);
     peer.reserve_outbound(10).unwrap();
-    let (c, p, mut cx) = h.cx();
     assert_eq!(
-        c.send(
-            p,
-            wss_core::Packet {
-                data: vec![0u8; 10].into(),
-                text: false
-            },
-            &mut cx
-        ),
+        h.send(wss_core::Packet {
+            data: vec![0u8; 10].into(),
+            text: false
+        },),
         Status::Alive
     );
     assert_eq!(peer.outbound_bytes(), 0);
@@ -776,8 +696,7 @@ fn a_stalled_partial_message_closes_with_1008() {
         matches!(h.take().as_slice(), [Event::ProtocolError { code: 1008, .. }]),
         "the game is told first"
     );
-    let (c, p, mut cx) = h.cx();
-    assert_eq!(c.fail_now(p, &mut cx), Status::Alive);
+    assert_eq!(h.input(|c, cx| c.fail_now(cx)), Status::Alive);
     let got = h.client_receives();
     assert!(
         matches!(&got[..], [Message::Close(Some(f))] if u16::from(f.code) == 1008),
@@ -821,8 +740,7 @@ fn a_paused_client_is_not_timed_out_for_its_unfinished_message() {
     assert_eq!(h.conn.deadline(), None, "paused: no stall deadline");
     h.now = start + Duration::from_secs(100);
     assert!(h.conn.peer().unwrap().sub_inbound(1));
-    let (c, p, mut cx) = h.cx();
-    assert_eq!(c.resume(p, &mut cx), Status::Alive);
+    assert_eq!(h.input(|c, cx| c.resume(cx)), Status::Alive);
     assert_eq!(
         h.conn.deadline(),
         Some(start + Duration::from_secs(130)),
@@ -909,8 +827,7 @@ fn heartbeat_spares_a_peer_the_server_is_not_reading() {
     let peer = h.conn.peer().unwrap().clone();
     for _ in 0..2 {
         if peer.sub_inbound(1) {
-            let (c, p, mut cx) = h.cx();
-            assert_eq!(c.resume(p, &mut cx), Status::Alive);
+            assert_eq!(h.input(|c, cx| c.resume(cx)), Status::Alive);
         }
     }
     h.now = start + Duration::from_secs(100);
@@ -1000,7 +917,7 @@ fn a_rejected_request_gets_its_status_and_ends() {
         "{out}"
     );
     assert!(out.ends_with("\r\n\r\nbad token"), "{out}");
-    assert!(h.pipe.write_closed);
+    assert!(h.pipe.fin);
     match h.take().as_slice() {
         [Event::RequestEnded { id: ended, why }] => assert_eq!((*ended, *why), (id, "refused")),
         other => panic!("{other:?}"),

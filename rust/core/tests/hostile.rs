@@ -8,6 +8,7 @@ use std::io::{Read, Write};
 use std::net::{Shutdown, TcpStream};
 use std::time::{Duration, Instant};
 
+use wss_core::shared::{gauge, read};
 use wss_core::{IoMode, Limits, Server, ServerConfig, Signal};
 
 mod common;
@@ -305,8 +306,15 @@ fn event_backlog_stops_accepting_until_the_game_polls() {
         assert_eq!(&head, b"HTTP/1.1 101");
         drop(s);
     }
-    std::thread::sleep(Duration::from_millis(200));
-    // The next client's upgrade is not answered while the game does not poll.
+    // Once the I/O thread has seen them all go (the events of a turn count against the backlog
+    // before they are published), the next client's upgrade is not answered while the game does
+    // not poll.
+    let totals = server.totals();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !(read(&totals.accepted) == 10 && gauge(&totals.open) == 0) {
+        assert!(Instant::now() < deadline, "the 10 clients were never seen to go");
+        std::thread::sleep(Duration::from_millis(1));
+    }
     let mut late = TcpStream::connect(("127.0.0.1", server.local_addr().port())).unwrap();
     late.write_all(UPGRADE.as_bytes()).unwrap();
     late.set_read_timeout(Some(Duration::from_millis(500))).unwrap();

@@ -159,3 +159,41 @@ fn a_message_queued_before_the_clients_close_arrives_goes_out_before_the_close_r
         "the message, then the Close reply"
     );
 }
+
+/// The stock Godot pattern: `poll()`, then each peer's packets read with `get_packet()` (`pop`)
+/// and answered, in the same frame. A client that sends a message and then breaks the protocol
+/// must get the answer to that message before the Close for the violation. The Close used to be
+/// ordered as soon as `poll()` reported the violation, before the game had read the message, so
+/// the answer came after the Close and was dropped (Autobahn 3.2, 4.1.3 ... NON-STRICT).
+#[test]
+fn the_close_for_a_violation_follows_the_answers_to_the_messages_read_after_poll() {
+    let mut server = inline_server();
+    let mut s = TcpStream::connect(("127.0.0.1", server.local_addr().port())).unwrap();
+    s.write_all(UPGRADE).unwrap();
+    // "hi", then a frame with a reserved bit set (a violation: 1002).
+    s.write_all(&[0x81, 0x82, 1, 2, 3, 4, b'h' ^ 1, b'i' ^ 2]).unwrap();
+    s.write_all(&[0xc1, 0x80, 1, 2, 3, 4]).unwrap();
+    std::thread::sleep(Duration::from_millis(50));
+    let mut answered = 0;
+    for _ in 0..20 {
+        server.poll().unwrap();
+        while server.next_signal().is_some() {}
+        for id in server.peer_ids().collect::<Vec<_>>() {
+            let peer = server.peer(id).unwrap();
+            while let Some(packet) = peer.pop() {
+                if peer.send(packet.data, true).is_ok() {
+                    answered += 1;
+                }
+            }
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    assert_eq!(answered, 1, "the game answered the message");
+    assert!(read_head(&mut s).starts_with("HTTP/1.1 101 "));
+    let mut got = [0u8; 4];
+    s.read_exact(&mut got).unwrap();
+    assert_eq!(&got, b"\x81\x02hi", "the answer first");
+    let mut close = [0u8; 4];
+    s.read_exact(&mut close).unwrap();
+    assert_eq!(&close, b"\x88\x10\x03\xea", "then the Close, 1002 with its reason");
+}

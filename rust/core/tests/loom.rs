@@ -67,7 +67,7 @@ fn a_closed_gate_is_always_woken() {
         gate.published(1);
         let io = {
             let gate = gate.clone();
-            thread::spawn(move || gate.full())
+            thread::spawn(move || gate.full(0))
         };
         let wake = gate.taken();
         let waits = io.join().unwrap();

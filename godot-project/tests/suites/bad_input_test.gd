@@ -157,11 +157,11 @@ func test_calls_that_belong_to_the_other_mode() -> void:
 	var mp: MultiplayerPeer = h.server
 	check_eq(mp.put_packet(PackedByteArray([1])), ERR_UNAVAILABLE, "raw mode: put_packet on the server")
 	check_eq(mp.get_available_packet_count(), 0, "raw mode: no packets on the server itself")
-	var s := new_server()
-	s.bind_ip = "127.0.0.1"
-	check_eq(s.listen(0, PackedStringArray(), true), OK, "multiplayer mode")
-	var r := await connected_client(h)
-	check(s.get_peer(r[1]) == null, "multiplayer mode: get_peer refused")
-	s.set_target_peer(4242)
-	check_eq(s.put_packet(PackedByteArray([1])), ERR_INVALID_PARAMETER, "multiplayer mode: unknown target")
-	s.stop()
+	var hm := start_server(PackedStringArray(), Callable(), true)
+	var c := client(hm)
+	var ok: bool = await pump([hm, c], func() -> bool: return hm.count("peer_connected") > 0)
+	check(ok, "a client of the multiplayer server connects")
+	var id: int = hm.ids("peer_connected")[0] if ok else -1
+	check(hm.server.get_peer(id) == null, "multiplayer mode: get_peer refused for its own client")
+	hm.server.set_target_peer(4242)
+	check_eq(hm.server.put_packet(PackedByteArray([1])), ERR_INVALID_PARAMETER, "multiplayer mode: unknown target")
