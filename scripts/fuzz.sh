@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Coverage-guided fuzzing (cargo-fuzz / libFuzzer) of the core: the upgrade parser, the connection
-# state machine under arbitrary client bytes and game commands, and multiplayer ids and routing.
+# state machine under arbitrary client bytes and game commands, multiplayer ids and routing, and
+# the whole endpoint in the simulator (many clients, commands and time steps interleaved).
 # Each target asserts its own invariants (limits never exceeded, events well-formed); a crash,
 # a failed assertion, a timeout or running out of memory fails the run.
 #
@@ -31,12 +32,12 @@ while [ $# -gt 0 ]; do
     *) targets+=("$1"); shift ;;
   esac
 done
-[ ${#targets[@]} -gt 0 ] || targets=(handshake connection multiplayer)
+[ ${#targets[@]} -gt 0 ] || targets=(handshake connection multiplayer endpoint)
 if ! cargo fuzz --version >/dev/null 2>&1; then
   echo "fuzz.sh: installing cargo-fuzz (once)" >&2
   cargo install cargo-fuzz --locked --version 0.13.2 >&2
 fi
-declare -A max_len=([handshake]=20000 [connection]=4096 [multiplayer]=256)
+declare -A max_len=([handshake]=20000 [connection]=4096 [multiplayer]=256 [endpoint]=4096)
 for t in "${targets[@]}"; do
   mkdir -p "corpus/$t"
   # libFuzzer writes new inputs to the first directory and only reads the others.

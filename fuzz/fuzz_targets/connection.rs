@@ -12,55 +12,20 @@ use std::time::{Duration, Instant};
 
 use libfuzzer_sys::fuzz_target;
 
-use wss_core::connection::{Connection, Cx, Settings, Status, Verdict};
+#[path = "common.rs"]
+mod common;
+use common::{frame, Input, LIMITS, OUT_BOUND};
+
+use wss_core::connection::{Connection, Context, Settings, Status};
+use wss_core::event::Event;
+use wss_core::event::Verdict;
+use wss_core::ids::IdAllocator;
+use wss_core::peer::PeerShared;
 use wss_core::sim::Pipe;
 use wss_core::transport::Transport;
-use wss_core::ids::IdAllocator;
-use wss_core::shared::{Event, PeerShared};
-use wss_core::{Limits, Packet, ServerConfig};
-
-const LIMITS: Limits = Limits {
-    inbound_buffer_size: 1000,
-    outbound_buffer_size: 1000,
-    max_queued_packets: 8,
-};
-/// Bytes that may wait for the socket: the game's messages (at most the outbound limit, plus 14
-/// bytes of framing each), the HTTP response and id message, and one pong and one Close made by the
-/// server after reading stopped.
-const OUT_BOUND: usize = 1000 + 14 * 8 + 1024 + 2 * 131;
+use wss_core::{Packet, ServerConfig};
 
 const REQUEST: &[u8] = b"GET /fuzz?x=1 HTTP/1.1\r\nHost: f\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n";
-
-struct Bytes<'a>(&'a [u8]);
-impl Bytes<'_> {
-    fn byte(&mut self) -> Option<u8> {
-        let (&b, rest) = self.0.split_first()?;
-        self.0 = rest;
-        Some(b)
-    }
-    fn take(&mut self, n: usize) -> &[u8] {
-        let n = n.min(self.0.len());
-        let (a, b) = self.0.split_at(n);
-        self.0 = b;
-        a
-    }
-}
-
-/// A masked client frame with the given first byte (FIN, RSV, opcode) and payload.
-fn frame(first: u8, payload: &[u8]) -> Vec<u8> {
-    let mut f = vec![first];
-    match payload.len() {
-        n if n < 126 => f.push(0x80 | n as u8),
-        n => {
-            f.push(0x80 | 126);
-            f.extend_from_slice(&(n as u16).to_be_bytes());
-        }
-    }
-    let mask = [0x11, 0x22, 0x33, 0x44];
-    f.extend_from_slice(&mask);
-    f.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
-    f
-}
 
 struct Game {
     peer: Option<std::sync::Arc<PeerShared>>,
@@ -128,7 +93,7 @@ impl Game {
 }
 
 fuzz_target!(|data: &[u8]| {
-    let mut input = Bytes(data);
+    let mut input = Input(data);
     let Some(flags) = input.byte() else { return };
     let settings = Settings::new(&ServerConfig {
         limits: LIMITS,
@@ -163,7 +128,7 @@ fuzz_target!(|data: &[u8]| {
     while status == Status::Alive {
         let Some(op) = input.byte() else { break };
         let arg = input.byte().unwrap_or(0);
-        let mut cx = Cx {
+        let mut cx = Context {
             now,
             settings: &settings,
             ids: &mut ids,

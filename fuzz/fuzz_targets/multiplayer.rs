@@ -11,11 +11,11 @@ use std::time::Instant;
 use libfuzzer_sys::fuzz_target;
 
 use rand::SeedableRng;
+use wss_core::connection::{Connection, Context, Settings, Status};
+use wss_core::event::Event;
+use wss_core::ids::IdAllocator;
 use wss_core::sim::Pipe;
 use wss_core::transport::Transport;
-use wss_core::connection::{Connection, Cx, Settings, Status};
-use wss_core::ids::IdAllocator;
-use wss_core::shared::Event;
 use wss_core::{is_recipient, ServerConfig};
 
 const REQUEST: &[u8] = b"GET / HTTP/1.1\r\nHost: f\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n";
@@ -49,7 +49,7 @@ fuzz_target!(|data: &[u8]| {
                 let mut transport = Transport::new(None, false).unwrap();
                 let mut pipe = Pipe::default();
                 pipe.input.extend(REQUEST);
-                let mut cx = Cx {
+                let mut cx = Context {
                     now,
                     settings: &settings,
                     ids: &mut ids,
@@ -80,7 +80,7 @@ fuzz_target!(|data: &[u8]| {
                 let i = arg as usize % conns.len();
                 if let Some((mut conn, mut transport, mut pipe)) = conns[i].take() {
                     pipe.eof = true;
-                    let mut cx = Cx {
+                    let mut cx = Context {
                         now,
                         settings: &settings,
                         ids: &mut ids,

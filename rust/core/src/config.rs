@@ -1,9 +1,15 @@
 //! What a server is told when it starts listening: address, subprotocols, headers, timeouts and
 //! per-connection limits. Validated once, on the game thread, before any socket exists.
 
-use std::fmt;
 use std::net::IpAddr;
 use std::time::Duration;
+
+pub use crate::error::ConfigError;
+
+/// Events that may wait for the game's `poll()` before the I/O thread stops accepting new
+/// connections (they wait in the kernel's accept queue meanwhile). Messages are bounded per peer by
+/// the inbound limits; this bounds the connection events of clients that come and go.
+pub const MAX_EVENT_BACKLOG: usize = 16 * 1024;
 
 /// Per-connection limits. The defaults are Godot 4's `WebSocketPeer` defaults.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -48,18 +54,6 @@ impl BindIp {
     }
 }
 
-/// A configuration value that was refused, with the reason in words for `push_error`.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ConfigError(pub String);
-
-impl fmt::Display for ConfigError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl std::error::Error for ConfigError {}
-
 /// The default heartbeat: Python `websockets`' 20 s. Well inside nginx's default 60 s
 /// `proxy_read_timeout`, so idle clients behind it stay connected, and a frozen client is dropped
 /// within about 40 s.
@@ -97,7 +91,7 @@ pub struct ServerConfig {
     /// Serve `wss://` only, with this configuration (see `tls::server_config`).
     pub tls: Option<std::sync::Arc<rustls::ServerConfig>>,
     /// Events that may wait for the game's `poll()` before new connections wait in the kernel's
-    /// queue instead of being accepted (`shared::MAX_EVENT_BACKLOG` unless a test sets it).
+    /// queue instead of being accepted (`MAX_EVENT_BACKLOG` unless a test sets it).
     pub max_event_backlog: usize,
     /// Origins (`https://example.com`) whose web pages may connect; empty: any. Others get 403.
     pub allowed_origins: Vec<String>,
@@ -163,7 +157,7 @@ impl Default for ServerConfig {
             multiplayer: false,
             queue_messages: false,
             tls: None,
-            max_event_backlog: crate::shared::MAX_EVENT_BACKLOG,
+            max_event_backlog: MAX_EVENT_BACKLOG,
             allowed_origins: Vec::new(),
             authorize: false,
             trusted_proxies: Default::default(),

@@ -6,7 +6,9 @@ use std::collections::HashSet;
 
 use rand::{Rng, RngCore, SeedableRng};
 
-use crate::shared::PeerId;
+/// A peer's id as Godot sees it: 2 ..= 2^31-1 (1 is the server, 0 "everyone").
+pub type PeerId = i32;
+
 
 pub struct IdAllocator {
     rng: Box<dyn RngCore + Send>,

@@ -14,6 +14,9 @@ use std::io::{self, ErrorKind, Read, Write};
 use crate::outq::OutQueue;
 use crate::progress::MessageProgress;
 
+/// Capacity kept once everything is taken (two reads' worth); anything larger is let go.
+const KEEP_CAPACITY: usize = 8 * 1024;
+
 #[derive(Debug, Default)]
 pub(crate) struct Inbox {
     buf: Vec<u8>,
@@ -54,7 +57,7 @@ impl Inbox {
         if self.head == self.buf.len() {
             self.buf.clear();
             self.head = 0;
-            if self.buf.capacity() > 2 * crate::connection::READ_CHUNK {
+            if self.buf.capacity() > KEEP_CAPACITY {
                 self.buf = Vec::new();
             }
         }

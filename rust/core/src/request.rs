@@ -15,7 +15,7 @@ use std::str::FromStr;
 
 use ipnet::IpNet;
 
-use crate::config::ConfigError;
+use crate::error::ConfigError;
 
 /// One client's upgrade request. Immutable once parsed; shared by the game's objects.
 #[derive(Clone, Debug, PartialEq, Eq)]

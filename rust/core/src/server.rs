@@ -4,39 +4,23 @@
 //! `poll()` costs O(events since the last poll): idle connections cost nothing here.
 
 use std::collections::{HashMap, VecDeque};
-use std::io;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
-use mio::net::TcpListener;
 use mio::{Events, Interest, Poll, Waker};
 use tungstenite::Bytes;
 
-use crate::config::{BindIp, IoMode, ServerConfig};
-use crate::connection::{Settings, Verdict};
+use crate::channel::Channel;
+use crate::config::{IoMode, ServerConfig};
+use crate::connection::Settings;
 use crate::driver::{Driver, LISTENER, WAKER};
+use crate::error::{BroadcastError, DecideError, ListenError, SendError, TargetError};
+use crate::event::{Command, Event, Packet, PeerId, PeerState, Verdict};
+use crate::listen::{bind, cant_create};
+use crate::peer_handle::PeerHandle;
 use crate::request::Request;
-use crate::shared::{Command, Event, Link, Packet, PeerId, PeerShared, PeerState, Totals};
-
-/// Why `listen` failed; each maps to one Godot `Error`.
-#[derive(Debug)]
-pub enum ListenError {
-    /// The port is taken (`ERR_ALREADY_IN_USE`).
-    InUse(String),
-    /// The address cannot be bound here (`ERR_INVALID_PARAMETER`).
-    BadAddress(String),
-    /// Sockets, the poller or the thread could not be made (`ERR_CANT_CREATE`).
-    CantCreate(String),
-}
-
-impl std::fmt::Display for ListenError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            ListenError::InUse(s) | ListenError::BadAddress(s) | ListenError::CantCreate(s) => f.write_str(s),
-        }
-    }
-}
+use crate::stats::Totals;
 
 /// What the game should be told, one at a time, from `Server::next_signal`.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -72,7 +56,7 @@ pub enum Signal {
 }
 
 pub struct Server {
-    link: Arc<Link>,
+    channel: Arc<Channel>,
     /// Statistics (see `Totals`).
     totals: Arc<Totals>,
     /// The event loop's home; `None` once stopped.
@@ -82,9 +66,12 @@ pub struct Server {
     /// Requests the game was asked to decide on, until they become peers or end.
     requests: HashMap<PeerId, PendingRequest>,
     /// Events taken from the I/O thread and not yet turned into signals, in emission order.
-    pending: VecDeque<Event>,
-    incoming: Vec<Event>,
-    later: Vec<Event>,
+    /// Events whose signals `next_signal` has yet to emit, in Godot's order.
+    to_signal: VecDeque<Event>,
+    /// The events `poll` just took from the channel (kept to reuse its allocation).
+    taken: Vec<Event>,
+    /// Of those, the events of peers the game does not know yet: signalled after the others.
+    of_new_peers: Vec<Event>,
     /// Multiplayer mode and `queue_messages`: every peer's messages, in arrival order, with their
     /// sender.
     queue: Option<VecDeque<(PeerHandle, Packet)>>,
@@ -117,12 +104,10 @@ impl Server {
         poll.registry()
             .register(&mut listener, LISTENER, Interest::READABLE)
             .map_err(cant_create)?;
-        let link = Arc::new(Link::new(waker, config.max_event_backlog.max(1)));
-        let caps = (config.max_connections, config.max_handshakes_per_address);
+        let channel = Arc::new(Channel::new(waker, config.max_event_backlog.max(1)));
         let settings = Settings::new(config);
         let totals = settings.totals.clone();
-        let driver = Driver::new(poll, listener, link.clone(), settings, config.tls.clone(), caps)
-            .with_busy_poll(config.busy_poll);
+        let driver = Driver::new(poll, listener, channel.clone(), settings);
         let io = match config.io {
             IoMode::Thread => Io::Thread(
                 std::thread::Builder::new()
@@ -136,15 +121,15 @@ impl Server {
             },
         };
         Ok(Server {
-            link,
+            channel,
             totals,
             io: Some(io),
             local_addr,
             peers: HashMap::new(),
             requests: HashMap::new(),
-            pending: VecDeque::new(),
-            incoming: Vec::new(),
-            later: Vec::new(),
+            to_signal: VecDeque::new(),
+            taken: Vec::new(),
+            of_new_peers: Vec::new(),
             queue: (config.multiplayer || config.queue_messages).then(VecDeque::new),
             failing: HashMap::new(),
             fail_next: Vec::new(),
@@ -184,13 +169,13 @@ impl Server {
             self.failing_unread = failing;
         }
         if let Some(Io::Inline { driver, readiness }) = &mut self.io {
-            run_inline(driver, &self.link, |d| d.turn_now(readiness));
+            run_inline(driver, &self.channel, |d| d.turn_now(readiness));
             if driver.as_mut().is_some_and(|d| d.trim_due(readiness)) {
                 // It takes milliseconds after a large release: not on the game thread. Joined
                 // with the stopped I/O threads (`join_stopped_io_threads`).
                 if let Ok(t) = std::thread::Builder::new()
                     .name("websocket-server-trim".into())
-                    .spawn(crate::driver::trim_memory)
+                    .spawn(crate::os::trim_memory)
                 {
                     let mut stopped = STOPPED_THREADS.lock();
                     stopped.retain(|t| !t.is_finished());
@@ -199,32 +184,32 @@ impl Server {
             }
         }
         // (The flag first: no lock in the frames where nothing failed, i.e. all of them.)
-        let failure = if self.link.has_failed() {
-            self.link.take_failure()
+        let failure = if self.channel.io.has_failed() {
+            self.channel.io.take_failure()
         } else {
             None
         };
         // If the last batch was not drained to the end, its sends still wait for a wake.
-        self.link.release_wakes();
-        self.link.take_events(&mut self.incoming);
-        if !self.incoming.is_empty() {
-            self.link.hold_wakes();
+        self.channel.release_wakes();
+        self.channel.take_events(&mut self.taken);
+        if !self.taken.is_empty() {
+            self.channel.hold_wakes();
         }
-        for event in self.incoming.drain(..) {
+        for event in self.taken.drain(..) {
             if self.peers.contains_key(&event.id()) || self.requests.contains_key(&event.id()) {
-                self.pending.push_back(event);
+                self.to_signal.push_back(event);
             } else {
-                self.later.push(event);
+                self.of_new_peers.push(event);
             }
         }
-        self.pending.extend(self.later.drain(..));
+        self.to_signal.extend(self.of_new_peers.drain(..));
         let Some(failure) = failure else {
             return Ok(());
         };
         self.dead = true;
         let mut ids: Vec<PeerId> = self.peers.keys().copied().collect();
         let mut asked: Vec<PeerId> = self.requests.keys().copied().collect();
-        for e in &self.pending {
+        for e in &self.to_signal {
             match e {
                 Event::Connected { peer, .. } => ids.push(peer.id),
                 Event::Requested { id, .. } => asked.push(*id),
@@ -232,7 +217,7 @@ impl Server {
             }
         }
         let gone: std::collections::HashSet<PeerId> = self
-            .pending
+            .to_signal
             .iter()
             .filter_map(|e| match e {
                 Event::Disconnected { id, .. } | Event::RequestEnded { id, .. } => Some(*id),
@@ -242,10 +227,10 @@ impl Server {
         // A request that was accepted but not yet connected ends as a request.
         ids.retain(|id| !asked.contains(id));
         for id in ids.into_iter().filter(|id| !gone.contains(id)) {
-            self.pending.push_back(Event::Disconnected { id, clean: false });
+            self.to_signal.push_back(Event::Disconnected { id, clean: false });
         }
         for id in asked.into_iter().filter(|id| !gone.contains(id)) {
-            self.pending.push_back(Event::RequestEnded {
+            self.to_signal.push_back(Event::RequestEnded {
                 id,
                 why: "the server stopped",
             });
@@ -255,7 +240,7 @@ impl Server {
 
     /// Whether `next_signal` has anything to go through (most frames it has not).
     pub fn has_pending(&self) -> bool {
-        !self.pending.is_empty()
+        !self.to_signal.is_empty()
     }
 
     /// The I/O thread died and every signal about it has been queued (see `poll`).
@@ -267,7 +252,7 @@ impl Server {
     /// system call would.
     #[doc(hidden)]
     pub fn inject_io_failure(&self, panic: bool) {
-        self.link.command(Command::InjectFailure { panic });
+        self.channel.command(Command::InjectFailure { panic });
     }
 
     /// The next signal to emit, with the peer table already updated for it: a `DataReceived`
@@ -277,11 +262,11 @@ impl Server {
     /// handlers) wake the I/O thread once, at the end, rather than once each.
     pub fn next_signal(&mut self) -> Option<Signal> {
         loop {
-            let Some(event) = self.pending.pop_front() else {
-                self.link.release_wakes();
+            let Some(event) = self.to_signal.pop_front() else {
+                self.channel.release_wakes();
                 if let Some(Io::Inline { driver, .. }) = &mut self.io {
                     // The handlers' replies go out now, not at the next poll.
-                    run_inline(driver, &self.link, |d| d.write_now());
+                    run_inline(driver, &self.channel, |d| d.write_now());
                 }
                 return None;
             };
@@ -294,7 +279,7 @@ impl Server {
                     let Some(ended) = self.requests.remove(&id) else {
                         continue;
                     };
-                    self.link.command(Command::Release { id });
+                    self.channel.command(Command::Release { id });
                     if ended.decided == Some(false) {
                         continue; // the game refused it itself
                     }
@@ -311,7 +296,7 @@ impl Server {
                         id,
                         PeerHandle {
                             shared: peer,
-                            link: self.link.clone(),
+                            channel: self.channel.clone(),
                         },
                     );
                     Signal::Connected { id, protocol, resource }
@@ -359,7 +344,7 @@ impl Server {
                     self.fail_next.retain(|f| *f != id);
                     self.failing_unread.retain(|f| *f != id);
                     self.peers.remove(&id);
-                    self.link.command(Command::Release { id });
+                    self.channel.command(Command::Release { id });
                     Signal::Disconnected { id, clean }
                 }
             };
@@ -400,24 +385,24 @@ impl Server {
             }
         }
         pending.decided = Some(matches!(verdict, Verdict::Accept { .. }));
-        self.link.command(Command::Decide { id, verdict });
+        self.channel.command(Command::Decide { id, verdict });
         Ok(())
     }
 
     /// Log lines from the I/O thread since the last call (`true`: an error).
     pub fn take_notices(&self) -> Vec<(bool, String)> {
-        self.link.take_notices()
+        self.channel.io.take_notices()
     }
 
     /// How often `accept` failed for lack of resources (file descriptors).
     pub fn accept_errors(&self) -> u64 {
-        self.link.accept_errors()
+        self.channel.io.accept_errors()
     }
 
     /// Clients refused by `max_connections`, `max_handshakes_per_address` or
     /// `refuse_new_connections`.
     pub fn refused_connections(&self) -> u64 {
-        crate::shared::read(&self.totals.refused)
+        crate::stats::read(&self.totals.refused)
     }
 
     /// The server's statistics.
@@ -463,7 +448,7 @@ impl Server {
         if let Some(p) = self.peers.get(&id) {
             p.shared.advance(PeerState::Closing);
         }
-        self.link.command(Command::Fail { id });
+        self.channel.command(Command::Fail { id });
     }
 
     /// Multiplayer mode's `put_packet`: `target > 0` one peer, `0` every peer, `< 0` every peer
@@ -489,7 +474,7 @@ impl Server {
             }
         }
         if !ids.is_empty() {
-            self.link.command(Command::SendMany { ids, packet });
+            self.channel.command(Command::SendMany { ids, packet });
         }
         if refused.is_empty() {
             Ok(())
@@ -534,7 +519,7 @@ impl Server {
             }
         }
         if !ids.is_empty() {
-            self.link.command(Command::SendMany {
+            self.channel.command(Command::SendMany {
                 ids,
                 packet: Packet { data, text },
             });
@@ -559,7 +544,7 @@ impl Server {
                 Err(why) => failed.push((i, why)),
             }
         }
-        self.link.commands(&mut cmds);
+        self.channel.commands(&mut cmds);
         failed
     }
 
@@ -569,14 +554,14 @@ impl Server {
     pub fn flush(&mut self) {
         if let Some(Io::Inline { driver, .. }) = &mut self.io {
             if !self.dead {
-                run_inline(driver, &self.link, |d| d.write_now());
+                run_inline(driver, &self.channel, |d| d.write_now());
             }
         }
     }
 
     /// New TCP connections are closed at once while this is on.
     pub fn set_refusing(&self, refuse: bool) {
-        self.link.set_refusing(refuse);
+        self.channel.io.set_refusing(refuse);
     }
 
     /// Drops a peer at once: no close handshake, and no further signal for it.
@@ -585,13 +570,13 @@ impl Server {
             return false;
         };
         peer.shared.advance(PeerState::Closed);
-        self.link.command(Command::Abort { id });
+        self.channel.command(Command::Abort { id });
         true
     }
 
     /// Header lines for the `101` responses of upgrades that finish from now on.
     pub fn set_extra_headers(&self, headers: Vec<String>) {
-        self.link.command(Command::SetExtraHeaders(headers));
+        self.channel.command(Command::SetExtraHeaders(headers));
     }
 
     pub fn is_running(&self) -> bool {
@@ -614,10 +599,10 @@ impl Server {
         let Some(io) = self.io.take() else {
             return;
         };
-        self.link.stop();
+        self.channel.stop();
         match io {
             Io::Thread(thread) => {
-                if !self.link.wait_listener_closed(std::time::Duration::from_secs(5)) {
+                if !self.channel.io.wait_listener_closed(std::time::Duration::from_secs(5)) {
                     // Never seen; joining is the last resort that still frees the port.
                     let _ = thread.join();
                 } else {
@@ -634,7 +619,7 @@ impl Server {
         }
         self.peers.clear();
         self.requests.clear();
-        self.pending.clear();
+        self.to_signal.clear();
         self.failing.clear();
         self.fail_next.clear();
         self.failing_unread.clear();
@@ -667,14 +652,18 @@ enum Io {
 /// Inline I/O: runs `step` on the event loop unless it already failed. A failure (a panic or an
 /// I/O error) is reported the way a dead I/O thread is: the listener and every socket close now,
 /// and the next `poll` tells the game and ends every peer.
-fn run_inline(driver: &mut Option<Box<Driver>>, link: &Link, step: impl FnOnce(&mut Driver) -> Result<(), String>) {
+fn run_inline(
+    driver: &mut Option<Box<Driver>>,
+    channel: &Channel,
+    step: impl FnOnce(&mut Driver) -> Result<(), String>,
+) {
     let Some(d) = driver.as_deref_mut() else {
         return;
     };
     if let Err(failure) = step(d) {
         // The loop may be half-way through a change; nothing of it is used again.
         let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| drop(driver.take())));
-        link.set_failure(failure);
+        channel.io.set_failure(failure);
     }
 }
 
@@ -683,29 +672,6 @@ fn run_inline(driver: &mut Option<Box<Driver>>, link: &Link, step: impl FnOnce(&
 struct PendingRequest {
     request: Arc<Request>,
     decided: Option<bool>,
-}
-
-/// Why `Server::decide` refused a decision.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum DecideError {
-    /// No request with this id waits (it was never asked about, became a peer, or ended).
-    NoRequest(PeerId),
-    AlreadyDecided(PeerId),
-    /// The chosen subprotocol is not among those the client offered (listed).
-    NotOffered(String, Vec<String>),
-}
-
-impl std::fmt::Display for DecideError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            DecideError::NoRequest(id) => write!(f, "no request with id {id} is waiting for a decision"),
-            DecideError::AlreadyDecided(id) => write!(f, "request {id} has already been decided"),
-            DecideError::NotOffered(p, offered) => write!(
-                f,
-                "subprotocol {p:?} was not offered by the client (it offered {offered:?})"
-            ),
-        }
-    }
 }
 
 /// I/O threads of stopped servers that may still be closing their connections (and inline
@@ -727,59 +693,6 @@ impl Drop for Server {
     }
 }
 
-fn cant_create(e: io::Error) -> ListenError {
-    ListenError::CantCreate(format!("cannot create the server: {e}"))
-}
-
-fn bind(ip: BindIp, port: u16) -> Result<TcpListener, ListenError> {
-    let classify = |addr: SocketAddr, e: io::Error| match e.kind() {
-        io::ErrorKind::AddrInUse => ListenError::InUse(format!("cannot listen on {addr}: the port is already in use")),
-        io::ErrorKind::AddrNotAvailable => {
-            ListenError::BadAddress(format!("cannot listen on {addr}: no interface has this address"))
-        }
-        _ => ListenError::CantCreate(format!("cannot listen on {addr}: {e}")),
-    };
-    match ip {
-        BindIp::Ip(ip) => {
-            let addr = SocketAddr::new(ip, port);
-            listener(addr).map_err(|e| classify(addr, e))
-        }
-        // "*": one dual-stack IPv6 socket serves IPv4 too; without IPv6, plain IPv4.
-        BindIp::Any => {
-            let v6 = SocketAddr::new(IpAddr::V6(Ipv6Addr::UNSPECIFIED), port);
-            match listener(v6) {
-                Ok(l) => Ok(l),
-                Err(e) if e.kind() == io::ErrorKind::AddrInUse => Err(classify(v6, e)),
-                Err(_) => {
-                    let v4 = SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), port);
-                    listener(v4).map_err(|e| classify(v4, e))
-                }
-            }
-        }
-    }
-}
-
-/// Connections the kernel queues for `accept` (capped by `net.core.somaxconn`). std and mio use
-/// 128, which drops SYNs when a crowd connects at once; each dropped SYN costs that client a
-/// one-second retransmit.
-pub const LISTEN_BACKLOG: i32 = 4096;
-
-fn listener(addr: SocketAddr) -> io::Result<TcpListener> {
-    use socket2::{Domain, Socket, Type};
-    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, None)?;
-    // So that a restarted server can bind while old connections sit in TIME_WAIT. Not on
-    // Windows, where SO_REUSEADDR lets another process take over a port in use.
-    #[cfg(not(windows))]
-    socket.set_reuse_address(true)?;
-    if addr.is_ipv6() && addr.ip().is_unspecified() {
-        socket.set_only_v6(false)?;
-    }
-    socket.set_nonblocking(true)?;
-    socket.bind(&addr.into())?;
-    socket.listen(LISTEN_BACKLOG)?;
-    Ok(TcpListener::from_std(socket.into()))
-}
-
 /// Whether peer `id` receives a multiplayer packet sent to `target` (`MultiplayerPeer`'s
 /// convention: `> 0` that peer, `0` everyone, `< 0` everyone but `-target`). `-i32::MIN` is not an
 /// id, so that target excludes no one.
@@ -788,163 +701,5 @@ pub fn is_recipient(target: PeerId, id: PeerId) -> bool {
         0 => true,
         t if t > 0 => id == t,
         t => Some(id) != t.checked_neg(),
-    }
-}
-
-/// Messages longer than this, once read by the game, make the I/O side trim freed memory when
-/// idle (`Command::Released`).
-const LARGE_MESSAGE: usize = 64 * 1024;
-
-/// Why a send or close was refused.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum SendError {
-    /// The connection is closing or closed.
-    NotOpen,
-    /// The peer's queue is full; the named limit would be exceeded.
-    Full(&'static str),
-}
-
-/// Why a recipient of `Server::broadcast` did not get the message.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum BroadcastError {
-    /// Named in `to`, but no such peer is connected.
-    UnknownPeer,
-    Send(SendError),
-}
-
-/// Why a multiplayer `put_packet` failed.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum TargetError {
-    UnknownPeer(PeerId),
-    /// These recipients did not get the message.
-    Refused(Vec<(PeerId, SendError)>),
-}
-
-/// Why a close was refused.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum CloseError {
-    NotOpen,
-    /// RFC 6455 §7.4: only 1000-1003, 1007-1014 and 3000-4999 may be sent.
-    BadCode(u16),
-}
-
-/// The longest close reason (a Close frame's payload is at most 125 bytes, 2 of them the code).
-pub const MAX_CLOSE_REASON: usize = 123;
-
-/// The game's handle on one peer. Cheap to clone; stays valid (and harmless) after the peer or
-/// the whole server is gone: sends then fail with `NotOpen`, queued messages can still be read.
-#[derive(Clone, Debug)]
-pub struct PeerHandle {
-    shared: Arc<PeerShared>,
-    link: Arc<Link>,
-}
-
-impl PeerHandle {
-    pub fn id(&self) -> PeerId {
-        self.shared.id
-    }
-
-    pub fn addr(&self) -> SocketAddr {
-        self.shared.addr
-    }
-
-    /// The upgrade request this peer came with.
-    pub fn request(&self) -> &Arc<Request> {
-        &self.shared.request
-    }
-
-    /// `Closed` as soon as the I/O thread has died, even before the game has polled.
-    pub fn state(&self) -> PeerState {
-        if self.link.has_failed() {
-            return PeerState::Closed;
-        }
-        self.shared.state()
-    }
-
-    /// Queues one message. Fails if the connection is closing or the peer's outbound limits
-    /// would be exceeded; never drops it later.
-    pub fn send(&self, data: impl Into<Bytes>, text: bool) -> Result<(), SendError> {
-        if self.state() != PeerState::Open {
-            return Err(SendError::NotOpen);
-        }
-        let data = data.into();
-        self.shared.reserve_outbound(data.len()).map_err(SendError::Full)?;
-        self.link.command(Command::Send {
-            id: self.shared.id,
-            packet: Packet { data, text },
-        });
-        Ok(())
-    }
-
-    /// Starts the close handshake. A reason over 123 bytes is cut at a character boundary;
-    /// returns whether it was.
-    pub fn close(&self, code: u16, reason: &str) -> Result<bool, CloseError> {
-        if !matches!(code, 1000..=1003 | 1007..=1014 | 3000..=4999) {
-            return Err(CloseError::BadCode(code));
-        }
-        if self.state() != PeerState::Open {
-            return Err(CloseError::NotOpen);
-        }
-        let mut end = reason.len().min(MAX_CLOSE_REASON);
-        while !reason.is_char_boundary(end) {
-            end -= 1;
-        }
-        self.shared.advance(PeerState::Closing);
-        self.link.command(Command::Close {
-            id: self.shared.id,
-            code,
-            reason: reason[..end].to_owned(),
-        });
-        Ok(end < reason.len())
-    }
-
-    /// Takes the oldest message the game was told about.
-    pub fn pop(&self) -> Option<Packet> {
-        let packet = self.shared.inbox.lock().pop_front()?;
-        self.taken(&packet);
-        Some(packet)
-    }
-
-    /// The game has read `packet`: it no longer counts against the inbound limits. A large one
-    /// will be freed soon (the game copies it out at once): the I/O side hands that memory back to
-    /// the system once it is idle.
-    fn taken(&self, packet: &Packet) {
-        if self.shared.sub_inbound(packet.data.len()) && self.shared.state() != PeerState::Closed {
-            self.link.command(Command::Resume { id: self.shared.id });
-        }
-        if packet.data.len() > LARGE_MESSAGE {
-            self.link.command(Command::Released);
-        }
-    }
-
-    pub fn available(&self) -> usize {
-        self.shared.inbox.lock().len()
-    }
-
-    /// This peer's counters (totals, queues, connected time).
-    pub fn shared(&self) -> &PeerShared {
-        &self.shared
-    }
-
-    /// The last round trip the heartbeat measured (`None` before the first pong).
-    pub fn round_trip(&self) -> Option<std::time::Duration> {
-        self.shared.round_trip()
-    }
-
-    pub fn outbound_buffered(&self) -> usize {
-        self.shared.outbound_bytes()
-    }
-
-    pub fn set_no_delay(&self, enabled: bool) {
-        if self.shared.state() != PeerState::Closed {
-            self.link.command(Command::SetNoDelay {
-                id: self.shared.id,
-                enabled,
-            });
-        }
-    }
-
-    pub fn max_packet_size(&self) -> usize {
-        self.shared.limits.outbound_buffer_size
     }
 }

@@ -17,7 +17,7 @@ use std::sync::Arc;
 
 use rustls::ServerConnection;
 
-use crate::connection::{Connection, Cx, Shutdown, Status, READ_CHUNK};
+use crate::connection::{Connection, Context, Shutdown, Status, READ_CHUNK};
 use crate::proxy::{self, ProxyHeader};
 
 /// Plaintext handed to rustls at a time: one TLS record's worth.
@@ -28,6 +28,9 @@ pub const MAX_PLAINTEXT_PER_WRITE: usize = 16 * 1024;
 pub trait Socket: Read + Write {
     /// Sends our FIN: nothing more will be written.
     fn shutdown_write(&mut self);
+
+    /// Nagle's algorithm off (`true`) or on, where the socket has it.
+    fn set_nodelay(&mut self, _enabled: bool) {}
 }
 
 /// The layers between one socket and its connection.
@@ -113,7 +116,7 @@ impl Transport {
     /// Moves every byte that can move now, both ways: reads while the connection wants input and
     /// the socket has some, writes while the socket takes bytes, ends our direction when the
     /// connection asks; again while writing lets reading resume.
-    pub fn service<S: Socket>(&mut self, sock: &mut S, conn: &mut Connection, cx: &mut Cx) -> Status {
+    pub fn service<S: Socket>(&mut self, sock: &mut S, conn: &mut Connection, cx: &mut Context) -> Status {
         loop {
             let stop = match self.pull(sock, conn, cx) {
                 Ok(stop) => stop,
@@ -129,7 +132,7 @@ impl Transport {
     }
 
     /// Reads until the socket has nothing more or the connection wants nothing more.
-    fn pull<S: Socket>(&mut self, sock: &mut S, conn: &mut Connection, cx: &mut Cx) -> Result<Stop, ()> {
+    fn pull<S: Socket>(&mut self, sock: &mut S, conn: &mut Connection, cx: &mut Context) -> Result<Stop, ()> {
         let mut buf = [0u8; READ_CHUNK];
         loop {
             if self.deliver(sock, conn, cx) == Status::Gone {
@@ -188,7 +191,7 @@ impl Transport {
 
     /// Hands the connection what the layers hold: TLS plaintext (decrypting held ciphertext as it
     /// goes), and the end of stream once everything before it is taken.
-    fn deliver<S: Socket>(&mut self, sock: &mut S, conn: &mut Connection, cx: &mut Cx) -> Status {
+    fn deliver<S: Socket>(&mut self, sock: &mut S, conn: &mut Connection, cx: &mut Context) -> Status {
         let Some(tls) = &mut self.tls else {
             if self.eof && !self.eof_passed {
                 if self.proxy.is_some() {
@@ -256,7 +259,7 @@ impl Transport {
 
     /// Writes while the socket takes bytes: TLS's ciphertext first, then the connection's bytes
     /// (through rustls, one record at a time); then the shutdown the connection asks for.
-    fn push<S: Socket>(&mut self, sock: &mut S, conn: &mut Connection, cx: &mut Cx) -> Status {
+    fn push<S: Socket>(&mut self, sock: &mut S, conn: &mut Connection, cx: &mut Context) -> Status {
         loop {
             if self.write_blocked {
                 return Status::Alive;

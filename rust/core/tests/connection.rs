@@ -10,10 +10,11 @@ use tungstenite::protocol::frame::coding::CloseCode;
 use tungstenite::protocol::frame::CloseFrame;
 use tungstenite::protocol::{Role, WebSocketContext};
 use tungstenite::Message;
-use wss_core::connection::{Connection, Cx, Settings, Status, Verdict};
+use wss_core::connection::{Connection, Context, Settings, Status};
+use wss_core::event::Verdict;
+use wss_core::event::{Event, PeerState};
 use wss_core::ids::IdAllocator;
 use wss_core::request::TrustedProxies;
-use wss_core::shared::{Event, PeerState};
 use wss_core::sim::Pipe;
 use wss_core::transport::Transport;
 use wss_core::{Limits, ServerConfig};
@@ -82,8 +83,8 @@ impl Harness {
 
     /// One input to the connection (a command, a deadline), then the shell moves what it can, as
     /// the driver does at the end of a turn.
-    fn input(&mut self, f: impl FnOnce(&mut Connection, &mut Cx) -> Status) -> Status {
-        let mut cx = Cx {
+    fn input(&mut self, f: impl FnOnce(&mut Connection, &mut Context) -> Status) -> Status {
+        let mut cx = Context {
             now: self.now,
             settings: &self.settings,
             ids: &mut self.ids,

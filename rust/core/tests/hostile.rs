@@ -8,7 +8,7 @@ use std::io::{Read, Write};
 use std::net::{Shutdown, TcpStream};
 use std::time::{Duration, Instant};
 
-use wss_core::shared::{gauge, read};
+use wss_core::stats::{gauge, read};
 use wss_core::{IoMode, Limits, Server, ServerConfig, Signal};
 
 mod common;

@@ -11,7 +11,8 @@
 
 use loom::sync::Arc;
 use loom::thread;
-use wss_core::shared::{AcceptGate, PeerShared};
+use wss_core::channel::AcceptGate;
+use wss_core::peer::PeerShared;
 use wss_core::Limits;
 
 fn full_peer(max_queued_packets: usize, queued: usize) -> Arc<PeerShared> {

@@ -56,15 +56,15 @@ impl WebSocketServerPeer {
 
     /// Sends bytes the caller got from GDScript: text must be checked for UTF-8.
     fn send_checked(&self, data: Vec<u8>, text: bool) -> Error {
-        if text && std::str::from_utf8(&data).is_err() {
+        let Some(packet) = Packet::checked(data.into(), text) else {
             godot_error!("WebSocketServerPeer {}: a text message must be UTF-8", self.handle.id());
             return Error::ERR_INVALID_PARAMETER;
-        }
-        self.queue(data, text)
+        };
+        self.queue(packet.data, packet.text)
     }
 
     /// Queues a message whose text, if any, is known to be UTF-8.
-    fn queue(&self, data: Vec<u8>, text: bool) -> Error {
+    fn queue(&self, data: impl Into<wss_core::event::Bytes>, text: bool) -> Error {
         match self.handle.send(data, text) {
             Ok(()) => Error::OK,
             // A game loop may hit these thousands of times a second: warn, rate-limited.
@@ -272,6 +272,25 @@ pub unsafe fn copy_packet(buffer: RawPtr<*const u8>, size: i32) -> Vec<u8> {
     }
 }
 
+/// `get_packet_rawptr` of the peer and of the server: keeps `packet` in `slot` (until the next
+/// call, by which time Godot has copied it) and points Godot's out-parameters at its bytes.
+///
+/// # Safety
+/// `r_buffer` and `r_buffer_size` must be valid out-pointers.
+pub unsafe fn lend_packet(
+    slot: &mut Option<Packet>,
+    packet: Packet,
+    r_buffer: RawPtr<*mut RawPtr<*const u8>>,
+    r_buffer_size: RawPtr<*mut i32>,
+) -> Error {
+    let data = &slot.insert(packet).data;
+    unsafe {
+        *r_buffer.ptr() = RawPtr::new(data.as_ptr());
+        *r_buffer_size.ptr() = data.len() as i32;
+    }
+    Error::OK
+}
+
 /// Validates and forwards a close request; shared by the peer and the server.
 pub fn close_peer(handle: &PeerHandle, code: i64, reason: &str) {
     let Ok(code16) = u16::try_from(code) else {
@@ -309,14 +328,8 @@ impl IPacketPeerExtension for WebSocketServerPeer {
             let me = self.base().instance_id();
             self.held.borrow_mut().push(me);
         }
-        let data = &self.last.insert(packet).data;
-        // SAFETY: Godot passes valid out-pointers; the buffer lives in `self.last` until the
-        // next call, by which time Godot has copied it.
-        unsafe {
-            *r_buffer.ptr() = RawPtr::new(data.as_ptr());
-            *r_buffer_size.ptr() = data.len() as i32;
-        }
-        Error::OK
+        // SAFETY: Godot passes valid out-pointers.
+        unsafe { lend_packet(&mut self.last, packet, r_buffer, r_buffer_size) }
     }
 
     unsafe fn put_packet_rawptr(&mut self, p_buffer: RawPtr<*const u8>, p_buffer_size: i32) -> Error {

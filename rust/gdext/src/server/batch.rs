@@ -1,0 +1,260 @@
+//! Sending to many clients and taking many messages in one call: `broadcast`, `send_to_peers`,
+//! `take_messages`, `send_messages` (raw mode).
+
+use super::*;
+
+#[godot_api(secondary)]
+impl WebSocketServer {
+    /// Sends [param message] to every connected client except those in [param exclude], in one
+    /// call: the bytes are copied once and shared by every recipient until each frame is written
+    /// on the I/O thread. [param write_mode] is [constant WebSocketServerPeer.WRITE_MODE_BINARY]
+    /// (default) or [constant WebSocketServerPeer.WRITE_MODE_TEXT] (the bytes must be UTF-8). Empty
+    /// messages are sent too. Returns the clients that did not get it, as
+    /// [code]{id: error}[/code]: [constant @GlobalScope.FAILED] (closing),
+    /// [constant @GlobalScope.ERR_OUT_OF_MEMORY] (its queue is full; see
+    /// [member outbound_buffer_size]); an empty [Dictionary] when everyone has it queued. Raw mode
+    /// only (in multiplayer mode use [method MultiplayerPeer.set_target_peer] and
+    /// [method PacketPeer.put_packet]). [i]Not in Godot.[/i]
+    #[func]
+    fn broadcast(
+        &mut self,
+        message: PackedByteArray,
+        #[opt(default = 1)] write_mode: i64,
+        #[opt(default = &PackedInt32Array::new())] exclude: PackedInt32Array,
+    ) -> VarDictionary {
+        self.send_many("broadcast", message, write_mode, None, exclude.as_slice())
+    }
+
+    /// Sends [param message] to the clients in [param ids], in one call, as [method broadcast]
+    /// does (one shared copy; an id listed twice gets it once). Ids that are not connected are
+    /// returned with [constant @GlobalScope.ERR_DOES_NOT_EXIST]. [i]Not in Godot.[/i]
+    #[func]
+    fn send_to_peers(
+        &mut self,
+        ids: PackedInt32Array,
+        message: PackedByteArray,
+        #[opt(default = 1)] write_mode: i64,
+    ) -> VarDictionary {
+        self.send_many("send_to_peers", message, write_mode, Some(ids.as_slice()), &[])
+    }
+
+    /// Takes the waiting messages of all clients, oldest first: all of them, or at most
+    /// [param max_messages] if it is above [code]0[/code] (the rest stay for the next call). Needs
+    /// [member queue_messages], or multiplayer mode when no [SceneMultiplayer] reads this server
+    /// (it would miss the messages taken). Each message taken no longer counts against
+    /// its client's limits, so a client the server had stopped reading is read again.
+    /// [i]Not in Godot.[/i]
+    /// [codeblock]
+    /// func _physics_process(_delta):
+    ///     server.poll()
+    ///     var batch := server.take_messages()
+    ///     var ids := batch.ids
+    ///     var packets := batch.packets
+    ///     for i in batch.size():
+    ///         inputs[ids[i]] = packets[i]
+    /// [/codeblock]
+    #[func]
+    fn take_messages(&mut self, #[opt(default = 0)] max_messages: i64) -> Gd<WebSocketServerMessages> {
+        // Called every frame: told once per server, then at most once a second.
+        let me = Some(self.base().instance_id().to_i64());
+        let queued = self.queued();
+        let waiting = match &self.server {
+            None => {
+                crate::ratelimit::error(
+                    "take-not-listening",
+                    me,
+                    "WebSocketServer.take_messages: not listening".into(),
+                );
+                0
+            }
+            Some(_) if !queued => {
+                crate::ratelimit::error(
+                    "take-not-queued",
+                    me,
+                    "WebSocketServer.take_messages: set queue_messages = true before listen() (messages are being delivered through data_received)".into(),
+                );
+                0
+            }
+            Some(server) => server.queued_packets(),
+        };
+        let n = if max_messages > 0 {
+            waiting.min(max_messages as usize)
+        } else {
+            waiting
+        };
+        let Some(server) = self.server.as_mut().filter(|_| n > 0) else {
+            // Most frames: one shared empty result (its array is read-only), nothing made.
+            return self
+                .no_messages
+                .get_or_insert_with(|| {
+                    let none = Array::new().into_read_only();
+                    WebSocketServerMessages::create(PackedInt32Array::new(), none, PackedByteArray::new())
+                })
+                .clone();
+        };
+        let mut ids = PackedInt32Array::new();
+        let mut text = PackedByteArray::new();
+        let mut packets = Array::<PackedByteArray>::new();
+        ids.resize(n);
+        text.resize(n);
+        for (id_slot, text_slot) in ids.as_mut_slice().iter_mut().zip(text.as_mut_slice()) {
+            // `n` are waiting: every pop succeeds.
+            let Some((id, packet)) = server.pop_packet() else {
+                break;
+            };
+            *id_slot = id;
+            *text_slot = packet.text as u8;
+            packets.push(&PackedByteArray::from(&packet.data[..]));
+        }
+        WebSocketServerMessages::create(ids, packets, text)
+    }
+
+    /// Sends [code]messages[i][/code] to client [code]ids[i][/code], for every [code]i[/code], in
+    /// one call: a game server's per-client state, or the answers to a [method take_messages]
+    /// batch. The arrays must be the same size; an id may appear more than once (its messages keep
+    /// their order). [param write_mode] as in [method broadcast], for every message; or, if
+    /// [param text] is given (the same size as [param ids]), per message: [code]1[/code] text,
+    /// [code]0[/code] binary, as [member WebSocketServerMessages.text] reports them, so that a
+    /// relay or an echo can pass a batch on as it came. Returns the messages that were not queued,
+    /// as [code]{index: error}[/code]: [constant @GlobalScope.ERR_DOES_NOT_EXIST] (no such
+    /// client), [constant @GlobalScope.FAILED] (closing), [constant @GlobalScope.ERR_OUT_OF_MEMORY]
+    /// (its queue is full; see [member outbound_buffer_size]); an empty [Dictionary] when all are
+    /// queued. Arrays of different sizes, a bad write mode or a text message that is not UTF-8:
+    /// nothing is sent, and an error says why. Raw mode only. [i]Not in Godot.[/i]
+    #[func]
+    fn send_messages(
+        &mut self,
+        ids: PackedInt32Array,
+        messages: Array<PackedByteArray>,
+        #[opt(default = 1)] write_mode: i64,
+        #[opt(default = &PackedByteArray::new())] text: PackedByteArray,
+    ) -> VarDictionary {
+        let mut failures = VarDictionary::new();
+        let what = "send_messages";
+        let Some((server, all_text)) = self.raw_sender(what, write_mode) else {
+            return failures;
+        };
+        if ids.len() != messages.len() || (!text.is_empty() && text.len() != ids.len()) {
+            godot_error!(
+                "WebSocketServer.{what}: {} ids but {} messages{}; nothing was sent",
+                ids.len(),
+                messages.len(),
+                if text.is_empty() {
+                    String::new()
+                } else {
+                    format!(" and {} text flags", text.len())
+                }
+            );
+            return failures;
+        }
+        let flags = text.as_slice();
+        let mut batch = Vec::with_capacity(ids.len());
+        for (&id, message) in ids.as_slice().iter().zip(messages.iter_shared()) {
+            let is_text = flags.get(batch.len()).map_or(all_text, |&f| f != 0);
+            let Some(packet) = Packet::checked(message.to_vec().into(), is_text) else {
+                godot_error!(
+                    "WebSocketServer.{what}: message {} is not UTF-8; nothing was sent",
+                    batch.len()
+                );
+                return failures;
+            };
+            batch.push((id, packet.data, packet.text));
+        }
+        let failed: Vec<(i64, BroadcastError)> = server
+            .send_each(batch)
+            .into_iter()
+            .map(|(i, why)| (i as i64, why))
+            .collect();
+        report_failures(what, "message", self.base().instance_id(), &failed, &mut failures);
+        self.flush_inline();
+        failures
+    }
+}
+
+impl WebSocketServer {
+    /// `broadcast` and `send_to_peers`: checks, one copy, failures as `{id: Error}`.
+    pub(super) fn send_many(
+        &mut self,
+        what: &str,
+        message: PackedByteArray,
+        write_mode: i64,
+        to: Option<&[i32]>,
+        exclude: &[i32],
+    ) -> VarDictionary {
+        let mut failures = VarDictionary::new();
+        let Some((server, text)) = self.raw_sender(what, write_mode) else {
+            return failures;
+        };
+        let Some(packet) = Packet::checked(message.to_vec().into(), text) else {
+            godot_error!("WebSocketServer.{what}: a text message must be UTF-8");
+            return failures;
+        };
+        let failed = server.broadcast(packet.data, text, to, exclude);
+        report_failures(what, "client", self.base().instance_id(), &failed, &mut failures);
+        self.flush_inline();
+        failures
+    }
+
+    /// Inline I/O: a multi-send's messages are written before it returns, in one pass (any other
+    /// send waits for the next `poll()`).
+    pub(super) fn flush_inline(&mut self) {
+        if let Some(server) = self.server.as_mut() {
+            server.flush();
+        }
+    }
+
+    /// The checks every raw-mode multi-send makes: raw mode, listening, a valid write mode (whether
+    /// it is text). `None` after an error naming `what`.
+    pub(super) fn raw_sender(&self, what: &str, write_mode: i64) -> Option<(&Server, bool)> {
+        if self.multiplayer {
+            godot_error!(
+                "WebSocketServer.{what}: raw mode only; in multiplayer mode use set_target_peer() and put_packet()"
+            );
+            return None;
+        }
+        let Some(server) = &self.server else {
+            godot_error!("WebSocketServer.{what}: not listening");
+            return None;
+        };
+        match write_mode {
+            0 => Some((server, true)),
+            1 => Some((server, false)),
+            m => {
+                godot_error!(
+                    "WebSocketServer.{what}: write_mode must be WRITE_MODE_TEXT (0) or WRITE_MODE_BINARY (1), not {m}"
+                );
+                None
+            }
+        }
+    }
+}
+
+/// Failures of a multi-send (`(key, why)`: an id, or a position in the batch) as `{key: Error}`,
+/// with one rate-limited warning.
+pub(super) fn report_failures(
+    what: &str,
+    noun: &str,
+    server: InstanceId,
+    failed: &[(impl Copy + Into<i64> + std::fmt::Display, BroadcastError)],
+    into: &mut VarDictionary,
+) {
+    for (key, why) in failed {
+        let code = match why {
+            BroadcastError::UnknownPeer => Error::ERR_DOES_NOT_EXIST,
+            BroadcastError::Send(SendError::NotOpen) => Error::FAILED,
+            BroadcastError::Send(SendError::Full(_)) => Error::ERR_OUT_OF_MEMORY,
+        };
+        into.set((*key).into(), code);
+    }
+    if let Some((key, why)) = failed.first() {
+        // A send loop can repeat it: told once per server, then at most once a second.
+        crate::ratelimit::warn(
+            "broadcast",
+            Some(server.to_i64()),
+            format!(
+                "WebSocketServer.{what}: not queued for {} {noun}(s), e.g. {key} ({why:?}); see the returned Dictionary",
+                failed.len()
+            ),
+        );
+    }
+}

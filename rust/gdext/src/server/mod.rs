@@ -1,0 +1,689 @@
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use godot::classes::multiplayer_peer::{ConnectionStatus, TransferMode};
+use godot::classes::{CryptoKey, IMultiplayerPeerExtension, MultiplayerPeerExtension, X509Certificate};
+use godot::global::Error;
+use godot::prelude::*;
+use godot_core::meta::RawPtr;
+use wss_core::config::{
+    busy_poll_usec, is_token, seconds, size_limit, validate_header_line, validate_origin, validate_response_headers,
+};
+use wss_core::request::TrustedProxies;
+use wss_core::stats::Stats;
+use wss_core::tls::{server_config, TlsPem};
+use wss_core::{
+    BindIp, BroadcastError, ConfigError, DecideError, IoMode, Limits, ListenError, Packet, SendError, Server,
+    ServerConfig, Signal, TargetError, Verdict,
+};
+
+use crate::messages::WebSocketServerMessages;
+use crate::peer::{close_peer, copy_packet, lend_packet, Held, WebSocketServerPeer};
+use crate::request::WebSocketServerRequest;
+
+mod batch;
+mod multiplayer;
+mod peers;
+mod properties;
+mod stats;
+mod upgrades;
+
+use properties::{limit_or_zero, strings};
+
+/// A WebSocket server: Godot 4.0-alpha's [code]WebSocketServer[/code], re-created.
+///
+/// Start it with [method listen], then call [method MultiplayerPeer.poll] regularly (e.g. in
+/// [method Node._process]); every signal is emitted from inside [code]poll()[/code]. Read and send
+/// through [method get_peer].
+///
+/// By default all sockets live on one I/O thread of the server's own, which accepts connections,
+/// performs the HTTP upgrade, frames, validates UTF-8, answers pings and closes.
+/// [code]poll()[/code] only takes what already happened, so its cost grows with the number of
+/// events, not of connections. With [member io_mode] [constant IO_MODE_INLINE], [code]poll()[/code]
+/// does that socket work itself instead, on the calling thread.
+/// Nothing is dropped silently: a full queue stops reading that client until the game reads it,
+/// and a send past the limits fails with [constant @GlobalScope.ERR_OUT_OF_MEMORY].
+#[derive(GodotClass)]
+#[class(tool, base = MultiplayerPeerExtension)]
+pub struct WebSocketServer {
+    /// [code]"*"[/code] (the default) listens on every interface, IPv4 and IPv6; an IP address
+    /// (e.g. [code]"127.0.0.1"[/code]) listens on that one only. Cannot change while listening.
+    #[var(set = set_bind_ip)]
+    bind_ip: GString,
+    /// Seconds a client has, from TCP accept, to finish the HTTP upgrade before it is dropped
+    /// (silently: it was never connected). Default 3.0.
+    #[var(set = set_handshake_timeout)]
+    handshake_timeout: f64,
+    /// Seconds a client has to answer our Close frame ([method disconnect_peer], a protocol error)
+    /// before it is dropped with [code]was_clean_close == false[/code]. Default 3.0. (Godot waits
+    /// forever.)
+    #[var(set = set_close_timeout)]
+    close_timeout: f64,
+    /// Seconds a client may leave a message unfinished without sending any more of it; then it is
+    /// closed with 1008. (A slow upload that keeps sending is not affected; time while the server
+    /// is not reading the client, because the game has not read its earlier messages, does not
+    /// count.) Without it, a client could hold up to [member inbound_buffer_size] bytes forever
+    /// with one message it never finishes. Default 30.0. [i]Not in Godot.[/i]
+    #[var(set = set_partial_message_timeout)]
+    partial_message_timeout: f64,
+    /// Seconds between the pings the server sends every connected client (as
+    /// [member WebSocketPeer.heartbeat_interval] in Godot 4.4+). A client that has not answered a
+    /// ping by the time the next one is due is dropped ([signal client_disconnected] with
+    /// [code]was_clean_close == false[/code]; [signal MultiplayerPeer.peer_disconnected] in
+    /// multiplayer mode), so a client that vanished without closing (lost signal, frozen) is
+    /// noticed within about two intervals. The pings also keep idle connections open through
+    /// proxies (nginx closes a connection silent for 60 s by default). Pings and pongs cost the game
+    /// thread nothing. [method WebSocketServerPeer.get_round_trip_time] reports the last round
+    /// trip. [code]0[/code] turns it off. Default 20.0, as Python's [code]websockets[/code].
+    #[var(set = set_heartbeat_interval)]
+    heartbeat_interval: f64,
+    /// With [member ssl_certificate], makes the server require TLS ([code]wss://[/code]).
+    #[var(set = set_private_key)]
+    private_key: Option<Gd<CryptoKey>>,
+    /// With [member private_key], makes the server require TLS ([code]wss://[/code]).
+    #[var(set = set_ssl_certificate)]
+    ssl_certificate: Option<Gd<X509Certificate>>,
+    /// Extra CA certificates sent after [member ssl_certificate] during the TLS handshake.
+    #[var(set = set_ca_chain)]
+    ca_chain: Option<Gd<X509Certificate>>,
+    /// Largest message a client may send, in bytes (a larger one closes it with 1009), and the
+    /// bytes a client may have waiting for [method PacketPeer.get_packet] before the server stops
+    /// reading it. Default 65535.
+    #[var(set = set_inbound_buffer_size)]
+    inbound_buffer_size: i64,
+    /// Bytes a client may have queued for sending; [method PacketPeer.put_packet] past it returns
+    /// [constant @GlobalScope.ERR_OUT_OF_MEMORY]. Default 65535.
+    #[var(set = set_outbound_buffer_size)]
+    outbound_buffer_size: i64,
+    /// Messages a client may have queued in each direction. Default 4096.
+    #[var(set = set_max_queued_packets)]
+    max_queued_packets: i64,
+    /// When [code]true[/code], every valid upgrade request waits for the game: the server emits
+    /// [signal upgrade_requested] and answers only once the game calls [method accept_upgrade] or
+    /// [method reject_upgrade], in the same frame or a later one (e.g. after an [HTTPRequest]
+    /// checked a token). A request with no decision within [member handshake_timeout] (counted
+    /// from the TCP connection) is refused with [code]503 Service Unavailable[/code] and
+    /// [signal upgrade_cancelled] is emitted. A refused client never produces
+    /// [signal client_connected] or [signal MultiplayerPeer.peer_connected]. Works in both modes.
+    /// Default [code]false[/code]: every valid request is accepted at once, as in Godot.
+    /// [i]Not in Godot.[/i]
+    #[var(set = set_authorize_upgrades)]
+    authorize_upgrades: bool,
+    /// The origins (scheme, host and port, as browsers send them: [code]"https://mygame.example"[/code])
+    /// whose web pages may connect. A request from a browser page of any other origin is refused
+    /// with [code]403 Forbidden[/code] before the game hears of it: the defence against cross-site
+    /// WebSocket hijacking (another site's page opening a socket with your players' cookies).
+    /// Requests without an [code]Origin[/code] header (native clients such as Godot's
+    /// [WebSocketPeer]; browsers always send one) are not affected. Empty (the default): any origin.
+    /// [i]Not in Godot.[/i]
+    #[var(set = set_allowed_origins)]
+    allowed_origins: PackedStringArray,
+    /// Addresses and CIDR ranges ([code]"127.0.0.1"[/code], [code]"10.0.0.0/8"[/code],
+    /// [code]"fd00::/8"[/code]) of reverse proxies (nginx, a load balancer) whose word on the client's
+    /// address is taken. When a connection comes from one, [method get_peer_address] and
+    /// [method get_peer_port] report the client named by its [code]Forwarded[/code],
+    /// [code]X-Forwarded-For[/code] (the right-most address that is not itself a trusted proxy) or
+    /// [code]X-Real-IP[/code] header, in that order of preference; from anyone else these headers
+    /// are ignored, so a client cannot forge its address. The proxy's own address stays readable
+    /// ([method WebSocketServerRequest.get_socket_address]). Trusted proxies are also exempt from
+    /// [member max_handshakes_per_address]. Empty by default. [i]Not in Godot.[/i]
+    #[var(set = set_trusted_proxies)]
+    trusted_proxies: PackedStringArray,
+    /// When [code]true[/code], every connection must begin with a PROXY protocol header (version 1
+    /// or 2, as sent by HAProxy's [code]send-proxy[/code], nginx's [code]proxy_protocol on[/code] in a
+    /// [code]stream[/code] block, and cloud load balancers), which names the client; a connection
+    /// without a valid one is dropped. Only turn it on if every client comes through such a proxy
+    /// (anyone who can reach the port directly could claim any address), or also set
+    /// [member trusted_proxies]: then only connections from those addresses are taken, and any
+    /// other is closed at once. Default [code]false[/code]. [i]Not in Godot.[/i]
+    #[var(set = set_proxy_protocol)]
+    proxy_protocol: bool,
+    /// The most connections (handshaking and connected) the server holds; beyond it, new clients
+    /// are refused at once: over [code]ws://[/code] with [code]503 Service Unavailable[/code] (up
+    /// to 64 at a time; more are closed unanswered), over [code]wss://[/code] closed unanswered.
+    /// Set it below the process's file-descriptor limit ([code]ulimit -n[/code]) so that the game's
+    /// own files and sockets never run out. [code]0[/code] (the default): no limit but the system's.
+    /// [i]Not in Godot.[/i]
+    #[var(set = set_max_connections)]
+    max_connections: i64,
+    /// The most unfinished handshakes one IP address may have at once; more are closed at once.
+    /// Keeps one host from holding every descriptor with connections that never finish their
+    /// request (slowloris). [member trusted_proxies] are exempt (behind a proxy, every client has
+    /// its address). Default 64; [code]0[/code]: no limit. [i]Not in Godot.[/i]
+    #[var(set = set_max_handshakes_per_address)]
+    max_handshakes_per_address: i64,
+    /// Where the server does its socket work. Cannot change while listening. [i]Not in Godot.[/i]
+    ///
+    /// [constant IO_MODE_THREAD] (the default): an I/O thread of the server's own accepts, reads,
+    /// writes, answers pings and applies the timeouts, whether or not the game is polling (a long
+    /// frame or a loading screen does not stall the connections); [code]poll()[/code] only takes
+    /// what happened. The least work on the game thread per message, and the best choice whenever
+    /// the game paces its frames or the machine has cores to spare.
+    ///
+    /// [constant IO_MODE_INLINE]: no thread; each [code]poll()[/code] does one non-blocking turn of
+    /// the same event loop (accept, read, write, timers), emits the signals, and writes the replies
+    /// the handlers queued before it returns. Messages sent outside [code]poll()[/code] go out at
+    /// the next one, as with Godot's [WebSocketPeer], except those of [method broadcast],
+    /// [method send_to_peers] and [method send_messages], which are written before the call
+    /// returns (one pass for the whole batch). Nothing is read, written, pinged or timed out
+    /// between polls, so poll every frame. Faster for a dedicated server running unpaced
+    /// ([code]--fixed-fps 0[/code], a spinning loop) on one or two cores, where every reply would
+    /// otherwise wait for the other thread to get a core.
+    #[var(set = set_io_mode)]
+    io_mode: i64,
+    /// [constant IO_MODE_THREAD] only: after handing the game something (a message, a connection),
+    /// the I/O thread keeps looking for the game's answer without sleeping, for up to this many
+    /// microseconds; once the game has acted through the server (a send, usually), or the window
+    /// has passed, it sleeps as usual.
+    /// Cannot change while listening. Default [code]0[/code]: it sleeps at once. Up to
+    /// [code]1000000[/code]. [i]Not in Godot.[/i]
+    ///
+    /// The game's reply is then written the moment it is sent instead of after a wake-up through
+    /// the operating system's scheduler (tens of microseconds on a cloud machine). For a dedicated
+    /// server whose main loop runs unpaced ([code]--fixed-fps 0[/code]) and answers within
+    /// microseconds, with a core to spare: it cuts the round trip of a lone client's message (see
+    /// the README's benchmarks). The price is CPU: the I/O thread spins for as long as the game
+    /// takes to answer, up to the window, after every message. A paced game (60 frames a second)
+    /// answers milliseconds later and gains nothing; with many clients on shared cores it can cost
+    /// throughput. Leave at [code]0[/code] unless measured. With [constant IO_MODE_INLINE] it has
+    /// no effect: [method poll] never waits there.
+    #[var(set = set_busy_poll_usec)]
+    busy_poll_usec: i64,
+    /// How raw mode hands the game its messages. Cannot change while listening. [i]Not in Godot.[/i]
+    ///
+    /// [code]false[/code] (the default): as in Godot, [signal data_received] is emitted for each
+    /// message, which is then read from its peer ([method get_peer]).
+    ///
+    /// [code]true[/code]: no [signal data_received]; the messages of all clients wait in one queue,
+    /// in arrival order, and [method take_messages] takes them all (or up to a number) in one call;
+    /// [method send_messages] answers many clients in one call. For a game server that handles its
+    /// clients' inputs once per tick: one call per frame instead of a signal and several calls per
+    /// message, a fraction of the game thread's time per message (see the README's benchmarks).
+    /// [method PacketPeer.get_packet], [method MultiplayerPeer.get_packet_peer] and
+    /// [method PacketPeer.get_available_packet_count] on the server read the same queue one
+    /// message at a time. The limits are unchanged: a client's messages count against
+    /// [member inbound_buffer_size] and [member max_queued_packets] until taken, and a client
+    /// with a full queue is not read further until the game takes them. Connection, close and
+    /// disconnect signals are emitted as always; a client's last messages may be taken after its
+    /// [signal client_disconnected]. Multiplayer mode always queues this way.
+    #[var(set = set_queue_messages)]
+    queue_messages: bool,
+    extra_headers: Vec<String>,
+    server: Option<Server>,
+    /// The peer objects handed out by `get_peer`, so each id keeps one object.
+    peer_objects: HashMap<i32, Gd<WebSocketServerPeer>>,
+    /// Whether the running server is in the multiplayer mode (`listen(..., gd_mp_api = true)`).
+    multiplayer: bool,
+    refuse_new_connections: bool,
+    target_peer: i32,
+    /// The Performance monitors registered by `register_monitors`, to remove on `unregister_monitors`
+    /// and when the server is freed.
+    monitors: Vec<StringName>,
+    transfer_mode: TransferMode,
+    transfer_channel: i32,
+    /// The packet the last multiplayer `get_packet` returned; Godot copies it out of this buffer.
+    /// Let go at the next `poll()`.
+    last_packet: Option<Packet>,
+    /// Peer objects holding the last message they returned, let go at the next `poll()`.
+    held: Held,
+    /// What `take_messages` returns when nothing waits (most frames), made once: its arrays are
+    /// empty and read-only, so sharing it is safe.
+    no_messages: Option<Gd<WebSocketServerMessages>>,
+    base: Base<MultiplayerPeerExtension>,
+}
+
+#[godot_api]
+impl IMultiplayerPeerExtension for WebSocketServer {
+    fn init(base: Base<MultiplayerPeerExtension>) -> Self {
+        Self::with_defaults(base)
+    }
+
+    fn on_notification(&mut self, what: godot::classes::notify::ObjectNotification) {
+        if what == godot::classes::notify::ObjectNotification::PREDELETE {
+            // The monitors call into this object; they must not outlive it.
+            self.unregister_monitors();
+        }
+    }
+
+    /// Emits the signals for everything that happened since the last call.
+    fn poll(&mut self) {
+        self.pump_signals();
+    }
+
+    fn close(&mut self) {
+        self.stop();
+    }
+
+    fn disconnect_peer(&mut self, peer: i32, force: bool) {
+        if force {
+            self.abort_peer(peer);
+        } else {
+            self.disconnect_peer_with_code(peer as i64, 1000, GString::new());
+        }
+    }
+
+    unsafe fn get_packet_rawptr(
+        &mut self,
+        r_buffer: RawPtr<*mut RawPtr<*const u8>>,
+        r_buffer_size: RawPtr<*mut i32>,
+    ) -> Error {
+        // SAFETY: as this function's own contract (Godot passes valid out-pointers).
+        unsafe { self.take_packet_for_godot(r_buffer, r_buffer_size) }
+    }
+
+    unsafe fn put_packet_rawptr(&mut self, p_buffer: RawPtr<*const u8>, p_buffer_size: i32) -> Error {
+        // SAFETY: as this function's own contract (Godot passes a buffer of that many bytes).
+        unsafe { self.send_packet_from_godot(p_buffer, p_buffer_size) }
+    }
+
+    fn get_available_packet_count(&self) -> i32 {
+        self.server.as_ref().map_or(0, |s| s.queued_packets() as i32)
+    }
+
+    fn get_max_packet_size(&self) -> i32 {
+        self.outbound_buffer_size as i32
+    }
+
+    // WebSocket is reliable and ordered: like Godot's own peer, every packet reports channel 0 and
+    // TRANSFER_MODE_RELIABLE, whatever mode and channel it was sent with.
+    fn get_packet_channel(&self) -> i32 {
+        0
+    }
+
+    fn get_packet_mode(&self) -> TransferMode {
+        TransferMode::RELIABLE
+    }
+
+    fn set_transfer_channel(&mut self, channel: i32) {
+        self.transfer_channel = channel;
+    }
+
+    fn get_transfer_channel(&self) -> i32 {
+        self.transfer_channel
+    }
+
+    fn set_transfer_mode(&mut self, mode: TransferMode) {
+        self.transfer_mode = mode;
+    }
+
+    fn get_transfer_mode(&self) -> TransferMode {
+        self.transfer_mode
+    }
+
+    fn set_target_peer(&mut self, peer: i32) {
+        self.target_peer = peer;
+    }
+
+    fn get_packet_peer(&self) -> i32 {
+        self.server.as_ref().and_then(Server::packet_sender).unwrap_or(0)
+    }
+
+    fn is_server(&self) -> bool {
+        true
+    }
+
+    fn get_unique_id(&self) -> i32 {
+        1
+    }
+
+    fn is_server_relay_supported(&self) -> bool {
+        true
+    }
+
+    fn set_refuse_new_connections(&mut self, enable: bool) {
+        self.refuse_new_connections = enable;
+        if let Some(server) = &self.server {
+            server.set_refusing(enable);
+        }
+    }
+
+    fn is_refusing_new_connections(&self) -> bool {
+        self.refuse_new_connections
+    }
+
+    fn get_connection_status(&self) -> ConnectionStatus {
+        if self.server.is_some() {
+            ConnectionStatus::CONNECTED
+        } else {
+            ConnectionStatus::DISCONNECTED
+        }
+    }
+}
+
+#[godot_api]
+impl WebSocketServer {
+    /// Emitted when a client finished the WebSocket upgrade. [param protocol] is the agreed
+    /// subprotocol ([code]""[/code] if none); [param resource_name] is the request path with its
+    /// query string, at least [code]"/"[/code]. Always the first signal of an id.
+    #[signal]
+    fn client_connected(id: i64, protocol: GString, resource_name: GString);
+
+    /// Emitted when a client is gone; always the last signal of an id. [param was_clean_close] is
+    /// [code]true[/code] if the close handshake completed.
+    #[signal]
+    fn client_disconnected(id: i64, was_clean_close: bool);
+
+    /// Emitted when a client sends a Close frame. The reply is sent for you;
+    /// [signal client_disconnected] follows. [param code] is 1005 if the frame had none.
+    #[signal]
+    fn client_close_request(id: i64, code: i64, reason: GString);
+
+    /// Emitted once per complete message; read it with [code]get_peer(id).get_packet()[/code].
+    /// Not emitted when [member queue_messages] is on (nor in multiplayer mode).
+    #[signal]
+    fn data_received(id: i64);
+
+    /// With [member authorize_upgrades] on: a client's upgrade request arrived and is valid (and its
+    /// origin allowed). Decide with [method accept_upgrade] or [method reject_upgrade], now or in a
+    /// later frame, within [member handshake_timeout] of the connection. [param id] is the id the
+    /// client gets if accepted. [i]Not in Godot.[/i]
+    /// [codeblock]
+    /// func _on_upgrade_requested(id: int, request: WebSocketServerRequest):
+    ///     if request.get_header("Authorization") == "Bearer " + token:
+    ///         server.accept_upgrade(id)
+    ///     else:
+    ///         server.reject_upgrade(id, 401, "bad token")
+    /// [/codeblock]
+    #[signal]
+    fn upgrade_requested(id: i64, request: Gd<WebSocketServerRequest>);
+
+    /// With [member authorize_upgrades] on: a request the game did not refuse will not become a
+    /// client, because no decision came within [member handshake_timeout] (it was answered
+    /// [code]503[/code]) or the client left first. [param id] is no longer valid. [i]Not in
+    /// Godot.[/i]
+    #[signal]
+    fn upgrade_cancelled(id: i64, reason: GString);
+
+    /// Starts listening on [param port] (0 picks a free one, see [method get_local_port]).
+    ///
+    /// [param protocols] lists the subprotocols the server accepts; the first one in the
+    /// client's list that is also here is chosen. If the list is empty, clients offering any
+    /// subprotocol are refused; if it is not, clients offering none are refused.
+    ///
+    /// Returns [constant @GlobalScope.ERR_ALREADY_IN_USE] if already listening or the port is
+    /// taken, [constant @GlobalScope.ERR_INVALID_PARAMETER] for a bad port, protocol or address,
+    /// [constant @GlobalScope.ERR_CANT_CREATE] if the socket or thread cannot be made.
+    #[func]
+    fn listen(
+        &mut self,
+        port: i64,
+        #[opt(default = &PackedStringArray::new())] protocols: PackedStringArray,
+        #[opt(default = false)] gd_mp_api: bool,
+    ) -> Error {
+        if self.server.is_some() {
+            godot_error!("WebSocketServer is already listening; call stop() first");
+            return Error::ERR_ALREADY_IN_USE;
+        }
+        let tls = match self.tls_config() {
+            Ok(tls) => tls,
+            Err(e) => {
+                godot_error!("WebSocketServer: {e}");
+                return Error::ERR_INVALID_PARAMETER;
+            }
+        };
+        let Ok(port) = u16::try_from(port) else {
+            godot_error!("WebSocketServer: port must be between 0 and 65535, not {port}");
+            return Error::ERR_INVALID_PARAMETER;
+        };
+        let protocols: Vec<String> = protocols.as_slice().iter().map(|p| p.to_string()).collect();
+        if let Some(bad) = protocols.iter().find(|p| !is_token(p)) {
+            godot_error!("WebSocketServer: {bad:?} is not a valid subprotocol name");
+            return Error::ERR_INVALID_PARAMETER;
+        }
+        let config = self.server_config(port, protocols, gd_mp_api, tls);
+        match Server::listen(&config) {
+            Ok(server) => {
+                server.set_refusing(self.refuse_new_connections);
+                self.server = Some(server);
+                self.multiplayer = gd_mp_api;
+                Error::OK
+            }
+            Err(e) => {
+                godot_error!("WebSocketServer: {e}");
+                match e {
+                    ListenError::InUse(_) => Error::ERR_ALREADY_IN_USE,
+                    ListenError::BadAddress(_) => Error::ERR_INVALID_PARAMETER,
+                    ListenError::CantCreate(_) => Error::ERR_CANT_CREATE,
+                }
+            }
+        }
+    }
+
+    /// Closes the listener and every connection at once and clears all state. No signals are
+    /// emitted; peer objects still held report [constant WebSocketServerPeer.STATE_CLOSED].
+    #[func]
+    fn stop(&mut self) {
+        self.server = None; // dropping it stops the I/O thread and closes every socket
+        self.peer_objects.clear();
+        self.multiplayer = false;
+        self.last_packet = None;
+    }
+
+    /// [code]true[/code] while the server is listening.
+    #[func]
+    fn is_listening(&self) -> bool {
+        self.server.is_some()
+    }
+
+    /// The port the server listens on (useful after [code]listen(0)[/code]); 0 when not listening.
+    #[func]
+    fn get_local_port(&self) -> i64 {
+        self.server.as_ref().map_or(0, |s| s.local_addr().port() as i64)
+    }
+
+    /// [member io_mode]: the server's own I/O thread does the socket work (the default).
+    #[constant]
+    pub const IO_MODE_THREAD: i64 = 0;
+
+    /// [member io_mode]: [code]poll()[/code] does the socket work on the calling thread.
+    #[constant]
+    pub const IO_MODE_INLINE: i64 = 1;
+
+    #[func]
+    fn set_bind_ip(&mut self, value: GString) {
+        self.set_checked(
+            "bind_ip",
+            || BindIp::parse(&value.to_string()).map(|_| ()),
+            |s| s.bind_ip = value.clone(),
+        );
+    }
+
+    #[func]
+    fn set_handshake_timeout(&mut self, value: f64) {
+        self.set_checked(
+            "handshake_timeout",
+            || seconds("handshake_timeout", value).map(|_| ()),
+            |s| s.handshake_timeout = value,
+        );
+    }
+
+    #[func]
+    fn set_close_timeout(&mut self, value: f64) {
+        self.set_checked(
+            "close_timeout",
+            || seconds("close_timeout", value).map(|_| ()),
+            |s| s.close_timeout = value,
+        );
+    }
+
+    #[func]
+    fn set_partial_message_timeout(&mut self, value: f64) {
+        self.set_checked(
+            "partial_message_timeout",
+            || seconds("partial_message_timeout", value).map(|_| ()),
+            |s| s.partial_message_timeout = value,
+        );
+    }
+
+    #[func]
+    fn set_heartbeat_interval(&mut self, value: f64) {
+        self.set_checked(
+            "heartbeat_interval",
+            || match value {
+                0.0 => Ok(()),
+                v => seconds("heartbeat_interval", v)
+                    .map(|_| ())
+                    .map_err(|e| ConfigError(format!("{e} (or 0 to turn the heartbeat off)"))),
+            },
+            |s| s.heartbeat_interval = value,
+        );
+    }
+
+    #[func]
+    fn set_authorize_upgrades(&mut self, value: bool) {
+        self.set_checked("authorize_upgrades", || Ok(()), |s| s.authorize_upgrades = value);
+    }
+
+    #[func]
+    fn set_allowed_origins(&mut self, value: PackedStringArray) {
+        self.set_checked(
+            "allowed_origins",
+            || strings(&value).iter().try_for_each(|o| validate_origin(o)),
+            |s| s.allowed_origins = value.clone(),
+        );
+    }
+
+    #[func]
+    fn set_trusted_proxies(&mut self, value: PackedStringArray) {
+        self.set_checked(
+            "trusted_proxies",
+            || TrustedProxies::parse(&strings(&value)).map(|_| ()),
+            |s| s.trusted_proxies = value.clone(),
+        );
+    }
+
+    #[func]
+    fn set_proxy_protocol(&mut self, value: bool) {
+        self.set_checked("proxy_protocol", || Ok(()), |s| s.proxy_protocol = value);
+    }
+
+    #[func]
+    fn set_io_mode(&mut self, value: i64) {
+        let check = || match value {
+            Self::IO_MODE_THREAD | Self::IO_MODE_INLINE => Ok(()),
+            v => Err(ConfigError(format!(
+                "io_mode must be IO_MODE_THREAD (0) or IO_MODE_INLINE (1), not {v}"
+            ))),
+        };
+        self.set_checked("io_mode", check, |s| s.io_mode = value);
+    }
+
+    #[func]
+    fn set_busy_poll_usec(&mut self, value: i64) {
+        let check = || busy_poll_usec("busy_poll_usec", value).map(|_| ());
+        self.set_checked("busy_poll_usec", check, |s| s.busy_poll_usec = value);
+    }
+
+    #[func]
+    fn set_queue_messages(&mut self, value: bool) {
+        self.set_checked("queue_messages", || Ok(()), |s| s.queue_messages = value);
+    }
+
+    #[func]
+    fn set_max_connections(&mut self, value: i64) {
+        let check = || limit_or_zero("max_connections", value);
+        self.set_checked("max_connections", check, |s| s.max_connections = value);
+    }
+
+    #[func]
+    fn set_max_handshakes_per_address(&mut self, value: i64) {
+        let check = || limit_or_zero("max_handshakes_per_address", value);
+        self.set_checked("max_handshakes_per_address", check, |s| {
+            s.max_handshakes_per_address = value
+        });
+    }
+
+    #[func]
+    fn set_private_key(&mut self, value: Option<Gd<CryptoKey>>) {
+        self.set_checked("private_key", || Ok(()), |s| s.private_key = value.clone());
+    }
+
+    #[func]
+    fn set_ssl_certificate(&mut self, value: Option<Gd<X509Certificate>>) {
+        self.set_checked("ssl_certificate", || Ok(()), |s| s.ssl_certificate = value.clone());
+    }
+
+    #[func]
+    fn set_ca_chain(&mut self, value: Option<Gd<X509Certificate>>) {
+        self.set_checked("ca_chain", || Ok(()), |s| s.ca_chain = value.clone());
+    }
+
+    #[func]
+    fn set_inbound_buffer_size(&mut self, value: i64) {
+        let check = || size_limit("inbound_buffer_size", value).map(|_| ());
+        self.set_checked("inbound_buffer_size", check, |s| s.inbound_buffer_size = value);
+    }
+
+    #[func]
+    fn set_outbound_buffer_size(&mut self, value: i64) {
+        let check = || size_limit("outbound_buffer_size", value).map(|_| ());
+        self.set_checked("outbound_buffer_size", check, |s| s.outbound_buffer_size = value);
+    }
+
+    #[func]
+    fn set_max_queued_packets(&mut self, value: i64) {
+        let check = || size_limit("max_queued_packets", value).map(|_| ());
+        self.set_checked("max_queued_packets", check, |s| s.max_queued_packets = value);
+    }
+}
+
+impl WebSocketServer {
+    /// Whether messages wait in one queue (multiplayer mode, or `queue_messages`) rather than in
+    /// each peer's own.
+    pub(super) fn queued(&self) -> bool {
+        self.multiplayer || self.queue_messages
+    }
+
+    /// The running server if its messages wait in one queue (multiplayer mode or
+    /// `queue_messages`); otherwise an error saying that `what` needs it.
+    pub(super) fn queued_server(&mut self, what: &str) -> Option<&mut Server> {
+        let queued = self.queued();
+        match &mut self.server {
+            Some(server) if queued => Some(server),
+            Some(_) => {
+                godot_error!(
+                    "WebSocketServer: in raw mode you cannot {what} unless queue_messages is on; use get_peer(id)"
+                );
+                None
+            }
+            None => {
+                godot_error!("WebSocketServer: not listening");
+                None
+            }
+        }
+    }
+
+    /// The running server if it is in multiplayer mode; otherwise an error saying that `what`
+    /// needs it.
+    pub(super) fn multiplayer_server(&mut self, what: &str) -> Option<&mut Server> {
+        match &mut self.server {
+            Some(server) if self.multiplayer => Some(server),
+            Some(_) => {
+                godot_error!("WebSocketServer: in raw mode you cannot {what}; use get_peer(id) (or listen with gd_mp_api = true)");
+                None
+            }
+            None => {
+                godot_error!("WebSocketServer: not listening");
+                None
+            }
+        }
+    }
+}
+
+/// Whether `gd` holds the only reference left to its object.
+pub(super) fn is_last_reference(gd: &Gd<WebSocketServer>) -> bool {
+    gd.upcast_ref::<godot::classes::RefCounted>().get_reference_count() <= 1
+}
+
+/// Drops the last reference to a server after the current call has returned (a deferred call),
+/// so that Godot never destroys the object while one of its methods runs.
+pub(super) fn release_later(mut gd: Gd<WebSocketServer>) {
+    let main = godot::classes::Os::singleton().get_main_thread_id();
+    if godot::classes::Os::singleton().get_thread_caller_id() == main {
+        gd.run_deferred_gd(drop);
+    } else {
+        // Off the main thread there is no deferred call to ride on; keeping the (stopped) object
+        // is a small leak, destroying it here would abort the engine.
+        std::mem::forget(gd);
+    }
+}
