@@ -354,7 +354,12 @@ impl<S: Socket> Endpoint<S> {
     }
 
     /// Runs one input on the connection the game knows as `id`, if it is still here.
-    fn on_id<R: Into<Status>>(&mut self, id: PeerId, now: Instant, input: impl FnOnce(&mut Connection, &mut Context) -> R) {
+    fn on_id<R: Into<Status>>(
+        &mut self,
+        id: PeerId,
+        now: Instant,
+        input: impl FnOnce(&mut Connection, &mut Context) -> R,
+    ) {
         if let Some(&key) = self.by_id.get(&id) {
             self.with_conn(key, now, |c, cx| input(c, cx).into());
         }

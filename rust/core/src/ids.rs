@@ -9,7 +9,6 @@ use rand::{Rng, RngCore, SeedableRng};
 /// A peer's id as Godot sees it: 2 ..= 2^31-1 (1 is the server, 0 "everyone").
 pub type PeerId = i32;
 
-
 pub struct IdAllocator {
     rng: Box<dyn RngCore + Send>,
     live: HashSet<PeerId>,

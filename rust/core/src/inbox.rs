@@ -14,8 +14,9 @@ use std::io::{self, ErrorKind, Read, Write};
 use crate::outq::OutQueue;
 use crate::progress::MessageProgress;
 
-/// Capacity kept once everything is taken (two reads' worth); anything larger is let go.
-const KEEP_CAPACITY: usize = 8 * 1024;
+/// Capacity kept once everything is taken (enough for a small message); a larger buffer is let
+/// go, so that a connection that once read a long chunk does not keep it for good.
+const KEEP_CAPACITY: usize = 256;
 
 #[derive(Debug, Default)]
 pub(crate) struct Inbox {
@@ -28,7 +29,7 @@ pub(crate) struct Inbox {
 
 impl Inbox {
     pub(crate) fn extend(&mut self, bytes: &[u8]) {
-        if self.head == self.buf.len() {
+        if self.head > 0 && self.head == self.buf.len() {
             self.buf.clear();
             self.head = 0;
         } else if self.head > 0 && self.head * 2 >= self.buf.len() {

@@ -118,9 +118,14 @@ impl Transport {
     /// connection asks; again while writing lets reading resume.
     pub fn service<S: Socket>(&mut self, sock: &mut S, conn: &mut Connection, cx: &mut Context) -> Status {
         loop {
-            let stop = match self.pull(sock, conn, cx) {
-                Ok(stop) => stop,
-                Err(()) => return Status::Gone,
+            // Most services only write (the game's messages): no read, no read buffer.
+            let may_read = self.input_waiting || !self.raw.is_empty() || (self.eof && !self.eof_passed);
+            let stop = match may_read {
+                false => Stop::Drained,
+                true => match self.pull(sock, conn, cx) {
+                    Ok(stop) => stop,
+                    Err(()) => return Status::Gone,
+                },
             };
             if self.push(sock, conn, cx) == Status::Gone {
                 return Status::Gone;
@@ -135,7 +140,7 @@ impl Transport {
     fn pull<S: Socket>(&mut self, sock: &mut S, conn: &mut Connection, cx: &mut Context) -> Result<Stop, ()> {
         let mut buf = [0u8; READ_CHUNK];
         loop {
-            if self.deliver(sock, conn, cx) == Status::Gone {
+            if self.deliver(sock, conn, cx, &[]) == Status::Gone {
                 return Err(());
             }
             if !conn.wants_input() {
@@ -181,17 +186,23 @@ impl Transport {
                     }
                 }
             }
-            if self.tls.is_some() {
-                self.raw.extend_from_slice(bytes);
-            } else if !bytes.is_empty() && conn.handle_input(bytes, cx) == Status::Gone {
+            let status = if self.tls.is_some() {
+                self.deliver(sock, conn, cx, bytes)
+            } else if !bytes.is_empty() {
+                conn.handle_input(bytes, cx)
+            } else {
+                Status::Alive
+            };
+            if status == Status::Gone {
                 return Err(());
             }
         }
     }
 
-    /// Hands the connection what the layers hold: TLS plaintext (decrypting held ciphertext as it
-    /// goes), and the end of stream once everything before it is taken.
-    fn deliver<S: Socket>(&mut self, sock: &mut S, conn: &mut Connection, cx: &mut Context) -> Status {
+    /// Hands the connection what the layers hold: TLS plaintext (decrypting held ciphertext, then
+    /// `fresh` ciphertext just read, as it goes), and the end of stream once everything before it
+    /// is taken. Ciphertext is kept (`raw`) only when the connection stops taking input.
+    fn deliver<S: Socket>(&mut self, sock: &mut S, conn: &mut Connection, cx: &mut Context, fresh: &[u8]) -> Status {
         let Some(tls) = &mut self.tls else {
             if self.eof && !self.eof_passed {
                 if self.proxy.is_some() {
@@ -203,6 +214,11 @@ impl Transport {
             }
             return Status::Alive;
         };
+        let mut fresh = fresh;
+        if !self.raw.is_empty() && !fresh.is_empty() {
+            self.raw.extend_from_slice(fresh);
+            fresh = &[];
+        }
         let mut plain = [0u8; READ_CHUNK];
         loop {
             while conn.wants_input() {
@@ -222,9 +238,12 @@ impl Transport {
             }
             if !conn.wants_input() {
                 // The rest waits in rustls (at most its received-plaintext limit) and in `raw`.
+                self.raw.extend_from_slice(fresh);
                 return Status::Alive;
             }
-            if self.raw.is_empty() {
+            let from_raw = !self.raw.is_empty();
+            let mut source: &[u8] = if from_raw { &self.raw } else { fresh };
+            if source.is_empty() {
                 if !self.eof || self.eof_passed {
                     return Status::Alive;
                 }
@@ -233,10 +252,14 @@ impl Transport {
                 let _ = tls.read_tls(&mut &[][..]);
                 continue;
             }
-            match tls.read_tls(&mut &self.raw[..]) {
-                Ok(n) if n > 0 => {
+            match tls.read_tls(&mut source) {
+                Ok(n) if n > 0 && from_raw => {
                     self.raw.drain(..n);
+                    if self.raw.is_empty() {
+                        self.raw = Vec::new();
+                    }
                 }
+                Ok(n) if n > 0 => fresh = &fresh[n..],
                 // rustls takes nothing more although its plaintext was taken: not a TLS client.
                 _ => return conn.on_reset(cx),
             }

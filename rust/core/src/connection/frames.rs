@@ -254,6 +254,6 @@ impl Connection {
         if ws.write(&mut Wire::new(&mut self.inbox, &mut self.out), ping).is_ok() {
             self.ping_out = Some((payload, cx.now));
         }
-        Some(self.drive(cx))
+        Some(self.drive(cx, false))
     }
 }

@@ -289,13 +289,13 @@ impl Connection {
     /// the rest waits in the inbox until reading resumes.
     pub fn handle_input(&mut self, bytes: &[u8], cx: &mut Context) -> Status {
         self.inbox.extend(bytes);
-        self.drive(cx)
+        self.drive(cx, true)
     }
 
     /// The client's end of stream (after whatever `handle_input` gave before it).
     pub fn handle_eof(&mut self, cx: &mut Context) -> Status {
         self.inbox.set_eof();
-        self.drive(cx)
+        self.drive(cx, true)
     }
 
     /// Bytes waiting for the socket (every kind of frame, and the HTTP response).
@@ -325,7 +325,7 @@ impl Connection {
                 peer.sent(bytes, count);
             }
         }
-        self.drive(cx)
+        self.drive(cx, false)
     }
 
     /// How our direction of the stream should end now that every byte is written, if it should.
@@ -365,7 +365,7 @@ impl Connection {
     /// The game read enough of this peer's queue: take input again.
     pub fn resume(&mut self, cx: &mut Context) -> Status {
         self.paused = false;
-        self.drive(cx)
+        self.drive(cx, true)
     }
 
     /// Whether a buffer grown by a long frame was let go since the last call (the I/O thread then
@@ -421,7 +421,7 @@ impl Connection {
                     reason: reason.into(),
                 };
                 let _ = ws.close(&mut Wire::new(&mut self.inbox, &mut self.out), Some(frame));
-                self.drive(cx)
+                self.drive(cx, false)
             }
             // The game closes a peer whose violation it has not seen yet: the failure's Close.
             Phase::FailPending { .. } => self.fail_now(cx),
@@ -459,7 +459,7 @@ impl Connection {
         self.phase = Phase::Failing { ws, peer, reply };
         self.deadline = Some(cx.now + cx.settings.config.close_timeout);
         // Input that waited while the game caught up (the client's Close reply, say) is read now.
-        self.drive(cx)
+        self.drive(cx, true)
     }
 
     /// Called at or after `deadline()`.
@@ -497,22 +497,27 @@ impl Connection {
             });
             self.refuse(refusal(503, "", "the server did not decide on this request in time"));
             self.deadline = Some(cx.now + cx.settings.config.close_timeout);
-            return self.drive(cx);
+            return self.drive(cx, false);
         }
         self.finish(false, cx)
     }
 
-    /// Takes what the inbox holds as far as the protocol goes, and again whenever doing so lets
-    /// reading resume.
-    fn drive(&mut self, cx: &mut Context) -> Status {
+    /// Takes what the inbox (and tungstenite's own buffer) holds as far as the protocol goes, if
+    /// `read` (an input that brought or released input), and again whenever the output draining
+    /// below its limit lets reading resume. Inputs that only queue output do not read: nothing new
+    /// can have arrived.
+    fn drive(&mut self, cx: &mut Context, mut read: bool) -> Status {
         loop {
-            match self.read_input(cx) {
-                Input::More => {}
-                Input::Closed => self.end(true),
-                Input::Lost => return self.finish(false, cx),
+            if read {
+                match self.read_input(cx) {
+                    Input::More => {}
+                    Input::Closed => self.end(true),
+                    Input::Lost => return self.finish(false, cx),
+                }
             }
             if self.out_paused && self.out.len() <= cx.settings.config.limits.outbound_buffer_size {
                 self.out_paused = false;
+                read = true;
                 continue;
             }
             return Status::Alive;

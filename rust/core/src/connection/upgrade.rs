@@ -38,12 +38,12 @@ impl Connection {
                 let protocol = protocol.unwrap_or_else(|| upgrade.protocol.clone());
                 let response = upgrade.accept(&protocol, &cx.settings.offer, &headers);
                 self.open(response, protocol, request, id, early, cx);
-                self.drive(cx)
+                self.drive(cx, true)
             }
             Verdict::Reject { status, headers, body } => {
                 cx.events.push(Event::RequestEnded { id, why: "refused" });
                 self.refuse(refusal(status, &headers, &body));
-                self.drive(cx)
+                self.drive(cx, false)
             }
         }
     }
