@@ -12,8 +12,9 @@ use std::sync::atomic::{AtomicBool, Ordering::*};
 
 use parking_lot::Mutex;
 
-use crate::event::{Command, Event};
+use crate::event::{Bytes, Command, Event};
 use crate::io_state::IoState;
+use crate::payload::Payloads;
 
 /// The two queues between the threads and the means to wake the I/O thread.
 #[derive(Debug)]
@@ -28,6 +29,8 @@ pub struct Channel {
     holding: AtomicBool,
     wake_owed: AtomicBool,
     gate: AcceptGate,
+    /// Game thread: the chunk its outgoing messages are copied into (see `payload`).
+    payloads: Mutex<Payloads>,
     /// The I/O side's state as the game sees it (stopping, refusing, failure, notices).
     pub io: IoState,
 }
@@ -91,8 +94,14 @@ impl Channel {
             holding: AtomicBool::new(false),
             wake_owed: AtomicBool::new(false),
             gate: AcceptGate::new(max_backlog),
+            payloads: Mutex::new(Payloads::default()),
             io: IoState::default(),
         }
+    }
+
+    /// Game thread: a copy of an outgoing message's bytes, to put in a command (see `payload`).
+    pub fn copy_payload(&self, data: &[u8]) -> Bytes {
+        self.payloads.lock().copy(data)
     }
 
     /// Game thread: queue a command, waking the I/O thread only if it has not been woken since it

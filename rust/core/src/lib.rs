@@ -36,6 +36,7 @@ pub mod io_state;
 mod listen;
 mod os;
 mod outq;
+pub mod payload;
 pub mod peer;
 pub mod peer_handle;
 mod progress;

@@ -26,7 +26,12 @@ pub struct Packet {
 impl Packet {
     /// A message the game gives: a text message must be UTF-8 (RFC 6455 §5.6). `None` if not.
     pub fn checked(data: Bytes, text: bool) -> Option<Packet> {
-        (!text || std::str::from_utf8(&data).is_ok()).then_some(Packet { data, text })
+        Packet::is_valid(&data, text).then_some(Packet { data, text })
+    }
+
+    /// Whether `data` may be sent as it is: binary, or text in UTF-8.
+    pub fn is_valid(data: &[u8], text: bool) -> bool {
+        !text || std::str::from_utf8(data).is_ok()
     }
 }
 

@@ -52,16 +52,33 @@ impl PeerHandle {
     /// Queues one message. Fails if the connection is closing or the peer's outbound limits
     /// would be exceeded; never drops it later.
     pub fn send(&self, data: impl Into<Bytes>, text: bool) -> Result<(), SendError> {
+        let data = data.into();
+        self.admit(data.len())?;
+        self.queue(data, text);
+        Ok(())
+    }
+
+    /// `send` of bytes the caller keeps (a Godot array): copied only once the send is accepted,
+    /// into the chunk that the server's small messages share (see `payload`).
+    pub fn send_copy(&self, data: &[u8], text: bool) -> Result<(), SendError> {
+        self.admit(data.len())?;
+        self.queue(self.channel.copy_payload(data), text);
+        Ok(())
+    }
+
+    /// A send's checks: open, and room for `len` more bytes (which are then reserved).
+    fn admit(&self, len: usize) -> Result<(), SendError> {
         if self.state() != PeerState::Open {
             return Err(SendError::NotOpen);
         }
-        let data = data.into();
-        self.shared.reserve_outbound(data.len()).map_err(SendError::Full)?;
+        self.shared.reserve_outbound(len).map_err(SendError::Full)
+    }
+
+    fn queue(&self, data: Bytes, text: bool) {
         self.channel.command(Command::Send {
             id: self.shared.id,
             packet: Packet { data, text },
         });
-        Ok(())
     }
 
     /// Starts the close handshake. A reason over 123 bytes is cut at a character boundary;

@@ -55,17 +55,22 @@ impl WebSocketServerPeer {
     }
 
     /// Sends bytes the caller got from GDScript: text must be checked for UTF-8.
-    fn send_checked(&self, data: Vec<u8>, text: bool) -> Error {
-        let Some(packet) = Packet::checked(data.into(), text) else {
+    fn send_checked(&self, data: &[u8], text: bool) -> Error {
+        if !Packet::is_valid(data, text) {
             godot_error!("WebSocketServerPeer {}: a text message must be UTF-8", self.handle.id());
             return Error::ERR_INVALID_PARAMETER;
-        };
-        self.queue(packet.data, packet.text)
+        }
+        self.outcome(self.handle.send_copy(data, text))
     }
 
     /// Queues a message whose text, if any, is known to be UTF-8.
     fn queue(&self, data: impl Into<wss_core::event::Bytes>, text: bool) -> Error {
-        match self.handle.send(data, text) {
+        self.outcome(self.handle.send(data, text))
+    }
+
+    /// A send's result as Godot's `Error`, with a rate-limited warning when it failed.
+    fn outcome(&self, sent: Result<(), SendError>) -> Error {
+        match sent {
             Ok(()) => Error::OK,
             // A game loop may hit these thousands of times a second: warn, rate-limited.
             Err(SendError::NotOpen) => {
@@ -143,7 +148,7 @@ impl WebSocketServerPeer {
                 return Error::ERR_INVALID_PARAMETER;
             }
         };
-        self.send_checked(message.to_vec(), text)
+        self.send_checked(message.as_slice(), text)
     }
 
     /// Sends [param text] as one text message.
@@ -260,15 +265,14 @@ impl WebSocketServerPeer {
     }
 }
 
-/// Copies a packet out of the buffer Godot passes to `_put_packet` (one copy, which the I/O thread
-/// then shares).
+/// The packet in the buffer Godot passes to `_put_packet` (copied by the send that takes it).
 ///
 /// # Safety
-/// `buffer` must point to `size` readable bytes (or `size` may be 0).
-pub unsafe fn copy_packet(buffer: RawPtr<*const u8>, size: i32) -> Vec<u8> {
+/// `buffer` must point to `size` readable bytes (or `size` may be 0), alive for `'a`.
+pub unsafe fn packet_bytes<'a>(buffer: RawPtr<*const u8>, size: i32) -> &'a [u8] {
     match usize::try_from(size) {
-        Ok(len) if len > 0 => unsafe { std::slice::from_raw_parts(buffer.ptr(), len) }.to_vec(),
-        _ => Vec::new(),
+        Ok(len) if len > 0 => unsafe { std::slice::from_raw_parts(buffer.ptr(), len) },
+        _ => &[],
     }
 }
 
@@ -334,7 +338,7 @@ impl IPacketPeerExtension for WebSocketServerPeer {
 
     unsafe fn put_packet_rawptr(&mut self, p_buffer: RawPtr<*const u8>, p_buffer_size: i32) -> Error {
         // SAFETY: Godot passes a buffer of `p_buffer_size` bytes.
-        let data = unsafe { copy_packet(p_buffer, p_buffer_size) };
+        let data = unsafe { packet_bytes(p_buffer, p_buffer_size) };
         self.send_checked(data, self.write_mode == Self::WRITE_MODE_TEXT)
     }
 

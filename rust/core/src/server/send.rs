@@ -9,6 +9,12 @@ use crate::event::{Command, Packet, PeerId, PeerState};
 use crate::peer_handle::PeerHandle;
 
 impl Server {
+    /// A copy of an outgoing message's bytes for `send_to`, `broadcast` or `send_each`: a slice of
+    /// the chunk small messages share (see `payload`).
+    pub fn copy_payload(&self, data: &[u8]) -> Bytes {
+        self.channel.copy_payload(data)
+    }
+
     /// Multiplayer mode's `put_packet`: `target > 0` one peer, `0` every peer, `< 0` every peer
     /// but `-target`. A broadcast shares one copy of the bytes among all recipients. Peers that
     /// are closing are skipped; peers whose queue is full are reported (the others still get it).

@@ -151,7 +151,7 @@ impl WebSocketServer {
         let mut batch = Vec::with_capacity(ids.len());
         for (&id, message) in ids.as_slice().iter().zip(messages.iter_shared()) {
             let is_text = flags.get(batch.len()).map_or(all_text, |&f| f != 0);
-            let Some(packet) = Packet::checked(message.to_vec().into(), is_text) else {
+            let Some(packet) = Packet::checked(server.copy_payload(message.as_slice()), is_text) else {
                 godot_error!(
                     "WebSocketServer.{what}: message {} is not UTF-8; nothing was sent",
                     batch.len()
@@ -185,7 +185,7 @@ impl WebSocketServer {
         let Some((server, text)) = self.raw_sender(what, write_mode) else {
             return failures;
         };
-        let Some(packet) = Packet::checked(message.to_vec().into(), text) else {
+        let Some(packet) = Packet::checked(server.copy_payload(message.as_slice()), text) else {
             godot_error!("WebSocketServer.{what}: a text message must be UTF-8");
             return failures;
         };

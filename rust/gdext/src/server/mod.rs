@@ -18,7 +18,7 @@ use wss_core::{
 };
 
 use crate::messages::WebSocketServerMessages;
-use crate::peer::{close_peer, copy_packet, lend_packet, Held, WebSocketServerPeer};
+use crate::peer::{close_peer, lend_packet, packet_bytes, Held, WebSocketServerPeer};
 use crate::request::WebSocketServerRequest;
 
 mod batch;

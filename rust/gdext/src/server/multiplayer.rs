@@ -123,8 +123,8 @@ impl WebSocketServer {
         };
         // One copy out of Godot's buffer, shared by every recipient of a broadcast.
         // SAFETY: Godot passes a buffer of `p_buffer_size` bytes.
-        let data = unsafe { copy_packet(p_buffer, p_buffer_size) };
-        match server.send_to(target, data.into(), false) {
+        let data = server.copy_payload(unsafe { packet_bytes(p_buffer, p_buffer_size) });
+        match server.send_to(target, data, false) {
             Ok(()) => Error::OK,
             Err(TargetError::UnknownPeer(id)) => {
                 godot_error!("WebSocketServer: target peer {id} is not connected");
