@@ -32,6 +32,12 @@ SERVERS = {
 }
 
 
+# The floor (issue 23): the same loop on the Rust core without Godot (`core-echo --mode tick`).
+CORE = {"core": [], "core_inline": ["--inline"]}
+# Loads every server holds, at which each one's CPU per player is compared in the same run.
+FIXED_LOADS = (800, 1000)
+
+
 class TickServer(Proc):
     """tick_server.gd; its TICK lines as dicts in `self.stats`."""
 
@@ -45,11 +51,24 @@ class TickServer(Proc):
                          f"tick server {name}")
 
 
+class CoreTick(Proc):
+    """`core-echo --mode tick`: tick_server.gd's batch loop on the Rust core, without Godot."""
+
+    def __init__(self, bindir, name, port):
+        cmd = [str(bindir / "core-echo"), "--port", str(port), "--mode", "tick", *CORE[name]]
+        super().__init__(cmd, "TICK ", lambda v: dict(zip(TickServer.KEYS, [float(v[0])] + [int(x) for x in v[1:]])),
+                         f"core-echo tick {name}")
+
+
+def start(godot, bindir, name, port):
+    return CoreTick(bindir, name, port) if name in CORE else TickServer(godot, name, port)
+
+
 def trial(bench, name, n, secs, free_port):
     """One run with n clients. Returns the figures and whether the server held them."""
     port = free_port()
-    server = TickServer(bench.godot, name, port)
-    skip = ["--skip-first"] if SERVERS[name][2] else []
+    server = start(bench.godot, bench.bindir, name, port)
+    skip = ["--skip-first"] if name in SERVERS and SERVERS[name][2] else []
     procs = []
     samples = []  # (unix time, CPU ticks of every load process)
     stop = threading.Event()
@@ -199,3 +218,25 @@ def run(bench, free_port, fmt, ratio):
         none = "not searched (smoke run)" if smoke else "none up to the search's limit"
         bench.row(f"tick benchmark, {variant}: the first N that failed, and why",
                   *(none if f is None else f"{f['n']}: {f.get('why', '')}" for f in fails), None)
+        fixed_loads(bench, variant, names, free_port, secs)
+
+
+def fixed_loads(bench, variant, names, free_port, secs):
+    """Process CPU per player at loads every server holds, side by side in this run, beside the
+    floor (core-echo's tick loop: the same socket work without Godot). CPU per player does not
+    depend on the load generator's share of the machine, as the number of players held does."""
+    for n in ((20,) if bench.smoke else FIXED_LOADS):
+        figs = {name: trial(bench, name, n, secs, free_port) for name in (*names, "core", "core_inline")}
+        per = {k: (f["server_cpu"] * 1e6 / n if f.get("server_cpu") else None) for k, f in figs.items()}
+        a, i, b, c, ci = (per[k] for k in (*names, "core", "core_inline"))
+        ok = lambda x, share, floor: x is not None and b and floor and (x <= share * b or x <= 1.3 * floor)
+        held = ", ".join(f"{k}" for k in (*names, "core", "core_inline") if not figs[k].get("ok"))
+        bench.row(f"tick benchmark, {variant}: process CPU per player at N = {n} (µs per second; core: the "
+                  f"threaded floor, inline floor {fmt_us(ci)})" + (f" (not held: {held})" if held else ""),
+                  a, i, b, c, " µs",
+                  None if bench.smoke else "≤ 0.4× stock or ≤ 1.3× core (I/O thread); ≤ 0.6× stock or ≤ 1.3× the inline floor (inline)",
+                  None if bench.smoke else bool(ok(a, 0.4, c) and ok(i, 0.6, ci)))
+
+
+def fmt_us(x):
+    return "–" if x is None else f"{x:.0f} µs"

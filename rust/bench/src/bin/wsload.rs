@@ -55,15 +55,21 @@ struct Config {
 }
 
 /// A client socket, with TLS in front of it for wss://.
+/// Bytes each read asks the socket for.
+const READ_BUFFER: usize = 4096;
+
 enum Transport {
-    Plain(TcpStream),
+    /// The socket, and whether a read since its last readiness event came back short: the socket
+    /// was drained, and edge-triggered readiness reports any later byte, so a second `recvfrom`
+    /// that would only say `EAGAIN` is skipped (as the server's own sockets do).
+    Plain(TcpStream, bool),
     Tls(Box<TlsStream<TcpStream>>),
 }
 
 impl Transport {
     fn socket(&mut self) -> &mut TcpStream {
         match self {
-            Transport::Plain(s) => s,
+            Transport::Plain(s, _) => s,
             Transport::Tls(t) => t.get_mut(),
         }
     }
@@ -72,7 +78,12 @@ impl Transport {
 impl Read for Transport {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
         match self {
-            Transport::Plain(s) => s.read(buf),
+            Transport::Plain(_, true) => Err(ErrorKind::WouldBlock.into()),
+            Transport::Plain(s, drained) => {
+                let n = s.read(buf)?;
+                *drained = n > 0 && n < buf.len();
+                Ok(n)
+            }
             Transport::Tls(t) => t.read(buf),
         }
     }
@@ -81,13 +92,13 @@ impl Read for Transport {
 impl Write for Transport {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
         match self {
-            Transport::Plain(s) => s.write(buf),
+            Transport::Plain(s, _) => s.write(buf),
             Transport::Tls(t) => t.write(buf),
         }
     }
     fn flush(&mut self) -> std::io::Result<()> {
         match self {
-            Transport::Plain(s) => s.flush(),
+            Transport::Plain(s, _) => s.flush(),
             Transport::Tls(t) => t.flush(),
         }
     }
@@ -314,7 +325,7 @@ fn worker(config: &Config, n: usize, shared: &Shared) -> Outcome {
                         .register(&mut sock, token, Interest::READABLE | Interest::WRITABLE)
                         .expect("register");
                     let sock = match &config.tls {
-                        None => Transport::Plain(sock),
+                        None => Transport::Plain(sock, false),
                         Some(tls) => Transport::Tls(Box::new(
                             TlsStream::client(tls.clone(), ServerName::try_from("localhost").unwrap(), sock)
                                 .expect("TLS"),
@@ -348,6 +359,10 @@ fn worker(config: &Config, n: usize, shared: &Shared) -> Outcome {
         }
         for event in events.iter() {
             let c = &mut clients[event.token().0];
+            if let Transport::Plain(_, drained) = &mut c.sock {
+                // New bytes may wait; after end of stream or an error, reading must find out.
+                *drained = false;
+            }
             let was_pending = matches!(c.state, State::Connecting | State::Handshake(_));
             step(c, config, shared, &request, &payload, &mut outcome, event.is_writable());
             if was_pending && !matches!(c.state, State::Connecting | State::Handshake(_)) {
@@ -466,10 +481,14 @@ fn step(
             return fail(c, shared);
         }
         let rest = buf.split_off(end + 4);
+        // tungstenite zeroes `read_buffer_size` bytes (128 KiB by default) before every read: most
+        // of this process's time went to that memset. 4 KiB holds any message the benchmarks
+        // send in one piece but the largest, which takes a few reads.
+        let ws_config = tungstenite::protocol::WebSocketConfig::default().read_buffer_size(READ_BUFFER);
         c.state = State::Open(Box::new(WebSocketContext::from_partially_read(
             rest,
             Role::Client,
-            None,
+            Some(ws_config),
         )));
         shared.connected.fetch_add(1, AcqRel);
         if config.mode == "echo" {
