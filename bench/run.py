@@ -485,7 +485,8 @@ shares the 2 cores with the server, so at the limit both are busy). Multiplayer 
 the `MultiplayerPeer` API (`get_packet_peer`, `get_packet`, `set_target_peer`, `put_packet`) of
 our server and of Godot's `WebSocketMultiplayerPeer`; it does not use RPCs (the load generator
 speaks WebSocket, not SceneMultiplayer's protocol). In multiplayer mode inline I/O polls a second
-time after sending the states, as the README advises (`send_messages` writes its own).
+time after sending the states, so that writing them is inside the measured tick (otherwise the
+server's deferred flush writes them after it; `send_messages` writes its own).
 
 """
     profile = (ROOT / "bench/profile.md").read_text()

@@ -11,8 +11,8 @@
 ##   --impl stock     raw: Godot's TCPServer + one WebSocketPeer per client
 ##   --impl stock_mp  Godot's WebSocketMultiplayerPeer through the same MultiplayerPeer API
 ## Options after `--`: --impl, --port N, --signals, --inline (our io_mode IO_MODE_INLINE; the tick
-## then polls a second time after sending the states one by one, so that they are written in the
-## same tick; send_messages writes them itself).
+## then polls a second time after sending the states one by one, so that writing them is inside
+## the measured tick; send_messages writes them itself).
 ## Prints "LISTENING <port>", then a TICK line every second:
 ##   unix time, ticks, networking µs per tick p50, p99, max, ticks over budget (networking work
 ##   over 16.6 ms, or a tick that started more than one period late), inputs received (total),
@@ -108,8 +108,8 @@ func _physics_process(_delta: float) -> void:
 		_:
 			_mp_tick(send_states)
 	if inline and send_states and (signals or impl != "ours"):
-		# With inline I/O, sends go out in poll(): poll again so that the states leave in this
-		# tick rather than at the next one (what the README advises).
+		# With inline I/O, the states sent one by one would be written by the server's deferred
+		# flush after this tick, outside the measured time: poll again, so that it is inside.
 		ours.poll()
 	var used := Time.get_ticks_usec() - start
 	tick_usec.append(used)

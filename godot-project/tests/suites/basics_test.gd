@@ -34,6 +34,23 @@ func test_several_clients_echo_their_own_messages() -> void:
 		check_eq(clients[i].get_packet().get_string_from_utf8(), "echo from %d" % i, "client %d echo" % i)
 
 
+func test_sends_outside_poll_are_written_by_the_end_of_the_frame() -> void:
+	# No second poll() is needed after sending: inline I/O writes what was sent outside poll() in
+	# one deferred call at the end of the frame; the I/O thread as soon as it is woken.
+	var h := start_server()
+	var r := await connected_client(h)
+	var c: WebSocketPeer = r[0]
+	var peer := h.server.get_peer(r[1])
+	check_eq(peer.send_text("now"), OK, "send_text outside poll()")
+	check_eq(peer.put_packet(PackedByteArray([1])), OK, "put_packet outside poll()")
+	if inline_io():
+		check(peer.get_current_outbound_buffered_amount() > 0, "queued until the end of the frame")
+		await get_tree().process_frame
+		check_eq(peer.get_current_outbound_buffered_amount(), 0, "written by the end of the frame, with no poll()")
+	var ok: bool = await pump([c], func() -> bool: return c.get_available_packet_count() == 2)
+	check(ok, "the client gets both while the server does not poll")
+
+
 func test_text_and_binary_both_ways() -> void:
 	var h := start_server()
 	var r := await connected_client(h)

@@ -52,6 +52,18 @@ func test_ids_packets_and_targets() -> void:
 	check_eq([b[0].get_packet(), b[0].get_packet(), b[0].get_packet()], [PackedByteArray([10]), PackedByteArray([20]), PackedByteArray([30])], "b got all three, in order")
 
 
+func test_put_packet_outside_poll_is_written_by_the_end_of_the_frame() -> void:
+	# With inline I/O too: one deferred write at the end of the frame, no second poll() needed.
+	var h := start_server(PackedStringArray(), Callable(), true)
+	var a := await _mp_client(h)
+	await pump([h], func() -> bool: return h.count("peer_connected") == 1)
+	h.server.set_target_peer(a[1])
+	check_eq(h.server.put_packet(PackedByteArray([5])), OK, "put_packet outside poll()")
+	var ok: bool = await pump([a[0]], func() -> bool: return a[0].get_available_packet_count() == 1)
+	check(ok, "the client gets it while the server does not poll")
+	check_eq(a[0].get_packet(), PackedByteArray([5]), "payload")
+
+
 func test_close_request_and_peer_disconnected() -> void:
 	var h := start_server(PackedStringArray(), Callable(), true)
 	var a := await _mp_client(h)

@@ -1,4 +1,4 @@
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 
 use godot::classes::{IPacketPeerExtension, PacketPeerExtension};
@@ -28,28 +28,70 @@ pub struct WebSocketServerPeer {
     #[var(set = set_write_mode)]
     write_mode: i64,
     /// The message the last `get_packet` returned; Godot copies it out of this buffer. Let go at
-    /// the server's next `poll()` (`Held`), so that a large message does not stay in memory.
+    /// the server's next `poll()` (`PeerLink::held`), so that a large message does not stay in memory.
     last: Option<Packet>,
-    held: Held,
+    link: Link,
     base: Base<PacketPeerExtension>,
 }
 
-/// The peer objects whose `last` holds a message, emptied by the server's next `poll()` (by
-/// instance id: the server must not keep a peer object alive, nor a peer the server).
-pub type Held = Rc<RefCell<Vec<InstanceId>>>;
+/// What a server shares with its peer objects, by instance id (the server must not keep a peer
+/// object alive, nor a peer the server).
+#[derive(Default)]
+pub struct PeerLink {
+    /// The peer objects whose `last` holds a message, emptied by the server's next `poll()`.
+    pub held: RefCell<Vec<InstanceId>>,
+    /// Inline I/O: the server, which writes what is sent outside `poll()` at the end of the frame.
+    inline_server: Cell<Option<InstanceId>>,
+    /// A deferred `_flush_sends` is queued for this frame.
+    flush_due: Cell<bool>,
+}
+
+pub type Link = Rc<PeerLink>;
+
+impl PeerLink {
+    /// Inline I/O's server (from `listen`), or none (the I/O thread, or stopped).
+    pub fn set_inline_server(&self, server: Option<InstanceId>) {
+        self.inline_server.set(server);
+        self.flush_due.set(false);
+    }
+
+    /// A message was queued. With inline I/O, nothing else would write it before the next
+    /// `poll()`, a frame later (the seed's per-peer echo answered every other frame): the server
+    /// writes it at the end of this frame instead, with one deferred call for all the frame's
+    /// sends (Godot flushes deferred calls after the process and physics steps).
+    pub fn sent(&self) {
+        let Some(id) = self.inline_server.get() else {
+            return;
+        };
+        if self.flush_due.replace(true) {
+            return;
+        }
+        match Gd::<Object>::try_from_instance_id(id) {
+            Ok(mut server) => {
+                server.call_deferred("_flush_sends", &[]);
+            }
+            Err(_) => self.flush_due.set(false),
+        }
+    }
+
+    /// The deferred flush ran.
+    pub fn flushed(&self) {
+        self.flush_due.set(false);
+    }
+}
 
 impl WebSocketServerPeer {
-    pub fn create(handle: PeerHandle, held: Held) -> Gd<Self> {
+    pub fn create(handle: PeerHandle, link: Link) -> Gd<Self> {
         Gd::from_init_fn(|base| WebSocketServerPeer {
             handle,
             write_mode: Self::WRITE_MODE_BINARY,
             last: None,
-            held,
+            link,
             base,
         })
     }
 
-    /// Godot has long copied the last packet out (see `Held`).
+    /// Godot has long copied the last packet out (see `PeerLink::held`).
     pub fn let_go(&mut self) {
         self.last = None;
     }
@@ -71,7 +113,10 @@ impl WebSocketServerPeer {
     /// A send's result as Godot's `Error`, with a rate-limited warning when it failed.
     fn outcome(&self, sent: Result<(), SendError>) -> Error {
         match sent {
-            Ok(()) => Error::OK,
+            Ok(()) => {
+                self.link.sent();
+                Error::OK
+            }
             // A game loop may hit these thousands of times a second: warn, rate-limited.
             Err(SendError::NotOpen) => {
                 crate::ratelimit::warn(
@@ -330,7 +375,7 @@ impl IPacketPeerExtension for WebSocketServerPeer {
         };
         if self.last.is_none() {
             let me = self.base().instance_id();
-            self.held.borrow_mut().push(me);
+            self.link.held.borrow_mut().push(me);
         }
         // SAFETY: Godot passes valid out-pointers.
         unsafe { lend_packet(&mut self.last, packet, r_buffer, r_buffer_size) }

@@ -5,6 +5,14 @@ use super::*;
 
 #[godot_api(secondary)]
 impl WebSocketServer {
+    /// Inline I/O: the end of a frame in which messages were sent outside `poll()` (see
+    /// `PeerLink::sent`); writes them. Not for scripts (hidden from the class reference).
+    #[func]
+    fn _flush_sends(&mut self) {
+        self.link.flushed();
+        self.flush_inline();
+    }
+
     /// Sends [param message] to every connected client except those in [param exclude], in one
     /// call: the bytes are copied once and shared by every recipient until each frame is written
     /// on the I/O thread. [param write_mode] is [constant WebSocketServerPeer.WRITE_MODE_BINARY]

@@ -18,7 +18,7 @@ use wss_core::{
 };
 
 use crate::messages::WebSocketServerMessages;
-use crate::peer::{close_peer, lend_packet, packet_bytes, Held, WebSocketServerPeer};
+use crate::peer::{close_peer, lend_packet, packet_bytes, Link, WebSocketServerPeer};
 use crate::request::WebSocketServerRequest;
 
 mod batch;
@@ -162,10 +162,11 @@ pub struct WebSocketServer {
     ///
     /// [constant IO_MODE_INLINE]: no thread; each [code]poll()[/code] does one non-blocking turn of
     /// the same event loop (accept, read, write, timers), emits the signals, and writes the replies
-    /// the handlers queued before it returns. Messages sent outside [code]poll()[/code] go out at
-    /// the next one, as with Godot's [WebSocketPeer], except those of [method broadcast],
-    /// [method send_to_peers] and [method send_messages], which are written before the call
-    /// returns (one pass for the whole batch). Nothing is read, written, pinged or timed out
+    /// the handlers queued before it returns. Messages sent outside [code]poll()[/code] are
+    /// written at the end of the frame (one deferred call for all of them: no second
+    /// [code]poll()[/code] is needed), and those of [method broadcast], [method send_to_peers] and
+    /// [method send_messages] before the call returns (one pass for the whole batch). Nothing
+    /// else is read, written, pinged or timed out
     /// between polls, so poll every frame. Faster for a dedicated server running unpaced
     /// ([code]--fixed-fps 0[/code], a spinning loop) on one or two cores, where every reply would
     /// otherwise wait for the other thread to get a core.
@@ -224,8 +225,9 @@ pub struct WebSocketServer {
     /// The packet the last multiplayer `get_packet` returned; Godot copies it out of this buffer.
     /// Let go at the next `poll()`.
     last_packet: Option<Packet>,
-    /// Peer objects holding the last message they returned, let go at the next `poll()`.
-    held: Held,
+    /// Shared with the peer objects: those holding the last message they returned (let go at the
+    /// next `poll()`), and inline I/O's end-of-frame flush of what they send.
+    link: Link,
     /// What `take_messages` returns when nothing waits (most frames), made once: its arrays are
     /// empty and read-only, so sharing it is safe.
     no_messages: Option<Gd<WebSocketServerMessages>>,
@@ -434,6 +436,8 @@ impl WebSocketServer {
         match Server::listen(&config) {
             Ok(server) => {
                 server.set_refusing(self.refuse_new_connections);
+                let inline = server.io_mode() == Some(IoMode::Inline);
+                self.link.set_inline_server(inline.then(|| self.base().instance_id()));
                 self.server = Some(server);
                 self.multiplayer = gd_mp_api;
                 Error::OK
@@ -454,6 +458,7 @@ impl WebSocketServer {
     #[func]
     fn stop(&mut self) {
         self.server = None; // dropping it stops the I/O thread and closes every socket
+        self.link.set_inline_server(None);
         self.peer_objects.clear();
         self.multiplayer = false;
         self.last_packet = None;

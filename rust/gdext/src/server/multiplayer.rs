@@ -10,7 +10,7 @@ impl WebSocketServer {
         // must not stay in memory until the same peer's next message.
         self.last_packet = None;
         // (`let_go` does not touch the list, so it stays borrowed; drained in place, no allocation.)
-        for id in self.held.borrow_mut().drain(..) {
+        for id in self.link.held.borrow_mut().drain(..) {
             if let Ok(mut peer) = Gd::<WebSocketServerPeer>::try_from_instance_id(id) {
                 peer.bind_mut().let_go();
             }
@@ -125,7 +125,10 @@ impl WebSocketServer {
         // SAFETY: Godot passes a buffer of `p_buffer_size` bytes.
         let data = server.copy_payload(unsafe { packet_bytes(p_buffer, p_buffer_size) });
         match server.send_to(target, data, false) {
-            Ok(()) => Error::OK,
+            Ok(()) => {
+                self.link.sent();
+                Error::OK
+            }
             Err(TargetError::UnknownPeer(id)) => {
                 godot_error!("WebSocketServer: target peer {id} is not connected");
                 Error::ERR_INVALID_PARAMETER

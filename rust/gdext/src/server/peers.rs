@@ -31,7 +31,7 @@ impl WebSocketServer {
         let peer = self
             .peer_objects
             .entry(handle.id())
-            .or_insert_with(|| WebSocketServerPeer::create(handle, self.held.clone()));
+            .or_insert_with(|| WebSocketServerPeer::create(handle, self.link.clone()));
         Some(peer.clone())
     }
 

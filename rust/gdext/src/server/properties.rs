@@ -140,7 +140,7 @@ impl WebSocketServer {
             transfer_mode: TransferMode::RELIABLE,
             transfer_channel: 0,
             last_packet: None,
-            held: Held::default(),
+            link: Link::default(),
             no_messages: None,
             base,
         }
