@@ -277,11 +277,22 @@ fuzz_target!(|data: &[u8]| {
         game.take(events);
         check(&mut sim);
     }
-    // Everyone leaves (their kernels take whatever was still sent to them); the game reads what
-    // it was told; requests still waiting are left to their deadline; time runs out.
+    // Everyone leaves (their kernels take whatever was still sent to them), or (flag 8) the game
+    // shuts the server down gracefully and the clients stay silent; the game reads what it was
+    // told; requests still waiting are left to their deadline; time runs out.
+    let shut_down = flags & 8 != 0;
+    if shut_down {
+        sim.command(Command::ShutDown {
+            code: 1001,
+            reason: "bye".into(),
+            timeout: Duration::from_secs(5),
+        });
+    }
     for c in sim.held() {
         sim.set_room(c, None);
-        sim.close(c);
+        if !shut_down {
+            sim.close(c);
+        }
     }
     for _ in 0..64 {
         for id in game.releases.drain(..) {
@@ -306,6 +317,7 @@ fuzz_target!(|data: &[u8]| {
         }
     }
     assert!(sim.endpoint.is_empty(), "connections held after every client left");
+    assert_eq!(sim.endpoint.is_drained(), shut_down, "a shutdown is over once nothing is held");
     for (id, k) in &game.ids {
         if k.peer.is_some() || k.requested {
             assert!(k.ended, "{id} was never reported gone");

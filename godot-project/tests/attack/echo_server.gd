@@ -10,7 +10,8 @@
 ## --handshake-timeout S, --partial-timeout S, --heartbeat S, --limit BYTES (inbound and outbound buffer sizes), --no-read (never
 ## read messages: every client's inbound queue fills), --no-reply (read every message, answer none),
 ## --mp (multiplayer mode: echo to the sender), --inline (io_mode IO_MODE_INLINE: the socket work
-## happens in poll()).
+## happens in poll()), --graceful (shutdown_on_sigterm: SIGTERM shuts down with 1001, then
+## "SHUTDOWN FINISHED ..." is printed and the game quits; --shutdown-timeout S).
 ## Internet-facing options: --max-connections N, --max-handshakes-per-address N (default: the
 ## property's), --trusted-proxies A,B, --proxy-protocol, --allowed-origins A,B, --authorize MODE
 ## (token: accept a request with "Authorization: Bearer good", or "token=good" in its query (what a
@@ -85,6 +86,13 @@ func _ready() -> void:
 	server.data_received.connect(_on_data)
 	server.peer_connected.connect(func(id: int) -> void: _on_connected(id, "", ""))
 	server.peer_disconnected.connect(func(id: int) -> void: _on_disconnected(id, false))
+	if args.has("--graceful"):
+		# What a dedicated server does to stop cleanly on SIGTERM (docker stop, systemd).
+		server.shutdown_on_sigterm = true
+		server.shutdown_timeout = float(_opt("--shutdown-timeout", "5.0"))
+		server.shutdown_finished.connect(func() -> void:
+			print("SHUTDOWN FINISHED connected=%d disconnected=%d clean=%d" % [connected, disconnected, clean])
+			get_tree().quit())
 	var err := server.listen(int(_opt("--port", "0")), PackedStringArray(), mp)
 	if err != OK:
 		printerr("listen failed: ", error_string(err))

@@ -172,7 +172,7 @@ impl Driver {
     /// game's commands; accept every pending connection; let each ready connection read and write;
     /// apply the commands that came meanwhile;
     /// fire expired deadlines; write out what the turn queued; publish the turn's events at once.
-    /// Returns `false` once the game has asked the server to stop.
+    /// Returns `false` once the game has asked the server to stop, or a graceful shutdown is over.
     fn turn(&mut self, readiness: &mut Events, timeout: Option<Duration>) -> std::io::Result<bool> {
         if self.channel.io.is_stopping() {
             return Ok(false);
@@ -228,7 +228,8 @@ impl Driver {
         self.endpoint.handle_timeout(now);
         self.endpoint.flush(now);
         self.hand_over(now);
-        Ok(true)
+        // A graceful shutdown is over: the I/O thread ends (the game stops the server).
+        Ok(!self.endpoint.is_drained())
     }
 
     /// Publishes the turn's events, and lets go of the sockets of connections that are gone.
@@ -248,6 +249,37 @@ impl Driver {
             self.handed_over = Some(now);
         }
         self.channel.publish(&mut self.events);
+        if self.endpoint.is_drained() {
+            // After the last events are published (the game reads this first, then takes them).
+            self.channel.io.set_drained();
+        }
+    }
+
+    /// A graceful shutdown (`Server::shut_down`): the listener closes first (the port is free for
+    /// a new process at once; clients still in the kernel's queue are reset, so a proxy tries its
+    /// next upstream), then every connection is closed as `Endpoint::shut_down` says.
+    pub(crate) fn shut_down_gracefully(&mut self, code: u16, reason: &str, timeout: Duration, now: Instant) {
+        if let Some(mut listener) = self.listener.take() {
+            let _ = self.poll.registry().deregister(&mut listener);
+        }
+        self.accept_retry = None;
+        self.accept_paused = false;
+        self.channel.io.listener_closed();
+        self.endpoint.shut_down(code, reason, timeout, now);
+    }
+
+    /// Inline I/O: the shutdown begins here and now, and the Close frames are written at once
+    /// (errors as in `turn_now`).
+    pub(crate) fn shut_down_now(&mut self, code: u16, reason: &str, timeout: Duration) -> Result<(), String> {
+        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            let now = Instant::now();
+            self.apply_commands(now)?;
+            self.shut_down_gracefully(code, reason, timeout, now);
+            self.endpoint.flush(now);
+            self.hand_over(now);
+            Ok(())
+        }));
+        failure_of("the server's I/O", result)
     }
 
     /// The game thread's `stop()` waits only for the listener to close (so `listen` on the same
@@ -346,6 +378,7 @@ impl Driver {
                     self.freed_since_trim = true;
                     self.last_busy = now;
                 }
+                Command::ShutDown { code, reason, timeout } => self.shut_down_gracefully(code, &reason, timeout, now),
                 Command::InjectFailure { panic: true } => panic!("failure injected by a test"),
                 Command::InjectFailure { panic: false } => {
                     return Err(std::io::Error::other("failure injected by a test"))

@@ -13,7 +13,7 @@ use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use slab::Slab;
 
@@ -103,6 +103,10 @@ pub struct Endpoint<S> {
     closed: Vec<S>,
     /// Connections have closed, or let go of a large buffer, since `take_freed`.
     freed: bool,
+    /// A graceful shutdown has begun (`shut_down`).
+    shutting_down: bool,
+    /// When the connections still here at the end of a shutdown are dropped.
+    shutdown_deadline: Option<Instant>,
 }
 
 impl<S: Socket> Endpoint<S> {
@@ -120,6 +124,8 @@ impl<S: Socket> Endpoint<S> {
             events: Vec::new(),
             closed: Vec::new(),
             freed: false,
+            shutting_down: false,
+            shutdown_deadline: None,
         }
     }
 
@@ -144,7 +150,8 @@ impl<S: Socket> Endpoint<S> {
         let config = &self.settings.config;
         let open = self.entries.len() - self.refusing;
         let refusing = config.max_connections > 0 && open >= config.max_connections;
-        if refusing && (self.tls.is_some() || self.refusing >= MAX_REFUSING) {
+        // (A shell closes its listener when the shutdown begins; this is for one that has not.)
+        if self.shutting_down || refusing && (self.tls.is_some() || self.refusing >= MAX_REFUSING) {
             bump(&totals.refused, 1);
             return Admission::Refuse;
         }
@@ -266,13 +273,39 @@ impl<S: Socket> Endpoint<S> {
                 self.ids.release(id);
             }
             Command::SetExtraHeaders(headers) => self.settings.offer.extra_headers = headers,
+            Command::ShutDown { code, reason, timeout } => self.shut_down(code, &reason, timeout, now),
             Command::Released | Command::InjectFailure { .. } => {}
         }
     }
 
-    /// The earliest deadline of any connection.
+    /// A graceful shutdown (the shell has closed the listener): every open connection gets a
+    /// Close with `code` and `reason` after what is queued for it, requests waiting for the game
+    /// are answered `503`, unfinished requests are dropped (see `Connection::shut_down`); whatever
+    /// is still here after `timeout` is dropped. Once none is left, `is_drained` is true.
+    pub fn shut_down(&mut self, code: u16, reason: &str, timeout: Duration, now: Instant) {
+        if self.shutting_down {
+            return;
+        }
+        self.shutting_down = true;
+        self.shutdown_deadline = Some(now + timeout);
+        let keys: Vec<usize> = self.entries.iter().map(|(k, _)| k).collect();
+        for key in keys {
+            self.with_conn(key, now, |c, cx| c.shut_down(code, reason, cx));
+        }
+    }
+
+    /// A shutdown has begun and every connection is gone.
+    pub fn is_drained(&self) -> bool {
+        self.shutting_down && self.entries.is_empty()
+    }
+
+    /// The earliest deadline of any connection (or of the shutdown).
     pub fn next_deadline(&self) -> Option<Instant> {
-        self.timers.peek().map(|Reverse((t, _))| *t)
+        let timer = self.timers.peek().map(|Reverse((t, _))| *t);
+        match (timer, self.shutdown_deadline) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
 
     /// Whether connections have bytes to move that the end of the turn (`flush`) has not moved.
@@ -282,6 +315,13 @@ impl<S: Socket> Endpoint<S> {
 
     /// Fires every deadline at or before `now`.
     pub fn handle_timeout(&mut self, now: Instant) {
+        if self.shutdown_deadline.is_some_and(|d| d <= now) {
+            self.shutdown_deadline = None;
+            let keys: Vec<usize> = self.entries.iter().map(|(k, _)| k).collect();
+            for key in keys {
+                self.with_conn(key, now, |c, cx| c.drop_now(cx));
+            }
+        }
         while let Some(&Reverse((deadline, key))) = self.timers.peek() {
             if deadline > now {
                 return;

@@ -76,3 +76,18 @@ pub enum CloseError {
     #[error("close code {0} may not be sent (1000-1003, 1007-1014, 3000-4999)")]
     BadCode(u16),
 }
+
+/// Why `Server::shut_down` refused to begin a graceful shutdown.
+#[derive(Clone, Debug, Error, PartialEq, Eq)]
+pub enum ShutdownError {
+    #[error("the server is not listening")]
+    NotListening,
+    #[error("the server is already shutting down")]
+    AlreadyShuttingDown,
+    /// RFC 6455 §7.4: only 1000-1003, 1007-1014 and 3000-4999 may be sent.
+    #[error("close code {0} may not be sent (1000-1003, 1007-1014, 3000-4999)")]
+    BadCode(u16),
+    /// The I/O thread did not close the listener in time; the server was stopped at once instead.
+    #[error("the I/O thread did not answer; the server was stopped without a close handshake")]
+    Stuck,
+}

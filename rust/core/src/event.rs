@@ -113,6 +113,13 @@ pub enum Command {
     },
     /// Header lines for the `101` responses of upgrades that finish from now on.
     SetExtraHeaders(Vec<String>),
+    /// A graceful shutdown: close the listener now, then every connection with this Close (see
+    /// `Endpoint::shut_down`), dropping those still there after `timeout`.
+    ShutDown {
+        code: u16,
+        reason: String,
+        timeout: std::time::Duration,
+    },
     /// The game let go of a large message: memory to hand back once the I/O is idle
     /// (`driver::trim_memory`; it may be freed after the I/O thread last trimmed).
     Released,

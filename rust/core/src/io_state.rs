@@ -24,6 +24,9 @@ pub struct IoState {
     /// Set by the I/O thread once its listener is closed (see `Server::stop`).
     listener_closed: std::sync::Mutex<bool>,
     listener_closed_cv: std::sync::Condvar,
+    /// Set by the I/O side once a graceful shutdown has no connection left, after publishing the
+    /// events of the last ones (so a game that reads it before taking events has them all).
+    drained: AtomicBool,
 }
 
 impl IoState {
@@ -41,6 +44,15 @@ impl IoState {
             .wait_timeout_while(closed, limit, |closed| !*closed)
             .unwrap_or_else(|e| e.into_inner());
         *closed
+    }
+
+    /// I/O side: a graceful shutdown has no connection left (see `drained`).
+    pub fn set_drained(&self) {
+        self.drained.store(true, Release);
+    }
+
+    pub fn is_drained(&self) -> bool {
+        self.drained.load(Acquire)
     }
 
     /// Game thread: the server stops (see `Channel::stop`, which also wakes the I/O thread).

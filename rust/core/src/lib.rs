@@ -52,7 +52,7 @@ pub mod transport;
 
 pub use config::MAX_EVENT_BACKLOG;
 pub use config::{BindIp, ConfigError, IoMode, Limits, ServerConfig};
-pub use error::{BroadcastError, CloseError, DecideError, ListenError, SendError, TargetError};
+pub use error::{BroadcastError, CloseError, DecideError, ListenError, SendError, ShutdownError, TargetError};
 pub use event::{Packet, PeerId, PeerState, Verdict};
 pub use peer_handle::PeerHandle;
 pub use request::Request;

@@ -429,6 +429,45 @@ impl Connection {
         }
     }
 
+    /// The server shuts down (`Endpoint::shut_down`): an open connection gets our Close with this
+    /// code and reason after what is queued for it (as `close`); a request still waiting for the
+    /// game is answered `503` (the game is told with `RequestEnded`); a request not yet complete is
+    /// dropped unanswered; a violation's Close goes out now. Connections already closing go on.
+    pub fn shut_down(&mut self, code: u16, reason: &str, cx: &mut Context) -> Status {
+        match &self.phase {
+            Phase::Open {
+                closing_by_us: false, ..
+            } => self.close(code, reason, cx),
+            Phase::FailPending { .. } => self.fail_now(cx),
+            Phase::Handshake { .. } => self.finish(false, cx),
+            Phase::Deciding { id, .. } => {
+                cx.events.push(Event::RequestEnded {
+                    id: *id,
+                    why: "the server is shutting down",
+                });
+                self.refuse(refusal(503, "", "the server is shutting down"));
+                self.deadline = Some(cx.now + cx.settings.config.close_timeout);
+                self.drive(cx, false)
+            }
+            _ => Status::Alive,
+        }
+    }
+
+    /// The shutdown's time is up (`Endpoint::handle_timeout`): the connection is dropped now,
+    /// unclean unless its close handshake was complete and only its output was still draining.
+    pub fn drop_now(&mut self, cx: &mut Context) -> Status {
+        let clean = matches!(self.phase, Phase::Ending { clean: true, .. });
+        if let Phase::Deciding { id, .. } = self.phase {
+            // (`finish` would say "the client left".)
+            cx.events.push(Event::RequestEnded {
+                id,
+                why: "the server is shutting down",
+            });
+            self.phase = Phase::Gone;
+        }
+        self.finish(clean, cx)
+    }
+
     /// The game has taken everything the client sent before its protocol violation (and queued
     /// its answers): send our Close for the violation.
     pub fn fail_now(&mut self, cx: &mut Context) -> Status {

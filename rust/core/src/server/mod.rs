@@ -7,6 +7,7 @@ use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::thread::JoinHandle;
+use std::time::Duration;
 
 use mio::{Events, Interest, Poll, Waker};
 
@@ -14,10 +15,10 @@ use crate::channel::Channel;
 use crate::config::{IoMode, ServerConfig};
 use crate::connection::Settings;
 use crate::driver::{Driver, LISTENER, WAKER};
-use crate::error::{DecideError, ListenError};
+use crate::error::{DecideError, ListenError, ShutdownError};
 use crate::event::{Command, Event, Packet, PeerId, PeerState, Verdict};
 use crate::listen::{bind, cant_create};
-use crate::peer_handle::PeerHandle;
+use crate::peer_handle::{PeerHandle, MAX_CLOSE_REASON};
 use crate::request::Request;
 use crate::stats::Totals;
 
@@ -90,6 +91,10 @@ pub struct Server {
     /// The I/O thread died: the pending signals end with every peer's `Disconnected`, and the
     /// server is stopped once they have been taken.
     dead: bool,
+    /// A graceful shutdown has begun (`shut_down`): not listening, but polled until it is over.
+    shutting_down: bool,
+    /// The shutdown has no connection left and `poll` has taken every event about them.
+    drained: bool,
 }
 
 impl Server {
@@ -137,6 +142,8 @@ impl Server {
             fail_next: Vec::new(),
             failing_unread: Vec::new(),
             dead: false,
+            shutting_down: false,
+            drained: false,
         })
     }
 
@@ -191,6 +198,8 @@ impl Server {
         } else {
             None
         };
+        // (Read before taking the events: the I/O side sets it after publishing the last ones.)
+        let drained = self.shutting_down && self.channel.io.is_drained();
         // If the last batch was not drained to the end, its sends still wait for a wake.
         self.channel.release_wakes();
         self.channel.take_events(&mut self.taken);
@@ -205,6 +214,7 @@ impl Server {
             }
         }
         self.to_signal.extend(self.of_new_peers.drain(..));
+        self.drained |= drained;
         let Some(failure) = failure else {
             return Ok(());
         };
@@ -488,6 +498,72 @@ impl Server {
         self.io.is_some()
     }
 
+    /// Running and not shutting down.
+    pub fn is_listening(&self) -> bool {
+        self.io.is_some() && !self.shutting_down
+    }
+
+    /// Begins a graceful shutdown: the listener is closed before this returns (the port is free),
+    /// then every client gets a Close with `code` and `reason` after what is already queued for
+    /// it, requests waiting for a decision are answered `503`, and clients still connected after
+    /// `timeout` are dropped. `poll` goes on reporting the disconnects as the close handshakes
+    /// finish; once the last one has been taken, `is_shut_down` is true and the server should be
+    /// stopped. Returns the reason cut to the 123 bytes a Close frame carries (`true` if it was).
+    pub fn shut_down(&mut self, code: u16, reason: &str, timeout: Duration) -> Result<bool, ShutdownError> {
+        if !matches!(code, 1000..=1003 | 1007..=1014 | 3000..=4999) {
+            return Err(ShutdownError::BadCode(code));
+        }
+        if self.shutting_down {
+            return Err(ShutdownError::AlreadyShuttingDown);
+        }
+        let Some(io) = &mut self.io else {
+            return Err(ShutdownError::NotListening);
+        };
+        let mut end = reason.len().min(MAX_CLOSE_REASON);
+        while !reason.is_char_boundary(end) {
+            end -= 1;
+        }
+        let cut = end < reason.len();
+        let reason = &reason[..end];
+        self.shutting_down = true;
+        for peer in self.peers.values() {
+            if peer.state() == PeerState::Open {
+                peer.shared.advance(PeerState::Closing);
+            }
+        }
+        match io {
+            Io::Thread(_) => {
+                self.channel.command(Command::ShutDown {
+                    code,
+                    reason: reason.to_owned(),
+                    timeout,
+                });
+                // Now, not after the game's frame: the port must be free when this returns.
+                self.channel.release_wakes();
+                if !self.channel.io.wait_listener_closed(Duration::from_secs(5)) {
+                    // Never seen (the I/O thread is stuck): a plain stop frees the port.
+                    self.stop();
+                    return Err(ShutdownError::Stuck);
+                }
+            }
+            Io::Inline { driver, .. } => {
+                run_inline(driver, &self.channel, |d| d.shut_down_now(code, reason, timeout));
+            }
+        }
+        Ok(cut)
+    }
+
+    /// A graceful shutdown has begun and is not over.
+    pub fn is_shutting_down(&self) -> bool {
+        self.shutting_down && self.io.is_some()
+    }
+
+    /// A graceful shutdown is over: no connection is left and every signal about them has been
+    /// taken. Stop the server now.
+    pub fn is_shut_down(&self) -> bool {
+        self.drained && self.to_signal.is_empty()
+    }
+
     /// Where this server does its socket work.
     pub fn io_mode(&self) -> Option<IoMode> {
         match self.io {
@@ -528,6 +604,8 @@ impl Server {
         self.failing.clear();
         self.fail_next.clear();
         self.failing_unread.clear();
+        self.shutting_down = false;
+        self.drained = false;
     }
 }
 

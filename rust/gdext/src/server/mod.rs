@@ -25,6 +25,7 @@ mod batch;
 mod multiplayer;
 mod peers;
 mod properties;
+mod shutdown;
 mod stats;
 mod upgrades;
 
@@ -209,6 +210,27 @@ pub struct WebSocketServer {
     /// [signal client_disconnected]. Multiplayer mode always queues this way.
     #[var(set = set_queue_messages)]
     queue_messages: bool,
+    /// Seconds [method shutdown] waits for clients to finish their close handshake (and for
+    /// what was queued for them to be written) before dropping them, unless it is given another
+    /// timeout. Default 5.0, within the 10 s that [code]docker stop[/code] waits before killing
+    /// the process. [i]Not in Godot.[/i]
+    #[var(set = set_shutdown_timeout)]
+    shutdown_timeout: f64,
+    /// Linux and macOS: while this server listens, the first SIGTERM (what [code]docker stop[/code],
+    /// Kubernetes and systemd send to stop a service) or SIGINT (Ctrl+C) starts
+    /// [method shutdown] (code 1001, [member shutdown_timeout]) at the next [code]poll()[/code]
+    /// instead of ending the process on the spot; connect [signal shutdown_finished] to
+    /// [method SceneTree.quit] so that the process ends once every client is gone. A second signal
+    /// ends the process at once, as does a signal while no server with this setting listens.
+    /// Without it (the default) Godot does not handle these signals: the process ends at once and
+    /// clients see the connection drop without a Close frame. No effect on Windows. [i]Not in
+    /// Godot.[/i]
+    #[var(set = set_shutdown_on_sigterm)]
+    shutdown_on_sigterm: bool,
+    /// This server takes part in the handling of SIGTERM and SIGINT (`shutdown_on_sigterm`).
+    termination_armed: bool,
+    /// A shutdown's last poll left messages in the queue: they get one more frame.
+    shutdown_grace: bool,
     extra_headers: Vec<String>,
     server: Option<Server>,
     /// The peer objects handed out by `get_peer`, so each id keeps one object.
@@ -396,6 +418,12 @@ impl WebSocketServer {
     #[signal]
     fn upgrade_cancelled(id: i64, reason: GString);
 
+    /// A [method shutdown] is over: every client is gone, the server has stopped (as after
+    /// [method stop]) and may listen again. Emitted from [code]poll()[/code], after the last
+    /// client's [signal client_disconnected]. [i]Not in Godot.[/i]
+    #[signal]
+    fn shutdown_finished();
+
     /// Starts listening on [param port] (0 picks a free one, see [method get_local_port]).
     ///
     /// [param protocols] lists the subprotocols the server accepts; the first one in the
@@ -412,8 +440,14 @@ impl WebSocketServer {
         #[opt(default = &PackedStringArray::new())] protocols: PackedStringArray,
         #[opt(default = false)] gd_mp_api: bool,
     ) -> Error {
-        if self.server.is_some() {
-            godot_error!("WebSocketServer is already listening; call stop() first");
+        if let Some(server) = &self.server {
+            if server.is_shutting_down() {
+                godot_error!(
+                    "WebSocketServer is still shutting down; wait for shutdown_finished, or call stop() first"
+                );
+            } else {
+                godot_error!("WebSocketServer is already listening; call stop() first");
+            }
             return Error::ERR_ALREADY_IN_USE;
         }
         let tls = match self.tls_config() {
@@ -440,6 +474,10 @@ impl WebSocketServer {
                 self.link.set_inline_server(inline.then(|| self.base().instance_id()));
                 self.server = Some(server);
                 self.multiplayer = gd_mp_api;
+                self.shutdown_grace = false;
+                if self.shutdown_on_sigterm {
+                    self.arm_termination(true);
+                }
                 Error::OK
             }
             Err(e) => {
@@ -455,25 +493,32 @@ impl WebSocketServer {
 
     /// Closes the listener and every connection at once and clears all state. No signals are
     /// emitted; peer objects still held report [constant WebSocketServerPeer.STATE_CLOSED].
+    /// Clients see their connection drop without a Close frame: to let them finish and tell them
+    /// why, use [method shutdown].
     #[func]
     fn stop(&mut self) {
         self.server = None; // dropping it stops the I/O thread and closes every socket
+        self.arm_termination(false);
         self.link.set_inline_server(None);
         self.peer_objects.clear();
         self.multiplayer = false;
         self.last_packet = None;
     }
 
-    /// [code]true[/code] while the server is listening.
+    /// [code]true[/code] while the server is listening ([code]false[/code] from the start of a
+    /// [method shutdown], though clients are still being closed).
     #[func]
     fn is_listening(&self) -> bool {
-        self.server.is_some()
+        self.server.as_ref().is_some_and(Server::is_listening)
     }
 
     /// The port the server listens on (useful after [code]listen(0)[/code]); 0 when not listening.
     #[func]
     fn get_local_port(&self) -> i64 {
-        self.server.as_ref().map_or(0, |s| s.local_addr().port() as i64)
+        self.server
+            .as_ref()
+            .filter(|s| s.is_listening())
+            .map_or(0, |s| s.local_addr().port() as i64)
     }
 
     /// [member io_mode]: the server's own I/O thread does the socket work (the default).
@@ -582,6 +627,16 @@ impl WebSocketServer {
     #[func]
     fn set_queue_messages(&mut self, value: bool) {
         self.set_checked("queue_messages", || Ok(()), |s| s.queue_messages = value);
+    }
+
+    #[func]
+    fn set_shutdown_timeout(&mut self, value: f64) {
+        self.change_shutdown_timeout(value);
+    }
+
+    #[func]
+    fn set_shutdown_on_sigterm(&mut self, value: bool) {
+        self.change_shutdown_on_sigterm(value);
     }
 
     #[func]

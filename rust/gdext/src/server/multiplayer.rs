@@ -15,6 +15,7 @@ impl WebSocketServer {
                 peer.bind_mut().let_go();
             }
         }
+        self.check_termination();
         let Some(server) = self.server.as_mut() else {
             return;
         };
@@ -29,7 +30,7 @@ impl WebSocketServer {
                 godot_print!("WebSocketServer: {text}");
             }
         }
-        if !server.has_pending() && !server.is_dead() {
+        if !server.has_pending() && !server.is_dead() && !server.is_shutting_down() {
             // Nothing to emit (most frames): no handler can run, so none can free this object.
             return;
         }
@@ -80,6 +81,10 @@ impl WebSocketServer {
                     self.signals().client_disconnected().emit(id as i64, clean)
                 }
             }
+        }
+        if self.shutdown_over() {
+            self.stop();
+            self.signals().shutdown_finished().emit();
         }
         if self.server.as_ref().is_some_and(Server::is_dead) {
             self.stop();
