@@ -38,6 +38,8 @@ struct Game {
     disconnected: bool,
     protocol_errors: usize,
     close_requests: usize,
+    /// The request the game was asked about is plain HTTP (never a peer).
+    plain: bool,
 }
 
 impl Game {
@@ -46,9 +48,10 @@ impl Game {
             assert!(!self.disconnected, "an event after Disconnected: {e:?}");
             assert!(!self.request_ended, "an event after RequestEnded: {e:?}");
             match e {
-                Event::Requested { id, .. } => {
+                Event::Requested { id, request } => {
                     assert!(self.requested.is_none() && !self.connected, "requested twice or late");
                     self.requested = Some(id);
+                    self.plain = !request.upgrade;
                 }
                 Event::RequestEnded { id, .. } => {
                     assert_eq!(self.requested, Some(id), "the end of a request never made");
@@ -57,6 +60,7 @@ impl Game {
                 }
                 Event::Connected { peer, .. } => {
                     assert!(!self.connected, "connected twice");
+                    assert!(!self.plain, "a plain HTTP request became a peer");
                     if let Some(id) = self.requested {
                         assert_eq!(id, peer.id, "the request's id");
                     }
@@ -101,9 +105,11 @@ fuzz_target!(|data: &[u8]| {
         protocols: if flags & 2 != 0 { vec!["chat".into()] } else { vec![] },
         authorize: flags & 4 != 0,
         proxy_protocol: flags & 8 != 0,
+        answer_requests: flags & 16 != 0,
         ..ServerConfig::default()
     });
     let authorize = flags & 4 != 0;
+    let answer_requests = flags & 16 != 0;
     let mut proxy_header_due = flags & 8 != 0;
     let mut ids = IdAllocator::new();
     let mut events = Vec::new();
@@ -123,6 +129,7 @@ fuzz_target!(|data: &[u8]| {
         disconnected: false,
         protocol_errors: 0,
         close_requests: 0,
+        plain: false,
     };
     let mut status = Status::Alive;
     while status == Status::Alive {
@@ -242,7 +249,7 @@ fuzz_target!(|data: &[u8]| {
             10 => Status::Alive,
             // The game decides on the request (ignored unless one waits).
             11 => {
-                let verdict = match arg % 4 {
+                let verdict = match arg % 5 {
                     0 => Verdict::Accept {
                         protocol: None,
                         headers: vec![],
@@ -250,6 +257,11 @@ fuzz_target!(|data: &[u8]| {
                     1 => Verdict::Accept {
                         protocol: Some("chat".into()),
                         headers: vec!["Set-Cookie: a=1".into()],
+                    },
+                    4 => Verdict::Answer {
+                        status: 200,
+                        headers: "Content-Type: application/json\r\n".into(),
+                        body: b"{}".to_vec(),
                     },
                     2 => Verdict::Reject {
                         status: 401,
@@ -294,7 +306,10 @@ fuzz_target!(|data: &[u8]| {
                 assert_eq!(peer.addr.ip().to_string(), "203.0.113.7", "the PROXY header's client");
             }
         }
-        assert!(authorize || game.requested.is_none(), "asked without authorization");
+        assert!(
+            authorize || answer_requests || game.requested.is_none(),
+            "asked without authorization"
+        );
         if status == Status::Gone {
             assert_eq!(
                 game.disconnected, game.connected,

@@ -317,7 +317,11 @@ fuzz_target!(|data: &[u8]| {
         }
     }
     assert!(sim.endpoint.is_empty(), "connections held after every client left");
-    assert_eq!(sim.endpoint.is_drained(), shut_down, "a shutdown is over once nothing is held");
+    assert_eq!(
+        sim.endpoint.is_drained(),
+        shut_down,
+        "a shutdown is over once nothing is held"
+    );
     for (id, k) in &game.ids {
         if k.peer.is_some() || k.requested {
             assert!(k.ended, "{id} was never reported gone");

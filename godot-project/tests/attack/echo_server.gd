@@ -11,7 +11,9 @@
 ## read messages: every client's inbound queue fills), --no-reply (read every message, answer none),
 ## --mp (multiplayer mode: echo to the sender), --inline (io_mode IO_MODE_INLINE: the socket work
 ## happens in poll()), --graceful (shutdown_on_sigterm: SIGTERM shuts down with 1001, then
-## "SHUTDOWN FINISHED ..." is printed and the game quits; --shutdown-timeout S).
+## "SHUTDOWN FINISHED ..." is printed and the game quits; --shutdown-timeout S), --http
+## (answer_http_requests: GET /healthz answers {"open", "connected", "listening"} as JSON, other
+## paths 404; STATS counts them as http).
 ## Internet-facing options: --max-connections N, --max-handshakes-per-address N (default: the
 ## property's), --trusted-proxies A,B, --proxy-protocol, --allowed-origins A,B, --authorize MODE
 ## (token: accept a request with "Authorization: Bearer good", or "token=good" in its query (what a
@@ -34,6 +36,7 @@ var mp := false
 var authorize := ""
 var requested := 0
 var cancelled := 0
+var http_requests := 0
 ## [due msec, id, accept] for --authorize late.
 var _decisions: Array = []
 var _next_stats := 0
@@ -86,6 +89,16 @@ func _ready() -> void:
 	server.data_received.connect(_on_data)
 	server.peer_connected.connect(func(id: int) -> void: _on_connected(id, "", ""))
 	server.peer_disconnected.connect(func(id: int) -> void: _on_disconnected(id, false))
+	if args.has("--http"):
+		# A health check on the WebSocket port: GET /healthz answers the books as JSON.
+		server.answer_http_requests = true
+		server.http_request.connect(func(id: int, request: WebSocketServerRequest) -> void:
+			http_requests += 1
+			if request.get_path() == "/healthz":
+				var status := {"open": open.size(), "connected": connected, "listening": server.is_listening()}
+				server.respond(id, 200, JSON.stringify(status), PackedStringArray(["Content-Type: application/json", "Cache-Control: no-store"]))
+			else:
+				server.respond(id, 404, "no such page"))
 	if args.has("--graceful"):
 		# What a dedicated server does to stop cleanly on SIGTERM (docker stop, systemd).
 		server.shutdown_on_sigterm = true
@@ -185,7 +198,7 @@ func _on_data(id: int) -> void:
 func _print_stats() -> void:
 	var extra := ""
 	if server.has_method("get_accept_error_count"):
-		extra = " requested=%d cancelled=%d accept_errors=%d refused_conns=%d" % [requested, cancelled,
-			server.get_accept_error_count(), server.get_refused_connection_count()]
+		extra = " requested=%d cancelled=%d accept_errors=%d refused_conns=%d http=%d" % [requested, cancelled,
+			server.get_accept_error_count(), server.get_refused_connection_count(), http_requests]
 	print("STATS connected=%d open=%d disconnected=%d clean=%d messages=%d bytes=%d refused=%d%s" % [
 		connected, open.size(), disconnected, clean, messages, bytes, refused, extra])

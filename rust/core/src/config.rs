@@ -98,6 +98,10 @@ pub struct ServerConfig {
     /// Each valid upgrade request waits for the game's decision (`Event::Requested`) instead of
     /// being accepted at once.
     pub authorize: bool,
+    /// A `GET` or `HEAD` request without `Upgrade: websocket` is handed to the game
+    /// (`Event::Requested` with `Request::upgrade == false`) to answer (`Verdict::Answer`),
+    /// instead of being refused with `400`.
+    pub answer_requests: bool,
     /// Proxies whose `Forwarded` / `X-Forwarded-For` / `X-Real-IP` name the client.
     pub trusted_proxies: crate::request::TrustedProxies,
     /// Every connection starts with a PROXY protocol header (v1 or v2); with `trusted_proxies`
@@ -160,6 +164,7 @@ impl Default for ServerConfig {
             max_event_backlog: MAX_EVENT_BACKLOG,
             allowed_origins: Vec::new(),
             authorize: false,
+            answer_requests: false,
             trusted_proxies: Default::default(),
             proxy_protocol: false,
             max_connections: 0,

@@ -31,6 +31,9 @@ pub enum DecideError {
     NoRequest(PeerId),
     #[error("request {0} has already been decided")]
     AlreadyDecided(PeerId),
+    /// A plain HTTP request (`Signal::HttpRequest`) cannot be upgraded.
+    #[error("request {0} is not a WebSocket upgrade; answer it instead")]
+    NotUpgrade(PeerId),
     /// The chosen subprotocol is not among those the client offered (listed).
     #[error("subprotocol {0:?} was not offered by the client (it offered {1:?})")]
     NotOffered(String, Vec<String>),

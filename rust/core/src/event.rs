@@ -142,4 +142,11 @@ pub enum Verdict {
     },
     /// Refuse with this HTTP status, header lines (each ending in CRLF) and plain-text body.
     Reject { status: u16, headers: String, body: String },
+    /// A plain HTTP request's answer (`Request::upgrade == false`): this status, header lines
+    /// (each ending in CRLF) and body (left out for `HEAD`); the connection closes after it.
+    Answer {
+        status: u16,
+        headers: String,
+        body: Vec<u8>,
+    },
 }

@@ -23,6 +23,10 @@ pub enum Decision {
     Upgrade(Upgrade),
     /// Refused: send `response` and close. `why` is for logs and tests.
     Reject { response: Vec<u8>, why: &'static str },
+    /// A plain HTTP request (`GET` or `HEAD`, no upgrade) for the game to answer
+    /// (`Offer::answer_requests`). Whatever follows it is ignored: the answer closes the
+    /// connection.
+    Plain(Request),
 }
 
 /// A valid upgrade request, not yet answered.
@@ -67,6 +71,8 @@ pub struct Offer {
     /// Origins (`https://example.com`) whose pages may connect; empty: any. A request without an
     /// `Origin` header (not from a browser) is not affected.
     pub allowed_origins: Vec<String>,
+    /// Plain `GET`/`HEAD` requests go to the game (`Decision::Plain`) instead of being refused.
+    pub answer_requests: bool,
 }
 
 impl Offer {
@@ -86,12 +92,6 @@ impl Offer {
         if consumed > MAX_REQUEST_SIZE {
             return reject(431, "request too large", "");
         }
-        if req.method != Some("GET") {
-            return reject(405, "method is not GET", "Allow: GET\r\n");
-        }
-        if req.version != Some(1) {
-            return reject(400, "HTTP version is not 1.1", "");
-        }
         let headers: &[httparse::Header] = req.headers;
         let header = |name: &'static str| headers.iter().filter(move |h| h.name.eq_ignore_ascii_case(name));
         let tokens = |name: &'static str| {
@@ -102,7 +102,37 @@ impl Offer {
                 .filter(|t| !t.is_empty())
                 .collect::<Vec<_>>()
         };
-        if !tokens("Upgrade").iter().any(|t| t.eq_ignore_ascii_case("websocket")) {
+        let resource = match req.path {
+            Some(p) if p.starts_with('/') => p.to_string(),
+            _ => "/".to_string(),
+        };
+        let all_headers = || {
+            headers
+                .iter()
+                .map(|h| (h.name.to_string(), String::from_utf8_lossy(h.value).into_owned()))
+                .collect()
+        };
+        let upgrade = tokens("Upgrade").iter().any(|t| t.eq_ignore_ascii_case("websocket"));
+        if !upgrade && self.answer_requests {
+            // HTTP/1.0 too: health checkers (HAProxy's httpchk) still send it.
+            return match req.method {
+                Some(method @ ("GET" | "HEAD")) => Decision::Plain(Request {
+                    method: method.into(),
+                    upgrade: false,
+                    resource,
+                    headers: all_headers(),
+                    ..Request::default()
+                }),
+                _ => reject(405, "only GET and HEAD are answered", "Allow: GET, HEAD\r\n"),
+            };
+        }
+        if req.method != Some("GET") {
+            return reject(405, "method is not GET", "Allow: GET\r\n");
+        }
+        if req.version != Some(1) {
+            return reject(400, "HTTP version is not 1.1", "");
+        }
+        if !upgrade {
             return reject(400, "no Upgrade: websocket", "");
         }
         if !tokens("Connection").iter().any(|t| t.eq_ignore_ascii_case("upgrade")) {
@@ -138,16 +168,9 @@ impl Offer {
                 }
             }
         }
-        let resource = match req.path {
-            Some(p) if p.starts_with('/') => p.to_string(),
-            _ => "/".to_string(),
-        };
         let request = Request {
             resource,
-            headers: headers
-                .iter()
-                .map(|h| (h.name.to_string(), String::from_utf8_lossy(h.value).into_owned()))
-                .collect(),
+            headers: all_headers(),
             protocols: offered.iter().map(|p| p.to_string()).collect(),
             ..Request::default()
         };
@@ -195,6 +218,34 @@ pub fn refusal(status: u16, headers: &str, body: &str) -> Vec<u8> {
         body.len()
     )
     .into_bytes()
+}
+
+/// The game's answer to a plain HTTP request: `status` with its standard reason phrase, the
+/// header lines in `headers` (each ending in CRLF; a `Content-Type` of text unless they name one),
+/// `Content-Length` and `Connection: close`, then `body` unless the request was `HEAD`.
+pub fn answer(status: u16, headers: &str, body: &[u8], head: bool) -> Vec<u8> {
+    let text = http::StatusCode::from_u16(status)
+        .ok()
+        .and_then(|s| s.canonical_reason())
+        .unwrap_or("Unknown");
+    let typed = headers.split("\r\n").any(|l| {
+        l.split_once(':')
+            .is_some_and(|(n, _)| n.trim().eq_ignore_ascii_case("content-type"))
+    });
+    let content_type = if typed || body.is_empty() {
+        ""
+    } else {
+        "Content-Type: text/plain; charset=utf-8\r\n"
+    };
+    let mut out = format!(
+        "HTTP/1.1 {status} {text}\r\n{headers}{content_type}Connection: close\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    )
+    .into_bytes();
+    if !head {
+        out.extend_from_slice(body);
+    }
+    out
 }
 
 #[cfg(test)]

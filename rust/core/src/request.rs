@@ -20,6 +20,11 @@ use crate::error::ConfigError;
 /// One client's upgrade request. Immutable once parsed; shared by the game's objects.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Request {
+    /// `GET`, or `HEAD` for a plain HTTP request (`upgrade == false`).
+    pub method: String,
+    /// A WebSocket upgrade; `false`: a plain HTTP request for the game to answer
+    /// (`ServerConfig::answer_requests`).
+    pub upgrade: bool,
     /// The request target: path and query string, e.g. `/chat?room=1` (at least `/`).
     pub resource: String,
     /// Every header line as received, in order, name case kept. Values that are not UTF-8 are
@@ -40,6 +45,8 @@ impl Default for Request {
     fn default() -> Self {
         let nowhere = SocketAddr::from(([0, 0, 0, 0], 0));
         Request {
+            method: "GET".into(),
+            upgrade: true,
             resource: "/".into(),
             headers: Vec::new(),
             protocols: Vec::new(),

@@ -373,3 +373,97 @@ fn over_capacity_reads_the_request_then_answers_503() {
         .starts_with("HTTP/1.1 503 Service Unavailable\r\nRetry-After: 5\r\n"));
     assert!(h.take().is_empty());
 }
+
+fn answering() -> ServerConfig {
+    ServerConfig {
+        answer_requests: true,
+        ..config()
+    }
+}
+
+/// A plain request that arrived and waits for the game's answer; returns its id.
+fn plain_requested(h: &mut Harness, request: &str) -> i32 {
+    h.pipe.input.extend(request.as_bytes());
+    assert_eq!(h.readable(), Status::Alive);
+    assert_eq!(h.output(), "", "nothing is answered before the game does");
+    match h.take().as_slice() {
+        [Event::Requested { id, request }] => {
+            assert!(!request.upgrade);
+            assert_eq!(request.path(), "/healthz");
+            assert_eq!(request.client_addr, "127.0.0.1:4000".parse().unwrap());
+            *id
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn a_plain_get_is_handed_to_the_game_and_its_answer_closes_the_connection() {
+    let mut h = Harness::new(answering());
+    let id = plain_requested(&mut h, "GET /healthz?full=1 HTTP/1.1\r\nHost: x\r\n\r\n");
+    let verdict = Verdict::Answer {
+        status: 200,
+        headers: "Content-Type: application/json\r\n".into(),
+        body: br#"{"players":3}"#.to_vec(),
+    };
+    assert_eq!(h.decide(verdict), Status::Gone);
+    assert_eq!(
+        h.output(),
+        "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nConnection: close\r\nContent-Length: 13\r\n\r\n{\"players\":3}"
+    );
+    assert!(h.pipe.fin, "closed after the answer");
+    assert!(matches!(h.take().as_slice(), [Event::RequestEnded { id: i, why: "answered" }] if *i == id));
+}
+
+#[test]
+fn head_gets_the_length_without_the_body_and_http_1_0_is_answered() {
+    let mut h = Harness::new(answering());
+    plain_requested(&mut h, "HEAD /healthz HTTP/1.0\r\n\r\n");
+    let verdict = Verdict::Answer {
+        status: 503,
+        headers: String::new(),
+        body: b"draining".to_vec(),
+    };
+    let _ = h.decide(verdict);
+    assert_eq!(
+        h.output(),
+        "HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain; charset=utf-8\r\nConnection: close\r\nContent-Length: 8\r\n\r\n"
+    );
+}
+
+#[test]
+fn other_methods_get_405_and_unanswered_requests_503_at_the_handshake_timeout() {
+    let mut h = Harness::new(answering());
+    h.pipe
+        .input
+        .extend(b"POST /healthz HTTP/1.1\r\nContent-Length: 0\r\n\r\n");
+    let _ = h.readable();
+    let out = h.output();
+    assert!(
+        out.starts_with("HTTP/1.1 405 ") && out.contains("\r\nAllow: GET, HEAD\r\n"),
+        "{out}"
+    );
+    assert!(h.take().is_empty(), "the game never hears of it");
+
+    let mut h = Harness::new(answering());
+    let id = plain_requested(&mut h, "GET /healthz HTTP/1.1\r\n\r\n");
+    h.now += Duration::from_secs(5);
+    let _ = h.timeout();
+    assert!(h.output().starts_with("HTTP/1.1 503 "));
+    assert!(matches!(h.take().as_slice(), [Event::RequestEnded { id: i, .. }] if *i == id));
+}
+
+#[test]
+fn without_answer_requests_a_plain_get_is_refused_as_before_and_upgrades_are_unchanged() {
+    let mut h = Harness::new(config());
+    h.pipe.input.extend(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n");
+    let _ = h.readable();
+    assert!(h.output().starts_with("HTTP/1.1 400 "));
+    assert!(h.take().is_empty());
+    // With it on, an upgrade still upgrades at once.
+    let mut h = Harness::new(answering());
+    h.pipe.input.extend(harness::REQUEST.as_bytes());
+    let _ = h.readable();
+    assert!(h.output().starts_with("HTTP/1.1 101 "));
+    assert!(matches!(h.take().as_slice(), [Event::Connected { peer, .. }] if peer.request.upgrade));
+}

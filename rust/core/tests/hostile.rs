@@ -98,8 +98,8 @@ fn run_game(
                 }
                 Signal::Disconnected { .. } => d += 1,
                 Signal::CloseRequest { .. } => {}
-                Signal::UpgradeRequested { .. } | Signal::UpgradeCancelled { .. } => {
-                    unreachable!("authorization is off")
+                Signal::UpgradeRequested { .. } | Signal::HttpRequest { .. } | Signal::UpgradeCancelled { .. } => {
+                    unreachable!("authorization and plain HTTP are off")
                 }
             }
         }

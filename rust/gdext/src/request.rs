@@ -37,6 +37,20 @@ impl WebSocketServerRequest {
         self.id as i64
     }
 
+    /// [code]"GET"[/code] (every WebSocket upgrade), or [code]"HEAD"[/code] for a plain HTTP
+    /// request ([signal WebSocketServer.http_request]).
+    #[func]
+    fn get_method(&self) -> GString {
+        GString::from(&self.request.method)
+    }
+
+    /// [code]true[/code] for a WebSocket upgrade request; [code]false[/code] for a plain HTTP
+    /// request ([signal WebSocketServer.http_request]).
+    #[func]
+    fn is_upgrade(&self) -> bool {
+        self.request.upgrade
+    }
+
     /// The request target: path and query string, e.g. [code]"/chat?room=5"[/code] (the
     /// [code]resource_name[/code] of [signal WebSocketServer.client_connected]).
     #[func]

@@ -91,7 +91,10 @@ fn main() {
                         }
                     }
                 }
-                Signal::CloseRequest { .. } | Signal::UpgradeRequested { .. } | Signal::UpgradeCancelled { .. } => {}
+                Signal::CloseRequest { .. }
+                | Signal::UpgradeRequested { .. }
+                | Signal::HttpRequest { .. }
+                | Signal::UpgradeCancelled { .. } => {}
             }
         }
         stats.poll_usec += start.elapsed().as_micros() as u64;

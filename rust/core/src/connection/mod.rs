@@ -109,10 +109,11 @@ enum Phase {
         buf: Vec<u8>,
         scanned: usize,
     },
-    /// A valid request waits for the game's decision (`Settings::authorize`). `early`: bytes the
-    /// client sent after its request (frames it sent without waiting for our answer).
+    /// A valid request waits for the game's decision (`Settings::authorize`), or a plain HTTP
+    /// request for its answer (`upgrade` is `None`: `ServerConfig::answer_requests`). `early`:
+    /// bytes the client sent after its request (frames it sent without waiting for our answer).
     Deciding {
-        upgrade: Box<Upgrade>,
+        upgrade: Option<Box<Upgrade>>,
         request: Arc<Request>,
         id: PeerId,
         early: Vec<u8>,

@@ -38,6 +38,7 @@ impl Settings {
                 protocols: config.protocols.clone(),
                 extra_headers: config.extra_headers.clone(),
                 allowed_origins: config.allowed_origins.clone(),
+                answer_requests: config.answer_requests,
             },
             config: config.clone(),
             totals: Arc::default(),

@@ -12,7 +12,7 @@ use tungstenite::{Bytes, Message};
 use super::{Connection, Context, Input, Phase, Status};
 use crate::connection::READ_CHUNK;
 use crate::event::{Event, PeerId, Verdict};
-use crate::handshake::{refusal, Decision, MAX_REQUEST_SIZE};
+use crate::handshake::{answer, refusal, Decision, MAX_REQUEST_SIZE};
 use crate::inbox::{Inbox, Wire};
 use crate::peer::PeerShared;
 use crate::request::Request;
@@ -33,16 +33,27 @@ impl Connection {
         else {
             unreachable!()
         };
-        match verdict {
-            Verdict::Accept { protocol, headers } => {
+        match (verdict, upgrade) {
+            (Verdict::Accept { protocol, headers }, Some(upgrade)) => {
                 let protocol = protocol.unwrap_or_else(|| upgrade.protocol.clone());
                 let response = upgrade.accept(&protocol, &cx.settings.offer, &headers);
                 self.open(response, protocol, request, id, early, cx);
                 self.drive(cx, true)
             }
-            Verdict::Reject { status, headers, body } => {
+            (Verdict::Reject { status, headers, body }, _) => {
                 cx.events.push(Event::RequestEnded { id, why: "refused" });
                 self.refuse(refusal(status, &headers, &body));
+                self.drive(cx, false)
+            }
+            (Verdict::Answer { status, headers, body }, _) => {
+                cx.events.push(Event::RequestEnded { id, why: "answered" });
+                self.refuse(answer(status, &headers, &body, request.method == "HEAD"));
+                self.drive(cx, false)
+            }
+            // (`Server::decide` refuses to accept a plain request; should one come, it is an error.)
+            (Verdict::Accept { .. }, None) => {
+                cx.events.push(Event::RequestEnded { id, why: "refused" });
+                self.refuse(refusal(500, "", "not a WebSocket request"));
                 self.drive(cx, false)
             }
         }
@@ -78,6 +89,25 @@ impl Connection {
                     self.refuse(response);
                     return Some(Input::More);
                 }
+                Decision::Plain(mut request) => {
+                    request.socket_addr = self.addr;
+                    request.server_name = self.server_name.clone();
+                    request.client_addr = cx.settings.config.trusted_proxies.client(self.origin, &request.headers);
+                    let request = Arc::new(request);
+                    let id = cx.ids.allocate();
+                    cx.events.push(Event::Requested {
+                        id,
+                        request: request.clone(),
+                    });
+                    // Nothing after the request is read as another one (the answer closes).
+                    self.phase = Phase::Deciding {
+                        upgrade: None,
+                        request,
+                        id,
+                        early: Vec::new(),
+                    };
+                    return Some(Input::More);
+                }
                 Decision::Upgrade(mut upgrade) => {
                     let early = buf.split_off(upgrade.consumed);
                     let mut request = std::mem::take(&mut upgrade.request);
@@ -92,7 +122,7 @@ impl Connection {
                             request: request.clone(),
                         });
                         self.phase = Phase::Deciding {
-                            upgrade: Box::new(upgrade),
+                            upgrade: Some(Box::new(upgrade)),
                             request,
                             id,
                             early,

@@ -32,6 +32,12 @@ pub enum Signal {
     UpgradeRequested {
         id: PeerId,
     },
+    /// A plain HTTP request waits for the game's answer (`ServerConfig::answer_requests`;
+    /// `Server::decide` with `Verdict::Answer`). Its end is not signalled: a late answer gets
+    /// `DecideError::NoRequest`.
+    HttpRequest {
+        id: PeerId,
+    },
     /// A request the game had not refused will not become a peer (no decision in time, or the
     /// client left). The id is not valid any more.
     UpgradeCancelled {
@@ -284,16 +290,21 @@ impl Server {
             };
             let signal = match event {
                 Event::Requested { id, request } => {
+                    let upgrade = request.upgrade;
                     self.requests.insert(id, PendingRequest { request, decided: None });
-                    Signal::UpgradeRequested { id }
+                    if upgrade {
+                        Signal::UpgradeRequested { id }
+                    } else {
+                        Signal::HttpRequest { id }
+                    }
                 }
                 Event::RequestEnded { id, why } => {
                     let Some(ended) = self.requests.remove(&id) else {
                         continue;
                     };
                     self.channel.command(Command::Release { id });
-                    if ended.decided == Some(false) {
-                        continue; // the game refused it itself
+                    if ended.decided == Some(false) || !ended.request.upgrade {
+                        continue; // the game refused (or answered) it itself, or it was plain HTTP
                     }
                     Signal::UpgradeCancelled { id, why }
                 }
@@ -383,6 +394,9 @@ impl Server {
         let pending = self.requests.get_mut(&id).ok_or(DecideError::NoRequest(id))?;
         if pending.decided.is_some() {
             return Err(DecideError::AlreadyDecided(id));
+        }
+        if !pending.request.upgrade && matches!(verdict, Verdict::Accept { .. }) {
+            return Err(DecideError::NotUpgrade(id));
         }
         if let Verdict::Accept {
             protocol: Some(protocol),

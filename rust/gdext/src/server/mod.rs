@@ -110,6 +110,14 @@ pub struct WebSocketServer {
     /// [i]Not in Godot.[/i]
     #[var(set = set_authorize_upgrades)]
     authorize_upgrades: bool,
+    /// When [code]true[/code], a plain HTTP request on the server's port ([code]GET[/code] or
+    /// [code]HEAD[/code] without [code]Upgrade: websocket[/code]: a load balancer's health check,
+    /// a status page) is handed to the game with [signal http_request], to be answered with
+    /// [method respond]; other methods get [code]405[/code]. Each answer closes its connection.
+    /// WebSocket upgrades are not affected. Default [code]false[/code]: such requests are refused
+    /// with [code]400[/code] before the game hears of them, as in Godot. [i]Not in Godot.[/i]
+    #[var(set = set_answer_http_requests)]
+    answer_http_requests: bool,
     /// The origins (scheme, host and port, as browsers send them: [code]"https://mygame.example"[/code])
     /// whose web pages may connect. A request from a browser page of any other origin is refused
     /// with [code]403 Forbidden[/code] before the game hears of it: the defence against cross-site
@@ -418,6 +426,14 @@ impl WebSocketServer {
     #[signal]
     fn upgrade_cancelled(id: i64, reason: GString);
 
+    /// With [member answer_http_requests] on: a plain HTTP request ([code]GET[/code] or
+    /// [code]HEAD[/code], not a WebSocket upgrade) waits for [method respond], now or in a later
+    /// frame, within [member handshake_timeout] of the connection (then it is answered
+    /// [code]503[/code], with no signal). [param id] names the request only; it never becomes a
+    /// client. [i]Not in Godot.[/i]
+    #[signal]
+    fn http_request(id: i64, request: Gd<WebSocketServerRequest>);
+
     /// A [method shutdown] is over: every client is gone, the server has stopped (as after
     /// [method stop]) and may listen again. Emitted from [code]poll()[/code], after the last
     /// client's [signal client_disconnected]. [i]Not in Godot.[/i]
@@ -582,6 +598,11 @@ impl WebSocketServer {
     #[func]
     fn set_authorize_upgrades(&mut self, value: bool) {
         self.set_checked("authorize_upgrades", || Ok(()), |s| s.authorize_upgrades = value);
+    }
+
+    #[func]
+    fn set_answer_http_requests(&mut self, value: bool) {
+        self.set_checked("answer_http_requests", || Ok(()), |s| s.answer_http_requests = value);
     }
 
     #[func]

@@ -54,6 +54,13 @@ impl WebSocketServer {
                     let request = WebSocketServerRequest::create(id, request);
                     self.signals().upgrade_requested().emit(id as i64, &request);
                 }
+                Signal::HttpRequest { id } => {
+                    let Some(request) = self.server.as_ref().and_then(|s| s.request(id)).cloned() else {
+                        continue;
+                    };
+                    let request = WebSocketServerRequest::create(id, request);
+                    self.signals().http_request().emit(id as i64, &request);
+                }
                 Signal::UpgradeCancelled { id, why } => {
                     self.signals().upgrade_cancelled().emit(id as i64, &GString::from(why))
                 }

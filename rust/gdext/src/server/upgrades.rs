@@ -1,4 +1,5 @@
-//! Deciding on upgrade requests (`authorize_upgrades`): accept, reject, and the request of a peer.
+//! Deciding on upgrade requests (`authorize_upgrades`): accept, reject, and the request of a peer;
+//! answering plain HTTP requests (`answer_http_requests`).
 
 use super::*;
 
@@ -22,11 +23,9 @@ impl WebSocketServer {
         #[opt(default = "")] protocol: GString,
         #[opt(default = &PackedStringArray::new())] headers: PackedStringArray,
     ) -> Error {
-        let headers: Vec<String> = headers.as_slice().iter().map(|h| h.to_string()).collect();
-        if let Err(e) = validate_response_headers(&headers) {
-            godot_error!("WebSocketServer.accept_upgrade: {e}");
+        let Some(headers) = checked_headers(&headers, "accept_upgrade") else {
             return Error::ERR_INVALID_PARAMETER;
-        }
+        };
         let protocol = Some(protocol.to_string()).filter(|p| !p.is_empty());
         self.decide(id, Verdict::Accept { protocol, headers }, "accept_upgrade")
     }
@@ -52,11 +51,9 @@ impl WebSocketServer {
             godot_error!("WebSocketServer.reject_upgrade: status must be 400-599, not {status}");
             return Error::ERR_INVALID_PARAMETER;
         }
-        let headers: Vec<String> = headers.as_slice().iter().map(|h| h.to_string()).collect();
-        if let Err(e) = validate_response_headers(&headers) {
-            godot_error!("WebSocketServer.reject_upgrade: {e}");
+        let Some(headers) = checked_headers(&headers, "reject_upgrade") else {
             return Error::ERR_INVALID_PARAMETER;
-        }
+        };
         let body = reason.to_string();
         if body.len() > MAX_REJECT_BODY {
             godot_error!(
@@ -65,13 +62,71 @@ impl WebSocketServer {
             );
             return Error::ERR_INVALID_PARAMETER;
         }
-        let headers: String = headers.iter().map(|h| format!("{h}\r\n")).collect();
         let verdict = Verdict::Reject {
             status: status as u16,
-            headers,
+            headers: header_block(&headers),
             body,
         };
         self.decide(id, verdict, "reject_upgrade")
+    }
+
+    /// Answers the plain HTTP request [param id] ([signal http_request]) with [param status]
+    /// (200-599), [param body] (a [String], sent as UTF-8, or a [PackedByteArray]; left out for a
+    /// [code]HEAD[/code] request, whose [code]Content-Length[/code] still tells its size) and
+    /// [param headers] ([code]"Content-Type: application/json"[/code]; without one, a non-empty
+    /// body is [code]text/plain; charset=utf-8[/code]). The server adds
+    /// [code]Content-Length[/code] and [code]Connection: close[/code], writes it from the I/O
+    /// thread, and closes the connection. The body may be up to [member outbound_buffer_size]
+    /// bytes. [i]Not in Godot.[/i]
+    /// [codeblock]
+    /// func _on_http_request(id: int, request: WebSocketServerRequest):
+    ///     if request.get_path() == "/healthz":
+    ///         server.respond(id, 200, JSON.stringify({"players": server.get_peer_ids().size()}),
+    ///                 ["Content-Type: application/json"])
+    ///     else:
+    ///         server.respond(id, 404, "not found")
+    /// [/codeblock]
+    /// Returns [constant @GlobalScope.ERR_DOES_NOT_EXIST] if no request with this id waits (it was
+    /// answered, the client left, or [member handshake_timeout] passed and it was answered
+    /// [code]503[/code]), [constant @GlobalScope.ERR_INVALID_PARAMETER] for a bad status, body or
+    /// header line.
+    #[func]
+    fn respond(
+        &mut self,
+        id: i64,
+        status: i64,
+        body: Variant,
+        #[opt(default = &PackedStringArray::new())] headers: PackedStringArray,
+    ) -> Error {
+        if !(200..=599).contains(&status) {
+            godot_error!("WebSocketServer.respond: status must be 200-599, not {status}");
+            return Error::ERR_INVALID_PARAMETER;
+        }
+        let body: Vec<u8> = match body.get_type() {
+            VariantType::STRING => body.to::<GString>().to_string().into_bytes(),
+            VariantType::PACKED_BYTE_ARRAY => body.to::<PackedByteArray>().to_vec(),
+            other => {
+                godot_error!("WebSocketServer.respond: body must be a String or a PackedByteArray, not {other:?}");
+                return Error::ERR_INVALID_PARAMETER;
+            }
+        };
+        if body.len() as i64 > self.outbound_buffer_size {
+            godot_error!(
+                "WebSocketServer.respond: body is {} bytes; at most outbound_buffer_size ({})",
+                body.len(),
+                self.outbound_buffer_size
+            );
+            return Error::ERR_INVALID_PARAMETER;
+        }
+        let Some(headers) = checked_headers(&headers, "respond") else {
+            return Error::ERR_INVALID_PARAMETER;
+        };
+        let verdict = Verdict::Answer {
+            status: status as u16,
+            headers: header_block(&headers),
+            body,
+        };
+        self.decide(id, verdict, "respond")
     }
 
     /// The upgrade request of client [param id] (connected, or waiting for
@@ -104,7 +159,7 @@ impl WebSocketServer {
         };
         match server.decide(id32, verdict) {
             Ok(()) => Error::OK,
-            Err(e @ DecideError::NotOffered(..)) => {
+            Err(e @ (DecideError::NotOffered(..) | DecideError::NotUpgrade(_))) => {
                 godot_error!("WebSocketServer.{what}: {e}");
                 Error::ERR_INVALID_PARAMETER
             }
@@ -118,3 +173,21 @@ impl WebSocketServer {
 
 /// The longest body `reject_upgrade` sends.
 pub(super) const MAX_REJECT_BODY: usize = 4096;
+
+/// The game's response header lines, checked (`validate_response_headers`); `None` after an error
+/// naming `what`.
+fn checked_headers(headers: &PackedStringArray, what: &str) -> Option<Vec<String>> {
+    let headers: Vec<String> = headers.as_slice().iter().map(|h| h.to_string()).collect();
+    match validate_response_headers(&headers) {
+        Ok(()) => Some(headers),
+        Err(e) => {
+            godot_error!("WebSocketServer.{what}: {e}");
+            None
+        }
+    }
+}
+
+/// Header lines as they go on the wire, each ending in CRLF.
+fn header_block(lines: &[String]) -> String {
+    lines.iter().map(|h| format!("{h}\r\n")).collect()
+}
