@@ -227,7 +227,7 @@ def fixed_loads(bench, variant, names, free_port, secs):
     depend on the load generator's share of the machine, as the number of players held does."""
     for n in ((20,) if bench.smoke else FIXED_LOADS):
         figs = {name: trial(bench, name, n, secs, free_port) for name in (*names, "core", "core_inline")}
-        per = {k: (f["server_cpu"] * 1e6 / n if f.get("server_cpu") else None) for k, f in figs.items()}
+        per = {k: (f["server_cpu"] * 1e6 / n if f.get("server_cpu") is not None else None) for k, f in figs.items()}
         a, i, b, c, ci = (per[k] for k in (*names, "core", "core_inline"))
         ok = lambda x, share, floor: x is not None and b and floor and (x <= share * b or x <= 1.3 * floor)
         held = ", ".join(f"{k}" for k in (*names, "core", "core_inline") if not figs[k].get("ok"))

@@ -231,8 +231,9 @@ pub struct WebSocketServer {
     /// [method SceneTree.quit] so that the process ends once every client is gone. A second signal
     /// ends the process at once, as does a signal while no server with this setting listens.
     /// Without it (the default) Godot does not handle these signals: the process ends at once and
-    /// clients see the connection drop without a Close frame. No effect on Windows. [i]Not in
-    /// Godot.[/i]
+    /// clients see the connection drop without a Close frame. No effect on Windows, nor inside
+    /// the editor (tool scripts; a game run from the editor is a process of its own and is
+    /// covered). [i]Not in Godot.[/i]
     #[var(set = set_shutdown_on_sigterm)]
     shutdown_on_sigterm: bool,
     /// This server takes part in the handling of SIGTERM and SIGINT (`shutdown_on_sigterm`).

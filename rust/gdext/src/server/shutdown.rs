@@ -147,6 +147,12 @@ impl WebSocketServer {
         if arm == self.termination_armed {
             return;
         }
+        if arm && godot::classes::Engine::singleton().is_editor_hint() {
+            // The editor may reload this library (`reloadable`), and a signal handler must never
+            // outlive its code; a server run from the editor (F5) is a process of its own.
+            godot_warn!("WebSocketServer: shutdown_on_sigterm is not applied inside the editor");
+            return;
+        }
         if arm {
             if let Err(e) = termination::arm() {
                 godot_error!("WebSocketServer: cannot handle termination signals: {e}");
