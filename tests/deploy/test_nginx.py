@@ -4,11 +4,13 @@ files are used as they are; only ports, certificate paths and (for the idle test
 rewritten for the test. Clients connect from 127.0.0.2 so that the client's address differs from
 nginx's (127.0.0.1)."""
 
+import http.client
 import json
 import os
 import queue
 import re
 import shutil
+import signal
 import socket
 import ssl
 import subprocess
@@ -19,7 +21,7 @@ import time
 from pathlib import Path
 
 import pytest
-from websockets.exceptions import ConnectionClosed
+from websockets.exceptions import ConnectionClosed, InvalidHandshake
 from websockets.sync.client import connect
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -268,3 +270,76 @@ def test_rooms_land_on_one_process_each_and_stay_apart(running):
     for pair in clients.values():
         for ws in pair:
             ws.close()
+
+
+def test_a_rolling_restart_of_two_processes_loses_no_message_and_every_client_reconnects(running):
+    """deploy/nginx/sites/godot-rolling.conf with two Godot processes (--graceful: SIGTERM shuts
+    down with 1001; --http: /healthz). Clients send numbered messages one at a time through nginx,
+    reconnecting whenever their connection ends; the processes are restarted one after the other
+    with SIGTERM. Every message must come back exactly once, and every client must have moved."""
+    ports = [free_port(), free_port()]
+    servers = [running(GodotServer("--graceful", "--http", "--shutdown-timeout", "3", "--port", str(p),
+                                   "--trusted-proxies", "127.0.0.1")) for p in ports]
+    n = running(Nginx(sites=["sites/godot-rolling.conf"],
+                      subs=[(r"127\.0\.0\.1:9081", f"127.0.0.1:{ports[0]}"),
+                            (r"127\.0\.0\.1:9082", f"127.0.0.1:{ports[1]}")]))
+    url = f"wss://127.0.0.1:{n.port}/"
+
+    def healthz():
+        conn = http.client.HTTPSConnection("127.0.0.1", n.port, timeout=5, context=tls_client())
+        conn.request("GET", "/healthz")
+        resp = conn.getresponse()
+        return resp.status, resp.read()
+
+    status, body = healthz()
+    assert status == 200 and json.loads(body)["listening"] is True, (status, body)
+
+    stop = threading.Event()
+    results = {}
+
+    def client(k):
+        echoed, closes, sent = [], [], 0
+        while not stop.is_set() or sent < 5:
+            try:
+                with connect(url, ssl=tls_client(), open_timeout=10) as ws:
+                    while not stop.is_set() or sent < 5:
+                        msg = f"{k}:{sent}"
+                        ws.send(msg)
+                        got = ws.recv(timeout=10)
+                        assert got == msg, (got, msg)
+                        echoed.append(got)
+                        sent += 1
+                        time.sleep(0.02)
+            except ConnectionClosed as e:
+                # The message in flight (if any) was not echoed: it is sent again on the next
+                # connection, under the same number.
+                closes.append(e.rcvd.code if e.rcvd else None)
+            except (OSError, InvalidHandshake):
+                time.sleep(0.1)  # nginx briefly has no upstream
+        results[k] = (echoed, closes)
+
+    threads = [threading.Thread(target=client, args=(k,)) for k in range(20)]
+    for t in threads:
+        t.start()
+    time.sleep(1.5)
+    # The rolling restart: stop the first, start its new version on the same port, then the second.
+    for i in (0, 1):
+        old = servers[i]
+        old.proc.send_signal(signal.SIGTERM)
+        assert old.proc.wait(15) == 0, "".join(old.log)
+        assert "SHUTDOWN FINISHED" in "".join(old.log)
+        servers[i] = running(GodotServer("--graceful", "--http", "--shutdown-timeout", "3", "--port",
+                                         str(ports[i]), "--trusted-proxies", "127.0.0.1"))
+        time.sleep(1.5)
+    stop.set()
+    for t in threads:
+        t.join(60)
+    assert len(results) == 20, "every client finished"
+    moved = 0
+    for k, (echoed, closes) in results.items():
+        assert echoed == [f"{k}:{i}" for i in range(len(echoed))], f"client {k}: lost or doubled"
+        assert all(c == 1001 for c in closes), f"client {k} closed with {closes}"
+        moved += bool(closes)
+    assert moved >= 10, f"only {moved} of 20 clients were on a restarted process"
+    status, _ = healthz()
+    assert status == 200
