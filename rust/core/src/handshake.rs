@@ -204,30 +204,23 @@ fn reject(status: u16, why: &'static str, extra: &str) -> Decision {
 /// An HTTP response refusing the upgrade: `status` with its standard reason phrase, the header
 /// lines in `headers` (each ending in CRLF), and `body` as plain text. The connection closes after.
 pub fn refusal(status: u16, headers: &str, body: &str) -> Vec<u8> {
-    let text = http::StatusCode::from_u16(status)
-        .ok()
-        .and_then(|s| s.canonical_reason())
-        .unwrap_or("Refused");
-    let content_type = if body.is_empty() {
-        ""
-    } else {
-        "Content-Type: text/plain; charset=utf-8\r\n"
-    };
-    format!(
-        "HTTP/1.1 {status} {text}\r\n{headers}{content_type}Connection: close\r\nContent-Length: {}\r\n\r\n{body}",
-        body.len()
-    )
-    .into_bytes()
+    response(status, "Refused", headers, body.as_bytes(), false)
 }
 
-/// The game's answer to a plain HTTP request: `status` with its standard reason phrase, the
-/// header lines in `headers` (each ending in CRLF; a `Content-Type` of text unless they name one),
-/// `Content-Length` and `Connection: close`, then `body` unless the request was `HEAD`.
+/// The game's answer to a plain HTTP request: as `refusal`, with any status and body bytes (left
+/// out for `HEAD`, whose `Content-Length` still tells their size).
 pub fn answer(status: u16, headers: &str, body: &[u8], head: bool) -> Vec<u8> {
+    response(status, "Unknown", headers, body, head)
+}
+
+/// `status` with its standard reason phrase (`fallback` for a status without one), the header
+/// lines in `headers` (each ending in CRLF), a `Content-Type` of plain text for a body unless they
+/// name one, `Connection: close`, `Content-Length`, then `body` unless `head`.
+fn response(status: u16, fallback: &str, headers: &str, body: &[u8], head: bool) -> Vec<u8> {
     let text = http::StatusCode::from_u16(status)
         .ok()
         .and_then(|s| s.canonical_reason())
-        .unwrap_or("Unknown");
+        .unwrap_or(fallback);
     let typed = headers.split("\r\n").any(|l| {
         l.split_once(':')
             .is_some_and(|(n, _)| n.trim().eq_ignore_ascii_case("content-type"))

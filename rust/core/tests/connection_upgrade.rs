@@ -467,3 +467,17 @@ fn without_answer_requests_a_plain_get_is_refused_as_before_and_upgrades_are_unc
     assert!(h.output().starts_with("HTTP/1.1 101 "));
     assert!(matches!(h.take().as_slice(), [Event::Connected { peer, .. }] if peer.request.upgrade));
 }
+
+#[test]
+fn an_unanswered_head_gets_503_without_a_body() {
+    let mut h = Harness::new(answering());
+    plain_requested(&mut h, "HEAD /healthz HTTP/1.1\r\n\r\n");
+    h.now += Duration::from_secs(5);
+    let _ = h.timeout();
+    let out = h.output();
+    assert!(out.starts_with("HTTP/1.1 503 "), "{out}");
+    assert!(
+        out.ends_with("\r\n\r\n") && out.contains("Content-Length: 49\r\n"),
+        "{out}"
+    );
+}

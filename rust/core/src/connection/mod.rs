@@ -38,7 +38,7 @@ use tungstenite::protocol::WebSocketContext;
 pub use settings::Settings;
 
 use crate::event::{Event, Packet, PeerId, PeerState};
-use crate::handshake::{refusal, Upgrade};
+use crate::handshake::{answer, Upgrade};
 use crate::ids::IdAllocator;
 use crate::inbox::{Inbox, Wire};
 use crate::outq::OutQueue;
@@ -441,14 +441,8 @@ impl Connection {
             } => self.close(code, reason, cx),
             Phase::FailPending { .. } => self.fail_now(cx),
             Phase::Handshake { .. } => self.finish(false, cx),
-            Phase::Deciding { id, .. } => {
-                cx.events.push(Event::RequestEnded {
-                    id: *id,
-                    why: "the server is shutting down",
-                });
-                self.refuse(refusal(503, "", "the server is shutting down"));
-                self.deadline = Some(cx.now + cx.settings.config.close_timeout);
-                self.drive(cx, false)
+            Phase::Deciding { .. } => {
+                self.unavailable("the server is shutting down", "the server is shutting down", cx)
             }
             _ => Status::Alive,
         }
@@ -528,18 +522,29 @@ impl Connection {
         if self.is_handshaking() && !self.over_capacity {
             bump(&cx.settings.totals.timed_out, 1);
         }
-        if let Phase::Deciding { id, .. } = self.phase {
+        if matches!(self.phase, Phase::Deciding { .. }) {
             // The game has not decided within handshake_timeout: the server is not able to
-            // answer, so 503. The game is told with `RequestEnded`.
-            cx.events.push(Event::RequestEnded {
-                id,
-                why: "no decision within handshake_timeout",
-            });
-            self.refuse(refusal(503, "", "the server did not decide on this request in time"));
-            self.deadline = Some(cx.now + cx.settings.config.close_timeout);
-            return self.drive(cx, false);
+            // answer, so 503.
+            return self.unavailable(
+                "no decision within handshake_timeout",
+                "the server did not decide on this request in time",
+                cx,
+            );
         }
         self.finish(false, cx)
+    }
+
+    /// A request waiting for the game will not get its decision (or answer): `503` with `body`
+    /// (none for `HEAD`), and the game is told with `RequestEnded { why }`.
+    fn unavailable(&mut self, why: &'static str, body: &str, cx: &mut Context) -> Status {
+        let Phase::Deciding { id, request, .. } = &self.phase else {
+            return Status::Alive;
+        };
+        cx.events.push(Event::RequestEnded { id: *id, why });
+        let response = answer(503, "", body.as_bytes(), request.method == "HEAD");
+        self.refuse(response);
+        self.deadline = Some(cx.now + cx.settings.config.close_timeout);
+        self.drive(cx, false)
     }
 
     /// Takes what the inbox (and tungstenite's own buffer) holds as far as the protocol goes, if

@@ -1,5 +1,7 @@
-//! The `MultiplayerPeer` work: `poll()`'s signal pump, in Godot's order, and the packets of
-//! multiplayer mode (taken from the one queue and lent to Godot; sent to a target peer or all).
+//! The `MultiplayerPeer` work: `poll()`'s signal pump, in Godot's order (and the reference that
+//! keeps the server alive through its handlers), and the packets of multiplayer mode (taken from
+//! the one queue and lent to Godot; sent to a target peer or all), with the checks of which mode
+//! has the one queue.
 
 use super::*;
 
@@ -166,5 +168,66 @@ impl WebSocketServer {
                 }
             }
         }
+    }
+}
+
+impl WebSocketServer {
+    /// Whether messages wait in one queue (multiplayer mode, or `queue_messages`) rather than in
+    /// each peer's own.
+    pub(super) fn queued(&self) -> bool {
+        self.multiplayer || self.queue_messages
+    }
+
+    /// The running server if its messages wait in one queue (multiplayer mode or
+    /// `queue_messages`); otherwise an error saying that `what` needs it.
+    pub(super) fn queued_server(&mut self, what: &str) -> Option<&mut Server> {
+        let queued = self.queued();
+        match &mut self.server {
+            Some(server) if queued => Some(server),
+            Some(_) => {
+                godot_error!(
+                    "WebSocketServer: in raw mode you cannot {what} unless queue_messages is on; use get_peer(id)"
+                );
+                None
+            }
+            None => {
+                godot_error!("WebSocketServer: not listening");
+                None
+            }
+        }
+    }
+
+    /// The running server if it is in multiplayer mode; otherwise an error saying that `what`
+    /// needs it.
+    pub(super) fn multiplayer_server(&mut self, what: &str) -> Option<&mut Server> {
+        match &mut self.server {
+            Some(server) if self.multiplayer => Some(server),
+            Some(_) => {
+                godot_error!("WebSocketServer: in raw mode you cannot {what}; use get_peer(id) (or listen with gd_mp_api = true)");
+                None
+            }
+            None => {
+                godot_error!("WebSocketServer: not listening");
+                None
+            }
+        }
+    }
+}
+
+/// Whether `gd` holds the only reference left to its object.
+fn is_last_reference(gd: &Gd<WebSocketServer>) -> bool {
+    gd.upcast_ref::<godot::classes::RefCounted>().get_reference_count() <= 1
+}
+
+/// Drops the last reference to a server after the current call has returned (a deferred call),
+/// so that Godot never destroys the object while one of its methods runs.
+fn release_later(mut gd: Gd<WebSocketServer>) {
+    let main = godot::classes::Os::singleton().get_main_thread_id();
+    if godot::classes::Os::singleton().get_thread_caller_id() == main {
+        gd.run_deferred_gd(drop);
+    } else {
+        // Off the main thread there is no deferred call to ride on; keeping the (stopped) object
+        // is a small leak, destroying it here would abort the engine.
+        std::mem::forget(gd);
     }
 }
