@@ -27,7 +27,7 @@ fuzz_target!(|data: &[u8]| {
         } else {
             vec![]
         },
-        answer_requests: selector & 8 != 0,
+        plain_requests: selector & 8 != 0,
     };
     if let ProxyHeader::Done { len, .. } = proxy::parse(request) {
         assert!(len <= request.len() && len <= MAX_PROXY_HEADER);
@@ -55,10 +55,15 @@ fuzz_target!(|data: &[u8]| {
             assert!(resource.starts_with('/'));
             assert!(!resource.contains(['\r', '\n']));
         }
-        Decision::Plain(request) => {
-            assert!(offer.answer_requests, "a plain request only when they are answered");
-            assert!(!request.upgrade && (request.method == "GET" || request.method == "HEAD"));
-            assert!(request.resource.starts_with('/') && !request.resource.contains(['\r', '\n']));
+        Decision::Plain {
+            request: plain,
+            consumed,
+            ..
+        } => {
+            assert!(offer.plain_requests, "a plain request only when they are taken");
+            assert!(consumed <= request.len() && consumed <= MAX_REQUEST_SIZE);
+            assert!(!plain.upgrade && (plain.method == "GET" || plain.method == "HEAD"));
+            assert!(plain.resource.starts_with('/') && !plain.resource.contains(['\r', '\n']));
         }
         Decision::Reject { response, why } => {
             let text = std::str::from_utf8(&response).expect("the response is ASCII");

@@ -102,6 +102,8 @@ pub struct ServerConfig {
     /// (`Event::Requested` with `Request::upgrade == false`) to answer (`Verdict::Answer`),
     /// instead of being refused with `400`.
     pub answer_requests: bool,
+    /// Directories served on the port (`GET`/`HEAD` of their files, answered by the I/O side).
+    pub files: Option<std::sync::Arc<crate::files::StaticFiles>>,
     /// Proxies whose `Forwarded` / `X-Forwarded-For` / `X-Real-IP` name the client.
     pub trusted_proxies: crate::request::TrustedProxies,
     /// Every connection starts with a PROXY protocol header (v1 or v2); with `trusted_proxies`
@@ -165,6 +167,7 @@ impl Default for ServerConfig {
             allowed_origins: Vec::new(),
             authorize: false,
             answer_requests: false,
+            files: None,
             trusted_proxies: Default::default(),
             proxy_protocol: false,
             max_connections: 0,

@@ -23,10 +23,14 @@ pub enum Decision {
     Upgrade(Upgrade),
     /// Refused: send `response` and close. `why` is for logs and tests.
     Reject { response: Vec<u8>, why: &'static str },
-    /// A plain HTTP request (`GET` or `HEAD`, no upgrade) for the game to answer
-    /// (`Offer::answer_requests`). Whatever follows it is ignored: the answer closes the
-    /// connection.
-    Plain(Request),
+    /// A plain HTTP request (`GET` or `HEAD`, no upgrade) for the static files or the game to answer
+    /// (`Offer::plain_requests`). `consumed` is its length (a client may send its next request
+    /// after it); `keep_alive`: HTTP/1.1 without `Connection: close`.
+    Plain {
+        request: Request,
+        consumed: usize,
+        keep_alive: bool,
+    },
 }
 
 /// A valid upgrade request, not yet answered.
@@ -71,8 +75,9 @@ pub struct Offer {
     /// Origins (`https://example.com`) whose pages may connect; empty: any. A request without an
     /// `Origin` header (not from a browser) is not affected.
     pub allowed_origins: Vec<String>,
-    /// Plain `GET`/`HEAD` requests go to the game (`Decision::Plain`) instead of being refused.
-    pub answer_requests: bool,
+    /// Plain `GET`/`HEAD` requests are taken (`Decision::Plain`: static files are mounted, or the
+    /// game answers them) instead of being refused.
+    pub plain_requests: bool,
 }
 
 impl Offer {
@@ -113,16 +118,22 @@ impl Offer {
                 .collect()
         };
         let upgrade = tokens("Upgrade").iter().any(|t| t.eq_ignore_ascii_case("websocket"));
-        if !upgrade && self.answer_requests {
+        if !upgrade && self.plain_requests {
             // HTTP/1.0 too: health checkers (HAProxy's httpchk) still send it.
+            let keep_alive =
+                req.version == Some(1) && !tokens("Connection").iter().any(|t| t.eq_ignore_ascii_case("close"));
             return match req.method {
-                Some(method @ ("GET" | "HEAD")) => Decision::Plain(Request {
-                    method: method.into(),
-                    upgrade: false,
-                    resource,
-                    headers: all_headers(),
-                    ..Request::default()
-                }),
+                Some(method @ ("GET" | "HEAD")) => Decision::Plain {
+                    request: Request {
+                        method: method.into(),
+                        upgrade: false,
+                        resource,
+                        headers: all_headers(),
+                        ..Request::default()
+                    },
+                    consumed,
+                    keep_alive,
+                },
                 _ => reject(405, "only GET and HEAD are answered", "Allow: GET, HEAD\r\n"),
             };
         }

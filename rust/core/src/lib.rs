@@ -29,6 +29,7 @@ mod driver;
 pub mod endpoint;
 pub mod error;
 pub mod event;
+pub mod files;
 pub mod handshake;
 pub mod ids;
 mod inbox;

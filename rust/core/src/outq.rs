@@ -55,6 +55,29 @@ impl OutQueue {
         self.appended += bytes.len() as u64;
     }
 
+    /// Appends at most `max` bytes read from `source` (a file being served); returns how many (0:
+    /// the source has ended). The written part is dropped first, so the queue's memory stays
+    /// within what it holds plus `max`.
+    pub(crate) fn read_from(&mut self, source: &mut impl io::Read, max: usize) -> io::Result<usize> {
+        if self.head > 0 {
+            self.buf.drain(..self.head);
+            self.head = 0;
+        }
+        let start = self.buf.len();
+        self.buf.reserve_exact(max);
+        self.buf.resize(start + max, 0);
+        let read = loop {
+            match source.read(&mut self.buf[start..]) {
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                other => break other,
+            }
+        };
+        let n = *read.as_ref().unwrap_or(&0);
+        self.buf.truncate(start + n);
+        self.appended += n as u64;
+        read
+    }
+
     /// The bytes pushed since the last mark end a game message of `payload` bytes.
     pub(crate) fn mark_message(&mut self, payload: usize) {
         self.marks.push_back((self.appended, payload));
@@ -152,6 +175,20 @@ mod tests {
         let _ = q.advance(1 << 20);
         assert!(q.capacity() <= KEEP_CAPACITY);
         assert!(q.take_shrunk());
+    }
+
+    #[test]
+    fn reading_from_a_source_appends_at_most_max() {
+        let mut q = OutQueue::default();
+        q.push(b"head");
+        let _ = q.advance(2);
+        let mut src: &[u8] = b"0123456789";
+        assert_eq!(q.read_from(&mut src, 4).unwrap(), 4);
+        assert_eq!(q.pending(), b"ad0123");
+        assert_eq!(q.read_from(&mut src, 100).unwrap(), 6);
+        assert_eq!(q.read_from(&mut src, 100).unwrap(), 0);
+        assert_eq!(q.pending(), b"ad0123456789");
+        assert_eq!(q.len(), 12);
     }
 
     #[test]

@@ -117,6 +117,9 @@ impl Transport {
     /// the socket has some, writes while the socket takes bytes, ends our direction when the
     /// connection asks; again while writing lets reading resume.
     pub fn service<S: Socket>(&mut self, sock: &mut S, conn: &mut Connection, cx: &mut Context) -> Status {
+        if conn.begin_service(cx) == Status::Gone {
+            return Status::Gone;
+        }
         loop {
             // Most services only write (the game's messages): no read, no read buffer.
             let may_read = self.input_waiting || !self.raw.is_empty() || (self.eof && !self.eof_passed);

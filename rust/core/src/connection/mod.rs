@@ -24,6 +24,7 @@
 //! buffers on its own), so what a connection holds for a slow client is counted and bounded.
 
 mod frames;
+mod serving;
 mod settings;
 mod upgrade;
 
@@ -47,6 +48,7 @@ use crate::progress::MessageProgress;
 use crate::request::Request;
 use crate::stats::bump;
 use frames::Reply;
+use serving::Streamed;
 use upgrade::read_early;
 
 /// The close code reported when a Close frame carries none (RFC 6455 §7.1.5).
@@ -117,6 +119,15 @@ enum Phase {
         request: Arc<Request>,
         id: PeerId,
         early: Vec<u8>,
+    },
+    /// A plain request is answered from a mounted directory (`serving`): `left` bytes of `body`
+    /// are still to be queued; then the connection ends, or with `keep_alive` reads its next
+    /// request, which starts with `next` (what the client sent after this one).
+    Serving {
+        body: Option<std::fs::File>,
+        left: u64,
+        keep_alive: bool,
+        next: Vec<u8>,
     },
     Open {
         ws: Box<WebSocketContext>,
@@ -190,6 +201,12 @@ pub struct Connection {
     pings_sent: u64,
     /// Over `max_connections`: whatever the request, the answer is 503.
     over_capacity: bool,
+    /// Plain requests this connection has made (keep-alive, see `serving`).
+    served: u32,
+    /// Bytes of a file this service of the socket may still queue (`begin_service`).
+    stream_budget: usize,
+    /// The server shuts down: a file being served is the connection's last answer.
+    shutting_down: bool,
 }
 
 impl Connection {
@@ -215,6 +232,9 @@ impl Connection {
             ping_out: None,
             pings_sent: 0,
             over_capacity: false,
+            served: 0,
+            stream_budget: 0,
+            shutting_down: false,
         }
     }
 
@@ -242,7 +262,7 @@ impl Connection {
         match &self.phase {
             Phase::Open { peer, .. } | Phase::FailPending { peer, .. } | Phase::Failing { peer, .. } => Some(peer),
             Phase::Ending { peer, .. } => peer.as_ref(),
-            Phase::Handshake { .. } | Phase::Deciding { .. } | Phase::Gone => None,
+            Phase::Handshake { .. } | Phase::Deciding { .. } | Phase::Serving { .. } | Phase::Gone => None,
         }
     }
 
@@ -282,7 +302,8 @@ impl Connection {
         match self.phase {
             Phase::Open { .. } => !self.paused && !self.out_paused,
             Phase::Handshake { .. } | Phase::Deciding { .. } | Phase::Failing { .. } | Phase::Ending { .. } => true,
-            Phase::FailPending { .. } | Phase::Gone => false,
+            // (A client downloading a file may send its next request: it waits in the socket.)
+            Phase::FailPending { .. } | Phase::Serving { .. } | Phase::Gone => false,
         }
     }
 
@@ -320,6 +341,9 @@ impl Connection {
     pub fn transmitted(&mut self, n: usize, cx: &mut Context) -> Status {
         let (bytes, count) = self.out.advance(n);
         self.released |= self.out.take_shrunk();
+        if n > 0 && matches!(self.phase, Phase::Serving { .. }) {
+            self.deadline = Some(cx.now + crate::files::DOWNLOAD_STALL_TIMEOUT);
+        }
         if count > 0 {
             if let Some(peer) = self.peer() {
                 peer.sub_outbound(bytes, count);
@@ -375,9 +399,9 @@ impl Connection {
         std::mem::take(&mut self.released)
     }
 
-    /// Whether this connection has bytes to write.
+    /// Whether this connection has bytes to write (or a file to stream, see `begin_service`).
     pub fn has_output(&self) -> bool {
-        !self.out.is_empty()
+        !self.out.is_empty() || matches!(self.phase, Phase::Serving { left, .. } if left > 0)
     }
 
     /// Queues one message (`pending_output`). A message for a connection that can no
@@ -435,6 +459,11 @@ impl Connection {
     /// game is answered `503` (the game is told with `RequestEnded`); a request not yet complete is
     /// dropped unanswered; a violation's Close goes out now. Connections already closing go on.
     pub fn shut_down(&mut self, code: u16, reason: &str, cx: &mut Context) -> Status {
+        self.shutting_down = true;
+        if let Phase::Serving { keep_alive, .. } = &mut self.phase {
+            *keep_alive = false;
+            return self.drive(cx, false);
+        }
         match &self.phase {
             Phase::Open {
                 closing_by_us: false, ..
@@ -519,7 +548,9 @@ impl Connection {
             // The game did not poll in time: the Close goes out without waiting any longer.
             return self.fail_now(cx);
         }
-        if self.is_handshaking() && !self.over_capacity {
+        // (A keep-alive connection that sends no further request is not a handshake timing out.)
+        let idle = matches!(&self.phase, Phase::Handshake { buf, .. } if buf.is_empty() && self.served > 0);
+        if self.is_handshaking() && !self.over_capacity && !idle {
             bump(&cx.settings.totals.timed_out, 1);
         }
         if matches!(self.phase, Phase::Deciding { .. }) {
@@ -560,6 +591,14 @@ impl Connection {
                     Input::Lost => return self.finish(false, cx),
                 }
             }
+            match self.stream(cx) {
+                Streamed::Going => {}
+                Streamed::Next => {
+                    read = true;
+                    continue;
+                }
+                Streamed::Failed => return self.finish(false, cx),
+            }
             if self.out_paused && self.out.len() <= cx.settings.config.limits.outbound_buffer_size {
                 self.out_paused = false;
                 read = true;
@@ -574,7 +613,7 @@ impl Connection {
         let peer = match std::mem::replace(&mut self.phase, Phase::Gone) {
             Phase::Open { peer, .. } | Phase::FailPending { peer, .. } | Phase::Failing { peer, .. } => Some(peer),
             Phase::Ending { peer, .. } => peer,
-            Phase::Handshake { .. } | Phase::Deciding { .. } | Phase::Gone => None,
+            Phase::Handshake { .. } | Phase::Deciding { .. } | Phase::Serving { .. } | Phase::Gone => None,
         };
         self.phase = Phase::Ending { peer, clean };
     }
@@ -598,7 +637,7 @@ impl Connection {
                 self.inbox.clear();
                 Input::More
             }
-            Phase::Handshake { .. } | Phase::FailPending { .. } | Phase::Gone => Input::More,
+            Phase::Handshake { .. } | Phase::FailPending { .. } | Phase::Serving { .. } | Phase::Gone => Input::More,
         }
     }
 

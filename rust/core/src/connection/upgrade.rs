@@ -66,7 +66,8 @@ impl Connection {
         };
         loop {
             let chunk = self.inbox.peek(READ_CHUNK);
-            if chunk.is_empty() {
+            // (`buf` may hold a keep-alive connection's next request, not searched yet.)
+            if chunk.is_empty() && *scanned == buf.len() {
                 return Some(if self.inbox.eof() { Input::Lost } else { Input::More });
             }
             buf.extend_from_slice(chunk);
@@ -89,23 +90,16 @@ impl Connection {
                     self.refuse(response);
                     return Some(Input::More);
                 }
-                Decision::Plain(mut request) => {
+                Decision::Plain {
+                    mut request,
+                    consumed,
+                    keep_alive,
+                } => {
                     request.socket_addr = self.addr;
                     request.server_name = self.server_name.clone();
                     request.client_addr = cx.settings.config.trusted_proxies.client(self.origin, &request.headers);
-                    let request = Arc::new(request);
-                    let id = cx.ids.allocate();
-                    cx.events.push(Event::Requested {
-                        id,
-                        request: request.clone(),
-                    });
-                    // Nothing after the request is read as another one (the answer closes).
-                    self.phase = Phase::Deciding {
-                        upgrade: None,
-                        request,
-                        id,
-                        early: Vec::new(),
-                    };
+                    let next = buf.split_off(consumed);
+                    self.take_plain(request, next, keep_alive, cx);
                     return Some(Input::More);
                 }
                 Decision::Upgrade(mut upgrade) => {

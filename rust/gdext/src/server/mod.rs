@@ -22,6 +22,7 @@ use crate::peer::{close_peer, lend_packet, packet_bytes, Link, WebSocketServerPe
 use crate::request::WebSocketServerRequest;
 
 mod batch;
+mod files;
 mod multiplayer;
 mod peers;
 mod properties;
@@ -241,6 +242,8 @@ pub struct WebSocketServer {
     /// A shutdown's last poll left messages in the queue: they get one more frame.
     shutdown_grace: bool,
     extra_headers: Vec<String>,
+    /// The directories served on the port (`mount`) and their header lines.
+    files: wss_core::files::StaticFiles,
     server: Option<Server>,
     /// The peer objects handed out by `get_peer`, so each id keeps one object.
     peer_objects: HashMap<i32, Gd<WebSocketServerPeer>>,
