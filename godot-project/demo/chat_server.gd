@@ -17,6 +17,10 @@
 ## --tls-cert FILE --tls-key FILE [--tls-ca-chain FILE] (PEM files, res:// or absolute paths,
 ## e.g. Let's Encrypt's fullchain.pem and privkey.pem). See deploy/nginx/. --inline: the socket work
 ## happens in poll() (io_mode IO_MODE_INLINE) instead of on the server's I/O thread.
+## --web DIR: the directory served on the same port (default res://demo/web, the chat page: open
+## http://127.0.0.1:9080/ in a browser: / leads to /chat.html); --web "" serves none. GET /healthz is answered with the
+## number of clients as JSON (for a load balancer's health check). --allowed-origins LIST: the
+## origins whose pages may connect (comma-separated, e.g. https://game.example.com: the page's own).
 extends Node
 
 var server := WebSocketServer.new()
@@ -34,6 +38,8 @@ func _ready() -> void:
 	if _option("--trusted-proxies") != "":
 		server.trusted_proxies = PackedStringArray(_option("--trusted-proxies").split(","))
 	server.proxy_protocol = OS.get_cmdline_user_args().has("--proxy-protocol")
+	if _option("--allowed-origins") != "":
+		server.allowed_origins = PackedStringArray(_option("--allowed-origins").split(","))
 	if OS.get_cmdline_user_args().has("--inline"):
 		server.io_mode = WebSocketServer.IO_MODE_INLINE
 	if _option("--tls-cert") != "":
@@ -49,6 +55,14 @@ func _ready() -> void:
 			var chain := X509Certificate.new()
 			chain.load(_option("--tls-ca-chain"))
 			server.ca_chain = chain
+	# The chat page on the same port as its WebSocket (same origin: allowed_origins can be the
+	# page's own), and a health check.
+	var web := _option("--web", "res://demo/web")
+	if web != "" and server.mount("/", web) != OK:
+		get_tree().quit(1)
+		return
+	server.answer_http_requests = true
+	server.http_request.connect(_on_http_request)
 	server.client_connected.connect(_on_client_connected)
 	server.client_disconnected.connect(_on_client_disconnected)
 	server.client_close_request.connect(_on_client_close_request)
@@ -60,12 +74,25 @@ func _ready() -> void:
 		return
 	var scheme := "wss" if server.ssl_certificate != null else "ws"
 	print("chat server listening on port %d (%s://, Ctrl-C to stop)" % [server.get_local_port(), scheme])
+	if web != "":
+		print("the chat page: %s://127.0.0.1:%d/" % ["https" if scheme == "wss" else "http", server.get_local_port()])
 
 
 func _option(name: String, default := "") -> String:
 	var args := OS.get_cmdline_user_args()
 	var i := args.find(name)
 	return args[i + 1] if i >= 0 and i + 1 < args.size() else default
+
+
+func _on_http_request(id: int, request: WebSocketServerRequest) -> void:
+	if request.get_path() == "/healthz":
+		var status := {"clients": rooms.size(), "name": instance}
+		server.respond(id, 200, JSON.stringify(status), PackedStringArray(["Content-Type: application/json", "Cache-Control: no-store"]))
+	elif request.get_path() == "/":
+		var query := request.get_query()
+		server.respond(id, 302, "", PackedStringArray(["Location: /chat.html" + ("?" + query if query != "" else "")]))
+	else:
+		server.respond(id, 404, "not found")
 
 
 func _process(_delta: float) -> void:

@@ -2,7 +2,9 @@
 and one Godot WebSocketPeer client chat through the demo chat server in headless Godot: text, a
 60 KB message, an empty message, non-ASCII text, who is connected, and a server restart that the
 page survives (close code shown, reconnection with backoff). A screenshot of the page is kept in
-target/screenshots/chat-page.png."""
+target/screenshots/chat-page.png. And the page loaded from the chat server itself (its own port,
+http:// then https://), chatting over that same port (ws://, then wss:// with the test
+certificate)."""
 
 import queue
 import subprocess
@@ -11,13 +13,15 @@ import threading
 import time
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "tests/attacks"))
 sys.path.insert(0, str(ROOT / "tests/deploy"))
 sys.path.insert(0, str(ROOT / "tests/browser"))
 from godot_server import godot_path  # noqa: E402
 from test_browser import browser  # noqa: E402,F401  (the fixture)
-from test_nginx import ChatServer, free_port  # noqa: E402
+from test_nginx import ChatServer, Nginx, free_port  # noqa: E402
 
 PAGE = ROOT / "godot-project/demo/web/chat.html"
 NON_ASCII = "Grüße 🌍 ☃ — ünïcödé 你好"
@@ -132,3 +136,45 @@ def test_two_tabs_and_a_godot_client_chat_and_survive_a_restart(browser, running
     assert browser.execute_script("return chat.send('back again')")
     tab(bob)
     wait_js(browser, f"({last_text('Ann')} || []).includes('back again')", what="chat after the restart")
+
+
+@pytest.mark.parametrize("how", ["http-ws", "https-wss", "nginx-https-wss"])
+def test_the_page_comes_from_the_chat_server_and_chats_on_the_same_port(browser, running, how):
+    """One process serves the page and its WebSocket on one port: directly (ws://, or wss:// with
+    the server's own certificate), or behind nginx terminating TLS (deploy's godot-websocket.conf,
+    unchanged: one location passes pages and sockets). allowed_origins is the page's own."""
+    tls = how != "http-ws"
+    port = free_port()
+    front = port if how != "nginx-https-wss" else free_port()
+    origin = f"{'https' if tls else 'http'}://127.0.0.1:{front}"
+    args = ["--allowed-origins", origin]
+    if how == "https-wss":
+        args += ["--tls-cert", "res://tests/data/ecdsa.crt", "--tls-key", "res://tests/data/ecdsa.key"]
+    running(ChatServer("same-origin", port=port, args=args))
+    if how == "nginx-https-wss":
+        n = running(Nginx(sites=["sites/godot-websocket.conf"], subs=[(r"127\.0\.0\.1:9080", f"127.0.0.1:{port}")],
+                          port=front))
+        port = n.port
+    browser.get(f"{origin}/?name=Ann")  # / leads to /chat.html, keeping the query
+    ann = browser.current_window_handle
+    assert browser.current_url.startswith(f"{origin}/chat.html?name=Ann"), browser.current_url
+    wait_js(browser, "chat.status === 'connected'", what="Ann connected")
+    socket_url = browser.execute_script("return chat.socket.url")
+    assert socket_url.startswith(f"{'wss' if tls else 'ws'}://127.0.0.1:{port}/?"), socket_url
+    # The page's own files, as the browser got them.
+    served = browser.execute_script(
+        "const r = await fetch('/chat.html', {cache: 'no-store'});"
+        "return [r.status, r.headers.get('content-type'), await r.text()]")
+    assert served[:2] == [200, "text/html; charset=utf-8"], served[:2]
+    assert served[2] == PAGE.read_text(encoding="utf-8"), "the page, byte-exact"
+    browser.switch_to.new_window("tab")
+    browser.get(f"{origin}/chat.html?name=Bob")
+    bob = browser.current_window_handle
+    wait_js(browser, "chat.status === 'connected' && chat.peers.size === 2", what="Bob sees two")
+    browser.switch_to.window(ann)
+    assert browser.execute_script("return chat.send('same origin, same port')")
+    browser.switch_to.window(bob)
+    wait_js(browser, "chat.messages.some(m => m.name === 'Ann' && m.text === 'same origin, same port')",
+            what="Bob got Ann's message")
+    browser.close()
+    browser.switch_to.window(ann)

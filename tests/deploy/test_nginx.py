@@ -26,7 +26,7 @@ from websockets.sync.client import connect
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "tests/attacks"))
-from godot_server import GodotServer, godot_path  # noqa: E402
+from godot_server import GodotServer, godot_path, io_args  # noqa: E402
 
 DEPLOY = ROOT / "deploy/nginx"
 CERT = ROOT / "godot-project/tests/data/ecdsa.crt"
@@ -50,9 +50,9 @@ def tls_client():
 class Nginx:
     """nginx running the committed files `sites` (http) and `stream` with `subs` applied."""
 
-    def __init__(self, sites=(), stream=(), subs=()):
+    def __init__(self, sites=(), stream=(), subs=(), port=None):
         self.dir = Path(tempfile.mkdtemp(prefix="nginx-test-"))
-        self.port = free_port()
+        self.port = port or free_port()
         nginx = subprocess.run([str(ROOT / "scripts/nginx.sh")], check=True, capture_output=True,
                                text=True).stdout.strip()
         module = subprocess.run([str(ROOT / "scripts/nginx.sh"), "--stream-module"], check=True,
@@ -211,10 +211,11 @@ def test_stream_with_proxy_protocol_gives_address_port_and_sni(running):
 class ChatServer:
     """The demo chat server (rooms by `?room=`), one process."""
 
-    def __init__(self, name, port=0):
+    def __init__(self, name, port=0, args=()):
         self.proc = subprocess.Popen(
             [godot_path(), "--headless", "--path", str(ROOT / "godot-project"), "res://demo/chat_server.tscn",
-             "--", "--port", str(port), "--bind", "127.0.0.1", "--name", name, "--trusted-proxies", "127.0.0.1"],
+             "--", "--port", str(port), "--bind", "127.0.0.1", "--name", name, "--trusted-proxies", "127.0.0.1",
+             *args, *io_args()],
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         self.lines = queue.Queue()
         self.log = []
