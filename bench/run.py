@@ -352,6 +352,10 @@ class Bench:
             self.row(f"broadcast 64 B to {n} clients per frame, {pacing}, multiplayer put_packet(target 0): delivered msg/s", mp,
                      None, b, None)
 
+    def run_topics(self):
+        import topics
+        topics.run(self, free_port, fmt, ratio, wsload)
+
     def run_tick(self):
         import tick
         tick.run(self, free_port, fmt, ratio)
@@ -431,7 +435,7 @@ def main():
     ap.add_argument("--out", default=str(ROOT / "BENCHMARKS.md"))
     ap.add_argument("--bindir", default=str(ROOT / "target/release"))
     ap.add_argument("--command", default="scripts/bench.sh")
-    ap.add_argument("--only", default="", help="comma-separated parts (tick,echo,idle,memory,broadcast,connect,tls)")
+    ap.add_argument("--only", default="", help="comma-separated parts (tick,echo,idle,memory,broadcast,topics,connect,tls)")
     args = ap.parse_args()
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
@@ -440,7 +444,7 @@ def main():
     bench = Bench(args.smoke, godot, Path(args.bindir))
     started = time.time()
     parts = {p.__name__: p for p in (bench.run_tick, bench.run_echo, bench.run_idle, bench.run_memory, bench.run_broadcast,
-                                     bench.run_connect, bench.run_tls)}
+                                     bench.run_topics, bench.run_connect, bench.run_tls)}
     chosen = args.only.split(",") if args.only else list(parts)
     for part in (parts[f"run_{c}"] if not c.startswith("run_") else parts[c] for c in chosen):
         print(f"== {part.__name__}", flush=True)

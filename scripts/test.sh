@@ -46,10 +46,10 @@ tail -n 30 target/bench-smoke.md
 
 echo "== Python websockets client against the demo server; multiplayer across processes; Autobahn; attacks; nginx; Chromium"
 scripts/python-env.sh
-.venv/bin/python -m pytest -q tests/python tests/attacks tests/deploy tests/browser tests/package
+.venv/bin/python -m pytest -q tests/python tests/attacks tests/deploy tests/bus tests/browser tests/package
 
-echo "== The Python, multiplayer, Autobahn (kosoku), attack, nginx and chat-page suites again, against inline I/O"
-WSS_IO_MODE=inline .venv/bin/python -m pytest -q tests/python tests/attacks tests/deploy tests/browser/test_chat_page.py
+echo "== The Python, multiplayer, Autobahn (kosoku), attack, nginx, bus and chat-page suites again, against inline I/O"
+WSS_IO_MODE=inline .venv/bin/python -m pytest -q tests/python tests/attacks tests/deploy tests/bus tests/browser/test_chat_page.py
 
 echo "== Autobahn|Testsuite, the original, over ws:// and wss://, with the I/O thread and inline"
 scripts/autobahn.sh

@@ -3,7 +3,7 @@
 ##   --impl ours      this addon's WebSocketServer (raw mode; broadcast with one broadcast() call)
 ##   --impl ours_mp   this addon in multiplayer mode (broadcast with put_packet to target 0)
 ##   --impl stock     Godot's TCPServer + one WebSocketPeer per client, as Godot 4 games do today
-## Options after `--`: --impl, --mode echo|broadcast|idle, --port N, --unpaced, --tls (wss:// with
+## Options after `--`: --impl, --mode echo|broadcast|publish|relay|idle, --port N, --unpaced, --tls (wss:// with
 ## the ECDSA test certificate in tests/data, for both servers), --limit BYTES (our inbound and
 ## outbound buffer sizes, for the stock server's peers too; tests/python/test_autobahn.py raises
 ## them for Autobahn's 16 MiB cases),
@@ -14,6 +14,11 @@
 ## answers them in one send_messages() call, with queue_messages on),
 ## --per-peer (ours, raw echo in the stock Godot pattern: after poll(), each peer's packets read
 ## with get_packet() and answered with send(), one peer at a time).
+## Topics (ours, raw): --mode publish subscribes every client to one topic and publishes the 64
+## bytes to it each frame (as broadcast mode, through publish()); --mode relay subscribes every
+## client and publishes each message a client sends to the topic, the sender excluded; --bus URL
+## (bus_url: the topic spans every process on that Redis); --no-publish (publish mode: subscribe,
+## but let other processes publish).
 ## Prints a STAT line every 0.25 s: unix time, messages sent, µs spent in the networking part of the
 ## frame (work) and in poll() alone, frames, main-thread CPU ticks, process CPU ticks, RSS KiB, peers.
 extends Node
@@ -79,6 +84,11 @@ func _ready() -> void:
 			ours.outbound_buffer_size = int(ProcStats.opt("--limit"))
 		signals = OS.get_cmdline_user_args().has("--signals")
 		per_peer = OS.get_cmdline_user_args().has("--per-peer")
+		if ProcStats.opt("--bus") != "":
+			ours.bus_url = ProcStats.opt("--bus")
+			ours.bus_channel_prefix = "bench:"
+		if mode == "publish" or mode == "relay":
+			ours.client_connected.connect(func(id: int, _p: String, _r: String) -> void: ours.subscribe(id, "all"))
 		if signals:
 			ours.data_received.connect(_on_data)
 		elif not per_peer:
@@ -94,10 +104,18 @@ func _process(_delta: float) -> void:
 	else:
 		ours.poll()  # with --signals the echo happens in _on_data, inside poll()
 		poll_usec += Time.get_ticks_usec() - start
-		if per_peer and impl == "ours":
+		if mode == "relay":
+			_relay()
+		elif per_peer and impl == "ours":
 			_echo_per_peer()
 		elif not signals and impl == "ours":
 			_echo_batch()
+		if mode == "publish" and not OS.get_cmdline_user_args().has("--no-publish"):
+			# (Counted as broadcast mode counts: every client is subscribed.)
+			var clients := ours.get_peer_ids().size()
+			if clients > 0 or ours.bus_url != "":
+				var failed := ours.publish("all", broadcast)
+				msgs += clients - failed.size()
 		if mode == "broadcast":
 			if impl == "ours_mp":
 				ours.set_target_peer(0)
@@ -119,6 +137,14 @@ func _echo_batch() -> void:
 	# Each message goes back as it came, text or binary.
 	var failed := ours.send_messages(batch.ids, batch.packets, WebSocketServerPeer.WRITE_MODE_BINARY, batch.text)
 	msgs += batch.size() - failed.size()  # with inline I/O, written before send_messages returns
+
+
+## Relay: each message to every other subscriber of the topic (and, with --bus, every process's).
+func _relay() -> void:
+	var batch := ours.take_messages()
+	for i in batch.size():
+		var failed := ours.publish("all", batch.packets[i], WebSocketServerPeer.WRITE_MODE_BINARY, PackedInt32Array([batch.ids[i]]))
+		msgs += 1 if failed.is_empty() else 0
 
 
 func _echo_per_peer() -> void:

@@ -21,6 +21,9 @@
 ## http://127.0.0.1:9080/ in a browser: / leads to /chat.html); --web "" serves none. GET /healthz is answered with the
 ## number of clients as JSON (for a load balancer's health check). --allowed-origins LIST: the
 ## origins whose pages may connect (comma-separated, e.g. https://game.example.com: the page's own).
+## --bus URL (redis://host:6379): rooms and the global channel ("/all <text>") are topics shared by
+## every process on that Valkey/Redis server, so players on different processes chat together
+## (see deploy/ and scripts/demo.sh --cluster).
 extends Node
 
 var server := WebSocketServer.new()
@@ -38,6 +41,11 @@ func _ready() -> void:
 	if _option("--trusted-proxies") != "":
 		server.trusted_proxies = PackedStringArray(_option("--trusted-proxies").split(","))
 	server.proxy_protocol = OS.get_cmdline_user_args().has("--proxy-protocol")
+	if _option("--bus") != "":
+		server.bus_url = _option("--bus")
+		server.bus_connected.connect(func() -> void: print("bus connected"))
+		server.bus_disconnected.connect(func(reason: String) -> void: print("bus disconnected: ", reason))
+		server.bus_publish_failed.connect(func(n: int) -> void: print("bus: %d publishes failed" % n))
 	if _option("--allowed-origins") != "":
 		server.allowed_origins = PackedStringArray(_option("--allowed-origins").split(","))
 	if OS.get_cmdline_user_args().has("--inline"):
@@ -108,24 +116,34 @@ func _on_client_connected(id: int, protocol: String, resource_name: String) -> v
 	var room: String = query["room"]
 	rooms[id] = room
 	names[id] = query["name"]
+	var kind := "raw"
 	if query["events"] == "json":
+		kind = "json"
 		json_clients[id] = true
 		var present := []
 		for other: int in _room_mates(id):
 			present.append({"id": other, "name": names[other]})
 		_send_json(id, {"type": "welcome", "id": id, "name": names[id], "room": room, "peers": present})
-	for other: int in _room_mates(id):
-		_send_json(other, {"type": "join", "id": id, "name": names[id]})
+	# The room and the global channel are topics: with --bus, they span every process.
+	server.subscribe(id, _topic(room, kind))
+	server.subscribe(id, _topic("", kind))
+	_publish_json(room, {"type": "join", "id": id, "name": names[id]}, id)
 	print("connect %d from %s:%d resource=%s protocol=%s room=%s" % [
 		id, server.get_peer_address(id), server.get_peer_port(id), resource_name, protocol, room])
 
 
-## The other clients in `id`'s room.
+## The topic of `room` ("": the global channel) for clients that get JSON events or raw messages.
+func _topic(room: String, kind: String) -> String:
+	return ("room/%s/%s" % [room, kind]) if room != "" else "all/" + kind
+
+
+## The other clients of this process in `id`'s room.
 func _room_mates(id: int) -> Array[int]:
 	var mates: Array[int] = []
-	for other: int in server.get_peer_ids():
-		if other != id and rooms.get(other) == rooms.get(id):
-			mates.append(other)
+	for kind: String in ["json", "raw"]:
+		for other: int in server.get_subscribers(_topic(rooms[id], kind)):
+			if other != id:
+				mates.append(other)
 	return mates
 
 
@@ -133,6 +151,17 @@ func _room_mates(id: int) -> Array[int]:
 func _send_json(id: int, event: Dictionary) -> void:
 	if json_clients.has(id):
 		server.get_peer(id).send_text(JSON.stringify(event))
+
+
+## Publishes a JSON event to the JSON clients of `room` ("": everyone), but `except`.
+func _publish_json(room: String, event: Dictionary, except: int) -> void:
+	_publish(_topic(room, "json"), JSON.stringify(event).to_utf8_buffer(), WebSocketPeer.WRITE_MODE_TEXT, except)
+
+
+## Publishes unless the topic has nobody (here, and there is no bus to other processes).
+func _publish(topic: String, bytes: PackedByteArray, mode: int, except: int) -> void:
+	if server.bus_url != "" or server.get_subscribers(topic).size() > 0:
+		server.publish(topic, bytes, mode, PackedInt32Array([except]))
 
 
 func _on_data_received(id: int) -> void:
@@ -143,19 +172,23 @@ func _on_data_received(id: int) -> void:
 		print("message %d: %s" % [id, packet.get_string_from_utf8().left(200)])
 	else:
 		print("message %d: %d bytes" % [id, packet.size()])
-	if is_text and packet.get_string_from_utf8() == "/where":
+	var text := packet.get_string_from_utf8() if is_text else ""
+	if text == "/where":
 		peer.send_text("server=%s room=%s address=%s port=%d" % [
 			instance, rooms[id], server.get_peer_address(id), server.get_peer_port(id)])
 		return
-	var event := {"type": "message", "from": id, "name": names[id], "text": packet.get_string_from_utf8()}
+	# "/all <text>": to every client of every room (and process, with --bus).
+	var room: String = rooms[id]
+	if text.begins_with("/all "):
+		room = ""
+		text = text.substr(5)
+		packet = text.to_utf8_buffer()
+	var event := {"type": "message", "from": id, "name": names[id], "text": text}
 	if not is_text:
 		event = {"type": "binary", "from": id, "name": names[id], "size": packet.size()}
-	for other: int in _room_mates(id):
-		if json_clients.has(other):
-			_send_json(other, event)
-		else:
-			# send(), not put_packet(): Godot's put_packet skips empty messages.
-			server.get_peer(other).send(packet, WebSocketServerPeer.WRITE_MODE_TEXT if is_text else WebSocketServerPeer.WRITE_MODE_BINARY)
+	_publish_json(room, event, id)
+	# send semantics: empty messages go out too (Godot's put_packet would skip them).
+	_publish(_topic(room, "raw"), packet, WebSocketPeer.WRITE_MODE_TEXT if is_text else WebSocketPeer.WRITE_MODE_BINARY, id)
 
 
 func _on_client_close_request(id: int, code: int, reason: String) -> void:
@@ -163,8 +196,8 @@ func _on_client_close_request(id: int, code: int, reason: String) -> void:
 
 
 func _on_client_disconnected(id: int, was_clean_close: bool) -> void:
-	for other: int in _room_mates(id):
-		_send_json(other, {"type": "leave", "id": id, "name": names[id], "clean": was_clean_close})
+	# (Its subscriptions ended with it: the room's others get the event.)
+	_publish_json(rooms[id], {"type": "leave", "id": id, "name": names[id], "clean": was_clean_close}, id)
 	rooms.erase(id)
 	names.erase(id)
 	json_clients.erase(id)

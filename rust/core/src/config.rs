@@ -102,6 +102,8 @@ pub struct ServerConfig {
     /// (`Event::Requested` with `Request::upgrade == false`) to answer (`Verdict::Answer`),
     /// instead of being refused with `400`.
     pub answer_requests: bool,
+    /// Topics also cross to the other processes on this Valkey/Redis server (`crate::bus`).
+    pub bus: Option<crate::bus::BusConfig>,
     /// Directories served on the port (`GET`/`HEAD` of their files, answered by the I/O side).
     pub files: Option<std::sync::Arc<crate::files::StaticFiles>>,
     /// Proxies whose `Forwarded` / `X-Forwarded-For` / `X-Real-IP` name the client.
@@ -168,6 +170,7 @@ impl Default for ServerConfig {
             authorize: false,
             answer_requests: false,
             files: None,
+            bus: None,
             trusted_proxies: Default::default(),
             proxy_protocol: false,
             max_connections: 0,

@@ -22,6 +22,7 @@
 //! The game thread's side: [`server`] (`Server::listen`, `poll`/`next_signal` in Godot's order),
 //! [`peer_handle`] (send, read, close one peer), [`config`], [`error`].
 
+pub mod bus;
 pub mod channel;
 pub mod config;
 pub mod connection;
@@ -49,6 +50,7 @@ mod socket;
 pub mod stats;
 mod sync;
 pub mod tls;
+pub mod topics;
 pub mod transport;
 
 pub use config::MAX_EVENT_BACKLOG;

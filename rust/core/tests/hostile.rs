@@ -101,6 +101,9 @@ fn run_game(
                 Signal::UpgradeRequested { .. } | Signal::HttpRequest { .. } | Signal::UpgradeCancelled { .. } => {
                     unreachable!("authorization and plain HTTP are off")
                 }
+                Signal::BusConnected | Signal::BusDisconnected { .. } | Signal::BusPublishFailed { .. } => {
+                    unreachable!("no bus")
+                }
             }
         }
         std::thread::sleep(Duration::from_millis(2));

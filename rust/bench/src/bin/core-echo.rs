@@ -94,7 +94,10 @@ fn main() {
                 Signal::CloseRequest { .. }
                 | Signal::UpgradeRequested { .. }
                 | Signal::HttpRequest { .. }
-                | Signal::UpgradeCancelled { .. } => {}
+                | Signal::UpgradeCancelled { .. }
+                | Signal::BusConnected
+                | Signal::BusDisconnected { .. }
+                | Signal::BusPublishFailed { .. } => {}
             }
         }
         stats.poll_usec += start.elapsed().as_micros() as u64;

@@ -23,7 +23,9 @@ use crate::request::Request;
 use crate::stats::Totals;
 
 mod send;
+mod topics;
 pub use send::is_recipient;
+pub use topics::Published;
 
 /// What the game should be told, one at a time, from `Server::next_signal`.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -61,6 +63,16 @@ pub enum Signal {
     Disconnected {
         id: PeerId,
         clean: bool,
+    },
+    /// The bus to the other processes (`ServerConfig::bus`) is connected (again).
+    BusConnected,
+    /// The bus is down (or could not be reached): topics reach local subscribers only.
+    BusDisconnected {
+        reason: String,
+    },
+    /// This many publishes since the last such signal did not reach the bus.
+    BusPublishFailed {
+        count: u64,
     },
 }
 
@@ -101,6 +113,18 @@ pub struct Server {
     shutting_down: bool,
     /// The shutdown has no connection left and `poll` has taken every event about them.
     drained: bool,
+    /// Who is subscribed to what (`topics`).
+    topics: crate::topics::Topics,
+    /// The link to the other processes, if configured.
+    bus: Option<crate::bus::Bus>,
+    /// The bus's signals, emitted before the peers' (they concern none of them).
+    bus_signals: VecDeque<Signal>,
+    /// Failed publishes already signalled.
+    bus_failed_told: u64,
+    /// Local deliveries of bus messages refused by a full queue.
+    bus_undelivered: u64,
+    /// (Kept to reuse its allocation.)
+    bus_received: Vec<crate::bus::BusMessage>,
 }
 
 impl Server {
@@ -121,6 +145,10 @@ impl Server {
         let settings = Settings::new(config);
         let totals = settings.totals.clone();
         let driver = Driver::new(poll, listener, channel.clone(), settings);
+        let bus = match &config.bus {
+            Some(b) => Some(crate::bus::Bus::start(b).map_err(|e| ListenError::CantCreate(e.0))?),
+            None => None,
+        };
         let io = match config.io {
             IoMode::Thread => Io::Thread(
                 std::thread::Builder::new()
@@ -150,6 +178,12 @@ impl Server {
             dead: false,
             shutting_down: false,
             drained: false,
+            topics: Default::default(),
+            bus,
+            bus_signals: VecDeque::new(),
+            bus_failed_told: 0,
+            bus_undelivered: 0,
+            bus_received: Vec::new(),
         })
     }
 
@@ -183,6 +217,7 @@ impl Server {
             });
             self.failing_unread = failing;
         }
+        self.poll_bus();
         if let Some(Io::Inline { driver, readiness }) = &mut self.io {
             run_inline(driver, &self.channel, |d| d.turn_now(readiness));
             if driver.as_mut().is_some_and(|d| d.trim_due(readiness)) {
@@ -258,7 +293,7 @@ impl Server {
 
     /// Whether `next_signal` has anything to go through (most frames it has not).
     pub fn has_pending(&self) -> bool {
-        !self.to_signal.is_empty()
+        !self.to_signal.is_empty() || !self.bus_signals.is_empty()
     }
 
     /// The I/O thread died and every signal about it has been queued (see `poll`).
@@ -279,6 +314,9 @@ impl Server {
     /// From `poll()` until this returns `None`, sends made by the game (typically from the signal
     /// handlers) wake the I/O thread once, at the end, rather than once each.
     pub fn next_signal(&mut self) -> Option<Signal> {
+        if let Some(signal) = self.bus_signals.pop_front() {
+            return Some(signal);
+        }
         loop {
             let Some(event) = self.to_signal.pop_front() else {
                 self.channel.release_wakes();
@@ -367,6 +405,7 @@ impl Server {
                     self.fail_next.retain(|f| *f != id);
                     self.failing_unread.retain(|f| *f != id);
                     self.peers.remove(&id);
+                    self.forget_topics(id);
                     self.channel.command(Command::Release { id });
                     Signal::Disconnected { id, clean }
                 }

@@ -28,6 +28,7 @@ mod peers;
 mod properties;
 mod shutdown;
 mod stats;
+mod topics;
 mod upgrades;
 
 use properties::{limit_or_zero, strings};
@@ -237,6 +238,20 @@ pub struct WebSocketServer {
     /// covered). [i]Not in Godot.[/i]
     #[var(set = set_shutdown_on_sigterm)]
     shutdown_on_sigterm: bool,
+    /// A Valkey or Redis server ([code]"redis://host:6379"[/code], with
+    /// [code]"redis://:password@host:6379/0"[/code] for a password and a database) through which
+    /// [method publish] also reaches the subscribers of the topic connected to every other process
+    /// using the same bus: rooms that span processes and machines. Empty (the default): topics
+    /// are local. Cannot change while listening. See [method publish] for what is promised, and
+    /// [signal bus_connected], [signal bus_disconnected], [method get_bus_stats].
+    /// [i]Not in Godot.[/i]
+    #[var(set = set_bus_url)]
+    bus_url: GString,
+    /// Put before every topic to make its channel on the bus ([member bus_url]), so that several
+    /// games (or test and production) can share one server. Default [code]"wss:"[/code].
+    /// [i]Not in Godot.[/i]
+    #[var(set = set_bus_channel_prefix)]
+    bus_channel_prefix: GString,
     /// This server takes part in the handling of SIGTERM and SIGINT (`shutdown_on_sigterm`).
     termination_armed: bool,
     /// A shutdown's last poll left messages in the queue: they get one more frame.
@@ -443,6 +458,24 @@ impl WebSocketServer {
     /// client's [signal client_disconnected]. [i]Not in Godot.[/i]
     #[signal]
     fn shutdown_finished();
+
+    /// The bus ([member bus_url]) is connected: from now on [method publish] reaches the other
+    /// processes, and their messages reach this one's subscribers. Emitted from
+    /// [code]poll()[/code]. [i]Not in Godot.[/i]
+    #[signal]
+    fn bus_connected();
+
+    /// The bus could not be reached at [method listen], or was lost (closed, killed, or silent for
+    /// 3 s): topics reach this process's subscribers only, publishes to the others fail (see
+    /// [signal bus_publish_failed]) and their messages are missed, until [signal bus_connected].
+    /// The server reconnects by itself (100 ms, doubling to 5 s). [i]Not in Godot.[/i]
+    #[signal]
+    fn bus_disconnected(reason: GString);
+
+    /// [param count] publishes (since the last such signal) did not reach the bus: it was down,
+    /// or more than 4096 waited for it. Their local subscribers got them. [i]Not in Godot.[/i]
+    #[signal]
+    fn bus_publish_failed(count: i64);
 
     /// Starts listening on [param port] (0 picks a free one, see [method get_local_port]).
     ///
@@ -652,6 +685,25 @@ impl WebSocketServer {
     #[func]
     fn set_queue_messages(&mut self, value: bool) {
         self.set_checked("queue_messages", || Ok(()), |s| s.queue_messages = value);
+    }
+
+    #[func]
+    fn set_bus_url(&mut self, value: GString) {
+        let url = value.to_string();
+        let check = || match url.as_str() {
+            "" => Ok(()),
+            url => wss_core::bus::check_url(url),
+        };
+        self.set_checked("bus_url", check, |s| s.bus_url = value.clone());
+    }
+
+    #[func]
+    fn set_bus_channel_prefix(&mut self, value: GString) {
+        self.set_checked(
+            "bus_channel_prefix",
+            || Ok(()),
+            |s| s.bus_channel_prefix = value.clone(),
+        );
     }
 
     #[func]

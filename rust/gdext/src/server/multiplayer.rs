@@ -89,6 +89,9 @@ impl WebSocketServer {
                     self.peer_objects.remove(&id);
                     self.signals().client_disconnected().emit(id as i64, clean)
                 }
+                Signal::BusConnected => self.signals().bus_connected().emit(),
+                Signal::BusDisconnected { reason } => self.signals().bus_disconnected().emit(&GString::from(&reason)),
+                Signal::BusPublishFailed { count } => self.signals().bus_publish_failed().emit(count as i64),
             }
         }
         if self.shutdown_over() {
