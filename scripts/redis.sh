@@ -10,6 +10,10 @@ wrapper=$P/redis-server
 
 ok() { [ -x "$wrapper" ] && "$wrapper" --version > /dev/null 2>&1; }
 
+# One installation at a time (tests running in parallel may all ask at once).
+mkdir -p "$root/target"
+exec 9> "$root/target/.redis-install.lock"
+flock 9
 if ! ok; then
   echo "redis.sh: fetching Debian's redis-server into $P (once; cached)" >&2
   rm -rf "$P"

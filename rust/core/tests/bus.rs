@@ -27,15 +27,19 @@ struct Redis {
 }
 
 fn redis_server() -> String {
-    if let Ok(path) = std::env::var("WSS_REDIS_SERVER") {
-        return path;
-    }
-    let root = concat!(env!("CARGO_MANIFEST_DIR"), "/../..");
-    let out = Command::new(format!("{root}/scripts/redis.sh"))
-        .output()
-        .expect("scripts/redis.sh runs");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8(out.stdout).unwrap().trim().to_string()
+    static PATH: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    PATH.get_or_init(|| {
+        if let Ok(path) = std::env::var("WSS_REDIS_SERVER") {
+            return path;
+        }
+        let root = concat!(env!("CARGO_MANIFEST_DIR"), "/../..");
+        let out = Command::new(format!("{root}/scripts/redis.sh"))
+            .output()
+            .expect("scripts/redis.sh runs");
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8(out.stdout).unwrap().trim().to_string()
+    })
+    .clone()
 }
 
 impl Redis {
