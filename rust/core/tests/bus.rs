@@ -107,10 +107,12 @@ fn server(redis_port: u16) -> Server {
 fn connect(server: &Server) -> WebSocket<TcpStream> {
     let port = server.local_addr().port();
     let stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
-    stream.set_read_timeout(Some(Duration::from_millis(20))).unwrap();
-    tungstenite::client(format!("ws://127.0.0.1:{port}/"), stream)
+    let ws = tungstenite::client(format!("ws://127.0.0.1:{port}/"), stream)
         .unwrap()
-        .0
+        .0;
+    // (After the handshake: under qemu the answer can take longer than a read's wait here.)
+    ws.get_ref().set_read_timeout(Some(Duration::from_millis(20))).unwrap();
+    ws
 }
 
 /// Polls both servers until `done` holds for the signals seen so far (each server's, in order).
