@@ -352,6 +352,24 @@ class Bench:
             self.row(f"broadcast 64 B to {n} clients per frame, {pacing}, multiplayer put_packet(target 0): delivered msg/s", mp,
                      None, b, None)
 
+    def run_compression(self):
+        """permessage-deflate (bench/compression.py, Python websockets clients that offer it)."""
+        subprocess.run([str(ROOT / "scripts/python-env.sh")], check=True)
+        clients, secs = (20, 1) if self.smoke else (500, 5)
+        out = subprocess.run([str(ROOT / ".venv/bin/python"), str(ROOT / "bench/compression.py"), self.godot,
+                              str(clients), str(secs)], capture_output=True, text=True, timeout=600)
+        rows = [json.loads(l[4:]) for l in out.stdout.splitlines() if l.startswith("ROW ")]
+        if out.returncode != 0 or len(rows) != 6:
+            raise RuntimeError("bench/compression.py failed:\n" + out.stdout + out.stderr)
+        for r in rows:
+            what = {"json": "JSON game state (~200 B text, 20 Hz)", "chat": "chat lines (60-160 B text, 20 Hz)"}[r["mode"]]
+            setting = "compression off" if not r["compression"] else f"COMPRESSION_SHARED, threshold {r['threshold']}"
+            assert r["negotiated"] == r["compression"], r
+            self.row(f"{what} to {clients} clients, {setting}: bytes on the wire per message / I/O thread µs per "
+                     f"message / main thread CPU % / KiB per connection",
+                     f"{r['bytes_per_msg']:.0f} / {r['io_us_per_msg']:.1f} / {r['main_cpu_percent']:.1f} / "
+                     f"{r['kib_per_conn']:.1f}", None, None, None)
+
     def run_topics(self):
         import topics
         topics.run(self, free_port, fmt, ratio, wsload)
@@ -435,7 +453,7 @@ def main():
     ap.add_argument("--out", default=str(ROOT / "BENCHMARKS.md"))
     ap.add_argument("--bindir", default=str(ROOT / "target/release"))
     ap.add_argument("--command", default="scripts/bench.sh")
-    ap.add_argument("--only", default="", help="comma-separated parts (tick,echo,idle,memory,broadcast,topics,connect,tls)")
+    ap.add_argument("--only", default="", help="comma-separated parts (tick,echo,idle,memory,broadcast,topics,compression,connect,tls)")
     args = ap.parse_args()
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
@@ -444,7 +462,7 @@ def main():
     bench = Bench(args.smoke, godot, Path(args.bindir))
     started = time.time()
     parts = {p.__name__: p for p in (bench.run_tick, bench.run_echo, bench.run_idle, bench.run_memory, bench.run_broadcast,
-                                     bench.run_topics, bench.run_connect, bench.run_tls)}
+                                     bench.run_topics, bench.run_compression, bench.run_connect, bench.run_tls)}
     chosen = args.only.split(",") if args.only else list(parts)
     for part in (parts[f"run_{c}"] if not c.startswith("run_") else parts[c] for c in chosen):
         print(f"== {part.__name__}", flush=True)

@@ -32,12 +32,12 @@ while [ $# -gt 0 ]; do
     *) targets+=("$1"); shift ;;
   esac
 done
-[ ${#targets[@]} -gt 0 ] || targets=(handshake connection multiplayer endpoint)
+[ ${#targets[@]} -gt 0 ] || targets=(handshake connection multiplayer endpoint inflate)
 if ! cargo fuzz --version >/dev/null 2>&1; then
   echo "fuzz.sh: installing cargo-fuzz (once)" >&2
   cargo install cargo-fuzz --locked --version 0.13.2 >&2
 fi
-declare -A max_len=([handshake]=20000 [connection]=4096 [multiplayer]=256 [endpoint]=4096)
+declare -A max_len=([handshake]=20000 [connection]=4096 [multiplayer]=256 [endpoint]=4096 [inflate]=4096)
 for t in "${targets[@]}"; do
   mkdir -p "corpus/$t"
   # libFuzzer writes new inputs to the first directory and only reads the others.

@@ -28,6 +28,7 @@ fuzz_target!(|data: &[u8]| {
             vec![]
         },
         plain_requests: selector & 8 != 0,
+        compression: selector & 16 != 0,
     };
     if let ProxyHeader::Done { len, .. } = proxy::parse(request) {
         assert!(len <= request.len() && len <= MAX_PROXY_HEADER);

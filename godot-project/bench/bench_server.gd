@@ -18,7 +18,10 @@
 ## bytes to it each frame (as broadcast mode, through publish()); --mode relay subscribes every
 ## client and publishes each message a client sends to the topic, the sender excluded; --bus URL
 ## (bus_url: the topic spans every process on that Redis); --no-publish (publish mode: subscribe,
-## but let other processes publish).
+## but let other processes publish). --compression: permessage-deflate (COMPRESSION_SHARED).
+## --mode json: 20 times a second, a ~200-byte JSON game state (positions that change) to every
+## client as text, one broadcast(); --mode chat: 20 times a second, a line of chat text (varied
+## sentences, 60-160 bytes) to every client.
 ## Prints a STAT line every 0.25 s: unix time, messages sent, µs spent in the networking part of the
 ## frame (work) and in poll() alone, frames, main-thread CPU ticks, process CPU ticks, RSS KiB, peers.
 extends Node
@@ -38,6 +41,27 @@ var poll_usec := 0
 var frames := 0
 var main_stat := ""
 var tls_options: TLSOptions
+const CHAT := [
+	"hey everyone, anyone up for a match in the north arena?",
+	"gg! that last round was close, the blue team almost had it",
+	"does anyone know how to unlock the second map? I have been stuck on level 4 for ages now",
+	"brb, dinner",
+	"the server feels smooth today, no lag at all even with a full lobby",
+	"who wants to trade: I have two rare swords and need a shield, message me",
+]
+var _next_state := 0
+
+
+## A game state as a browser game sends it: entities with positions that change every tick.
+func _state_json() -> String:
+	var t := Time.get_ticks_msec()
+	var entities := []
+	for i in 3:
+		entities.append({"id": i + 1, "x": snappedf(100.0 + 50.0 * sin(t / 700.0 + i), 0.01),
+			"y": snappedf(80.0 + 40.0 * cos(t / 900.0 + i), 0.01), "hp": 100 - i * 7})
+	return JSON.stringify({"tick": frames, "time": t, "entities": entities})
+
+
 ## The 64 bytes the broadcast mode sends to every client each frame.
 var broadcast := PackedByteArray()
 ## Ours, raw echo: one data_received signal and four calls per message (--signals), or one
@@ -84,6 +108,10 @@ func _ready() -> void:
 			ours.outbound_buffer_size = int(ProcStats.opt("--limit"))
 		signals = OS.get_cmdline_user_args().has("--signals")
 		per_peer = OS.get_cmdline_user_args().has("--per-peer")
+		if OS.get_cmdline_user_args().has("--compression"):
+			ours.compression = WebSocketServer.COMPRESSION_SHARED
+			if ProcStats.opt("--compression-threshold") != "":
+				ours.compression_threshold = int(ProcStats.opt("--compression-threshold"))
 		if ProcStats.opt("--bus") != "":
 			ours.bus_url = ProcStats.opt("--bus")
 			ours.bus_channel_prefix = "bench:"
@@ -116,6 +144,11 @@ func _process(_delta: float) -> void:
 			if clients > 0 or ours.bus_url != "":
 				var failed := ours.publish("all", broadcast)
 				msgs += clients - failed.size()
+		if (mode == "json" or mode == "chat") and Time.get_ticks_msec() >= _next_state:
+			_next_state = Time.get_ticks_msec() + 50
+			var text: String = _state_json() if mode == "json" else CHAT[frames % CHAT.size()] + " (%d)" % frames
+			var failed := ours.broadcast(text.to_utf8_buffer(), WebSocketServerPeer.WRITE_MODE_TEXT)
+			msgs += ours.get_peer_ids().size() - failed.size()
 		if mode == "broadcast":
 			if impl == "ours_mp":
 				ours.set_target_peer(0)

@@ -23,7 +23,8 @@
 ## origins whose pages may connect (comma-separated, e.g. https://game.example.com: the page's own).
 ## --bus URL (redis://host:6379): rooms and the global channel ("/all <text>") are topics shared by
 ## every process on that Valkey/Redis server, so players on different processes chat together
-## (see deploy/ and scripts/demo.sh --cluster).
+## (see deploy/ and scripts/demo.sh --cluster). --compression: permessage-deflate with the clients
+## that offer it (browsers do; Godot's WebSocketPeer does not).
 extends Node
 
 var server := WebSocketServer.new()
@@ -41,6 +42,8 @@ func _ready() -> void:
 	if _option("--trusted-proxies") != "":
 		server.trusted_proxies = PackedStringArray(_option("--trusted-proxies").split(","))
 	server.proxy_protocol = OS.get_cmdline_user_args().has("--proxy-protocol")
+	if OS.get_cmdline_user_args().has("--compression"):
+		server.compression = WebSocketServer.COMPRESSION_SHARED
 	if _option("--bus") != "":
 		server.bus_url = _option("--bus")
 		server.bus_connected.connect(func() -> void: print("bus connected"))

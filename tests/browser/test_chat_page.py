@@ -178,3 +178,38 @@ def test_the_page_comes_from_the_chat_server_and_chats_on_the_same_port(browser,
             what="Bob got Ann's message")
     browser.close()
     browser.switch_to.window(ann)
+
+
+def test_browsers_negotiate_compression_and_godot_clients_stay_uncompressed(browser, running):
+    """With compression = COMPRESSION_SHARED: Chromium negotiates permessage-deflate (the page's
+    WebSocket.extensions says so), 60 KB of repetitive text arrives intact both ways between two
+    tabs, and a Godot WebSocketPeer client in the same room (which offers no extension) gets it
+    too, uncompressed."""
+    port = free_port()
+    running(ChatServer("deflate", port=port, args=("--compression",)))
+    origin = f"http://127.0.0.1:{port}"
+    browser.get(f"{origin}/chat.html?name=Ann")
+    ann = browser.current_window_handle
+    wait_js(browser, "chat.status === 'connected'", what="Ann connected")
+    assert browser.execute_script("return chat.socket.extensions").startswith("permessage-deflate"), \
+        browser.execute_script("return chat.socket.extensions")
+    browser.switch_to.new_window("tab")
+    browser.get(f"{origin}/chat.html?name=Bob")
+    bob = browser.current_window_handle
+    godot = running(GodotClient(f"ws://127.0.0.1:{port}/"))
+    godot.expect("GODOT OPEN")
+    wait_js(browser, "chat.status === 'connected' && chat.peers.size === 3", what="three connected")
+    text = "compress me, " * 4700
+    browser.switch_to.window(ann)
+    assert browser.execute_script("return chat.send(arguments[0])", text)
+    browser.switch_to.window(bob)
+    wait_js(browser, f"chat.messages.some(m => m.name === 'Ann' && m.text.length === {len(text)})", what="Bob got 60 KB")
+    assert browser.execute_script("return chat.messages.find(m => m.name === 'Ann').text") == text
+    assert godot.expect("GODOT GOT").startswith(f"GODOT GOT {len(text)} compress me")
+    assert browser.execute_script("return chat.send(arguments[0])", text[::-1])
+    browser.switch_to.window(ann)
+    wait_js(browser, f"chat.messages.some(m => m.name === 'Bob' && m.text.length === {len(text)})", what="Ann got it back")
+    assert browser.execute_script("return chat.messages.find(m => m.name === 'Bob').text") == text[::-1]
+    browser.switch_to.window(bob)
+    browser.close()
+    browser.switch_to.window(ann)

@@ -13,7 +13,8 @@
 ## happens in poll()), --graceful (shutdown_on_sigterm: SIGTERM shuts down with 1001, then
 ## "SHUTDOWN FINISHED ..." is printed and the game quits; --shutdown-timeout S), --http
 ## (answer_http_requests: GET /healthz answers {"open", "connected", "listening"} as JSON, other
-## paths 404; STATS counts them as http), --mount DIR (serves the files of DIR, an OS path, at /).
+## paths 404; STATS counts them as http), --mount DIR (serves the files of DIR, an OS path, at /), --compression (permessage-deflate,
+## COMPRESSION_SHARED).
 ## Internet-facing options: --max-connections N, --max-handshakes-per-address N (default: the
 ## property's), --trusted-proxies A,B, --proxy-protocol, --allowed-origins A,B, --authorize MODE
 ## (token: accept a request with "Authorization: Bearer good", or "token=good" in its query (what a
@@ -99,6 +100,8 @@ func _ready() -> void:
 				server.respond(id, 200, JSON.stringify(status), PackedStringArray(["Content-Type: application/json", "Cache-Control: no-store"]))
 			else:
 				server.respond(id, 404, "no such page"))
+	if args.has("--compression"):
+		server.compression = WebSocketServer.COMPRESSION_SHARED
 	if args.has("--mount"):
 		if server.mount("/", _opt("--mount")) != OK:
 			get_tree().quit(1)

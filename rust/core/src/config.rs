@@ -54,6 +54,9 @@ impl BindIp {
     }
 }
 
+/// The default of `ServerConfig::compression_threshold`.
+pub const DEFAULT_COMPRESSION_THRESHOLD: usize = 128;
+
 /// The default heartbeat: Python `websockets`' 20 s. Well inside nginx's default 60 s
 /// `proxy_read_timeout`, so idle clients behind it stay connected, and a frozen client is dropped
 /// within about 40 s.
@@ -102,6 +105,11 @@ pub struct ServerConfig {
     /// (`Event::Requested` with `Request::upgrade == false`) to answer (`Verdict::Answer`),
     /// instead of being refused with `400`.
     pub answer_requests: bool,
+    /// permessage-deflate (RFC 7692) with the clients that offer it (`crate::deflate`): each message
+    /// compressed on its own both ways, no compression state kept per connection.
+    pub compression: bool,
+    /// Messages to clients shorter than this many bytes go uncompressed.
+    pub compression_threshold: usize,
     /// Topics also cross to the other processes on this Valkey/Redis server (`crate::bus`).
     pub bus: Option<crate::bus::BusConfig>,
     /// Directories served on the port (`GET`/`HEAD` of their files, answered by the I/O side).
@@ -171,6 +179,8 @@ impl Default for ServerConfig {
             answer_requests: false,
             files: None,
             bus: None,
+            compression: false,
+            compression_threshold: DEFAULT_COMPRESSION_THRESHOLD,
             trusted_proxies: Default::default(),
             proxy_protocol: false,
             max_connections: 0,

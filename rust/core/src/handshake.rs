@@ -42,6 +42,8 @@ pub struct Upgrade {
     /// that the server offers (`""` if neither side has any).
     pub protocol: String,
     pub consumed: usize,
+    /// permessage-deflate, if the client offered it and the server takes it.
+    pub deflate: Option<crate::deflate::negotiate::Agreed>,
     /// `Sec-WebSocket-Accept`.
     accept_key: String,
 }
@@ -56,6 +58,10 @@ impl Upgrade {
         );
         if !protocol.is_empty() {
             response.push_str(&format!("Sec-WebSocket-Protocol: {protocol}\r\n"));
+        }
+        if let Some(agreed) = &self.deflate {
+            response.push_str(&agreed.response_line());
+            response.push_str("\r\n");
         }
         for line in offer.extra_headers.iter().chain(more) {
             response.push_str(line);
@@ -75,6 +81,8 @@ pub struct Offer {
     /// Origins (`https://example.com`) whose pages may connect; empty: any. A request without an
     /// `Origin` header (not from a browser) is not affected.
     pub allowed_origins: Vec<String>,
+    /// permessage-deflate is taken when a client offers it.
+    pub compression: bool,
     /// Plain `GET`/`HEAD` requests are taken (`Decision::Plain`: static files are mounted, or the
     /// game answers them) instead of being refused.
     pub plain_requests: bool,
@@ -185,10 +193,18 @@ impl Offer {
             protocols: offered.iter().map(|p| p.to_string()).collect(),
             ..Request::default()
         };
+        let deflate = if self.compression {
+            crate::deflate::negotiate::choose(
+                header("Sec-WebSocket-Extensions").filter_map(|h| std::str::from_utf8(h.value).ok()),
+            )
+        } else {
+            None
+        };
         Decision::Upgrade(Upgrade {
             request,
             protocol,
             consumed,
+            deflate,
             accept_key: derive_accept_key(key),
         })
     }

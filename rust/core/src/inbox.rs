@@ -39,6 +39,18 @@ impl Inbox {
         self.buf.extend_from_slice(bytes);
     }
 
+    /// Puts `bytes` before the ones not yet taken (they came first).
+    pub(crate) fn prepend(&mut self, bytes: &[u8]) {
+        if bytes.is_empty() {
+            return;
+        }
+        let rest = self.buf.split_off(self.head);
+        self.buf.clear();
+        self.head = 0;
+        self.buf.extend_from_slice(bytes);
+        self.buf.extend_from_slice(&rest);
+    }
+
     pub(crate) fn len(&self) -> usize {
         self.buf.len() - self.head
     }

@@ -26,6 +26,7 @@ pub mod bus;
 pub mod channel;
 pub mod config;
 pub mod connection;
+pub mod deflate;
 mod driver;
 pub mod endpoint;
 pub mod error;

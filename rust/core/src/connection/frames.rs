@@ -39,9 +39,18 @@ impl Connection {
             return Input::More;
         };
         let out_limit = cx.settings.config.limits.outbound_buffer_size;
+        let in_limit = cx.settings.config.limits.inbound_buffer_size;
+        // With permessage-deflate the parser reads the inflated input; the client's bytes go
+        // through the inflater as the parser needs them.
+        let (mut inflating, source, mut raw) = match self.deflate.as_deref_mut() {
+            Some(super::deflating::Deflating { inflating, decoded, .. }) => {
+                (Some(inflating), decoded, Some(&mut self.inbox))
+            }
+            None => (None, &mut self.inbox, None),
+        };
         let mut tx = Wire {
             progress: Some(&mut self.progress),
-            ..Wire::new(&mut self.inbox, &mut self.out)
+            ..Wire::new(source, &mut self.out)
         };
         // (code, how the client's reply will be read): after a frame that was too long
         // tungstenite is inside its payload, and a bad opcode is refused before its header is
@@ -59,6 +68,15 @@ impl Connection {
                 self.paused = true;
                 self.stall_deadline = None;
                 return Input::More;
+            }
+            if let (Some(inflating), Some(raw)) = (inflating.as_deref_mut(), raw.as_deref_mut()) {
+                if tx.inbox.len() < READ_CHUNK {
+                    if let Err(why) =
+                        super::deflating::inflate_input(inflating, raw, tx.inbox, in_limit.max(READ_CHUNK))
+                    {
+                        break super::deflating::refused(why);
+                    }
+                }
             }
             match ws.read(&mut tx) {
                 Ok(Message::Text(text)) => {
@@ -105,6 +123,15 @@ impl Connection {
                 Ok(Message::Ping(_) | Message::Frame(_)) => {}
                 // Everything in the inbox has been read.
                 Err(WsError::Io(e)) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                    // (With permessage-deflate: more of the client's bytes may wait to be inflated.)
+                    if let (Some(inflating), Some(raw)) = (inflating.as_deref_mut(), raw.as_deref_mut()) {
+                        match super::deflating::inflate_input(inflating, raw, tx.inbox, in_limit.max(READ_CHUNK)) {
+                            Ok(true) => continue,
+                            Ok(false) if !tx.inbox.is_empty() || tx.inbox.eof() => continue,
+                            Ok(false) => {}
+                            Err(why) => break super::deflating::refused(why),
+                        }
+                    }
                     // tungstenite's read buffer keeps the size a long frame made it grow to (and
                     // shares it with that frame's payload) for the rest of the connection. When
                     // everything read belongs to finished messages, that buffer is empty and its

@@ -23,6 +23,7 @@
 //! Every byte for the socket goes through one `OutQueue` (tungstenite writes into it and never
 //! buffers on its own), so what a connection holds for a slow client is counted and bounded.
 
+mod deflating;
 mod frames;
 mod serving;
 mod settings;
@@ -207,6 +208,8 @@ pub struct Connection {
     stream_budget: usize,
     /// The server shuts down: a file being served is the connection's last answer.
     shutting_down: bool,
+    /// permessage-deflate was agreed (`deflating`).
+    deflate: Option<Box<deflating::Deflating>>,
 }
 
 impl Connection {
@@ -235,6 +238,7 @@ impl Connection {
             served: 0,
             stream_budget: 0,
             shutting_down: false,
+            deflate: None,
         }
     }
 
@@ -411,7 +415,12 @@ impl Connection {
         match &mut self.phase {
             Phase::Open { ws, peer, .. } | Phase::FailPending { ws, peer, .. } if ws.can_write() => {
                 let op = OpCode::Data(if packet.text { OpData::Text } else { OpData::Binary });
-                let frame = Frame::message(packet.data, op, true);
+                let (data, compressed) = match &self.deflate {
+                    Some(d) => d.outgoing(packet.data),
+                    None => (packet.data, false),
+                };
+                let mut frame = Frame::message(data, op, true);
+                frame.header_mut().rsv1 = compressed;
                 // Formatted straight into `out` by tungstenite's frame formatter: its parser's own
                 // write buffer would keep the size of the longest message ever sent for the rest
                 // of the connection, and cost one more copy. (Pongs and Close frames, which the

@@ -38,6 +38,7 @@ impl Settings {
                 protocols: config.protocols.clone(),
                 extra_headers: config.extra_headers.clone(),
                 allowed_origins: config.allowed_origins.clone(),
+                compression: config.compression,
                 plain_requests: config.answer_requests || config.files.as_ref().is_some_and(|f| !f.is_empty()),
             },
             config: config.clone(),

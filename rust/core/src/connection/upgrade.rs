@@ -37,7 +37,7 @@ impl Connection {
             (Verdict::Accept { protocol, headers }, Some(upgrade)) => {
                 let protocol = protocol.unwrap_or_else(|| upgrade.protocol.clone());
                 let response = upgrade.accept(&protocol, &cx.settings.offer, &headers);
-                self.open(response, protocol, request, id, early, cx);
+                self.open(response, protocol, request, id, early, upgrade.deflate, cx);
                 self.drive(cx, true)
             }
             (Verdict::Reject { status, headers, body }, _) => {
@@ -124,7 +124,7 @@ impl Connection {
                     } else {
                         let protocol = upgrade.protocol.clone();
                         let response = upgrade.accept(&protocol, &cx.settings.offer, &[]);
-                        self.open(response, protocol, request, id, early, cx);
+                        self.open(response, protocol, request, id, early, upgrade.deflate, cx);
                     }
                     return None;
                 }
@@ -142,8 +142,11 @@ impl Connection {
         request: Arc<Request>,
         id: PeerId,
         early: Vec<u8>,
+        deflate: Option<crate::deflate::negotiate::Agreed>,
         cx: &mut Context,
     ) {
+        self.deflate = deflate.map(|agreed| Box::new(super::deflating::Deflating::new(agreed, cx)));
+        let early = self.early_input(early);
         self.progress.feed(&early);
         let mut ws = WebSocketContext::from_partially_read(early, Role::Server, Some(cx.settings.ws));
         let resource = request.resource.clone();

@@ -220,6 +220,25 @@ pub struct WebSocketServer {
     /// [signal client_disconnected]. Multiplayer mode always queues this way.
     #[var(set = set_queue_messages)]
     queue_messages: bool,
+    /// permessage-deflate (RFC 7692), which every browser and Python's [code]websockets[/code]
+    /// offer (Godot's [WebSocketPeer] offers nothing and is not affected).
+    /// [constant COMPRESSION_OFF] (the default): declined, as in Godot.
+    /// [constant COMPRESSION_SHARED]: accepted from clients that offer it; every message is
+    /// compressed on its own both ways (no context takeover), so no compression state is kept per
+    /// connection: one compressor per I/O thread serves them all, a message to many clients
+    /// ([method broadcast], [method publish]) is compressed once, and a client's message is
+    /// inflated with state held only while it arrives (stopped, and the client closed with 1009,
+    /// as soon as it passes [member inbound_buffer_size]). Messages shorter than
+    /// [member compression_threshold] go uncompressed. Do not send secrets together with text an
+    /// attacker chooses in one compressed message over [code]wss://[/code] (CRIME, RFC 7692 §8).
+    /// Cannot change while listening. [i]Not in Godot.[/i]
+    #[var(set = set_compression)]
+    compression: i64,
+    /// With [member compression]: messages to clients shorter than this many bytes are sent
+    /// uncompressed (compressing a few bytes on their own gains nothing). Default 128.
+    /// [i]Not in Godot.[/i]
+    #[var(set = set_compression_threshold)]
+    compression_threshold: i64,
     /// Seconds [method shutdown] waits for clients to finish their close handshake (and for
     /// what was queued for them to be written) before dropping them, unless it is given another
     /// timeout. Default 5.0, within the 10 s that [code]docker stop[/code] waits before killing
@@ -575,6 +594,13 @@ impl WebSocketServer {
     }
 
     /// [member io_mode]: the server's own I/O thread does the socket work (the default).
+    /// [member compression]: permessage-deflate is declined (the default).
+    #[constant]
+    pub const COMPRESSION_OFF: i64 = 0;
+    /// [member compression]: permessage-deflate with every client that offers it, each message
+    /// compressed on its own.
+    #[constant]
+    pub const COMPRESSION_SHARED: i64 = 1;
     #[constant]
     pub const IO_MODE_THREAD: i64 = 0;
 
@@ -680,6 +706,28 @@ impl WebSocketServer {
     fn set_busy_poll_usec(&mut self, value: i64) {
         let check = || busy_poll_usec("busy_poll_usec", value).map(|_| ());
         self.set_checked("busy_poll_usec", check, |s| s.busy_poll_usec = value);
+    }
+
+    #[func]
+    fn set_compression(&mut self, value: i64) {
+        let check = || match value {
+            Self::COMPRESSION_OFF | Self::COMPRESSION_SHARED => Ok(()),
+            v => Err(ConfigError(format!(
+                "compression must be COMPRESSION_OFF (0) or COMPRESSION_SHARED (1), not {v}"
+            ))),
+        };
+        self.set_checked("compression", check, |s| s.compression = value);
+    }
+
+    #[func]
+    fn set_compression_threshold(&mut self, value: i64) {
+        let check = || match value {
+            0..=1_073_741_824 => Ok(()),
+            v => Err(ConfigError(format!(
+                "compression_threshold must be 0 to 1073741824 bytes, not {v}"
+            ))),
+        };
+        self.set_checked("compression_threshold", check, |s| s.compression_threshold = value);
     }
 
     #[func]

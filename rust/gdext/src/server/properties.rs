@@ -133,6 +133,8 @@ impl WebSocketServer {
             queue_messages: d.queue_messages,
             shutdown_timeout: 5.0,
             shutdown_on_sigterm: false,
+            compression: Self::COMPRESSION_OFF,
+            compression_threshold: d.compression_threshold as i64,
             bus_url: GString::new(),
             bus_channel_prefix: "wss:".into(),
             termination_armed: false,
@@ -185,6 +187,8 @@ impl WebSocketServer {
             authorize: self.authorize_upgrades,
             answer_requests: self.answer_http_requests,
             files: (!self.files.is_empty()).then(|| Arc::new(self.files.clone())),
+            compression: self.compression == Self::COMPRESSION_SHARED,
+            compression_threshold: self.compression_threshold as usize,
             bus: (!self.bus_url.is_empty()).then(|| wss_core::bus::BusConfig {
                 url: self.bus_url.to_string(),
                 prefix: self.bus_channel_prefix.to_string(),

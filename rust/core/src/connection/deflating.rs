@@ -1,0 +1,101 @@
+//! permessage-deflate on one connection (`crate::deflate`): the client's input inflated before
+//! tungstenite reads it, and the game's messages compressed as they are queued.
+
+use tungstenite::protocol::frame::coding::CloseCode;
+use tungstenite::Bytes;
+
+use super::frames::Reply;
+use super::{Connection, Context};
+use crate::deflate::inbound::{Inflating, Refused};
+use crate::deflate::negotiate::Agreed;
+use crate::deflate::outbound::compress;
+use crate::inbox::Inbox;
+
+/// A connection's permessage-deflate state: no compressor of its own, an inflater only while a
+/// compressed message arrives.
+pub(super) struct Deflating {
+    pub(super) agreed: Agreed,
+    pub(super) inflating: Inflating,
+    /// The input as tungstenite reads it (what `inflating` made of the client's bytes).
+    pub(super) decoded: Inbox,
+    /// Messages shorter than this go uncompressed.
+    threshold: usize,
+}
+
+impl Deflating {
+    pub(super) fn new(agreed: Agreed, cx: &Context) -> Deflating {
+        Deflating {
+            agreed,
+            inflating: Inflating::new(cx.settings.config.limits.inbound_buffer_size, agreed.client_window_bits),
+            decoded: Inbox::default(),
+            threshold: cx.settings.config.compression_threshold,
+        }
+    }
+
+    /// The payload to send for `data`, and whether it is compressed (RSV1).
+    pub(super) fn outgoing(&self, data: Bytes) -> (Bytes, bool) {
+        if data.len() < self.threshold {
+            return (data, false);
+        }
+        let compressed = compress(&data, self.agreed.server_window_bits);
+        if compressed.len() >= data.len() {
+            // Incompressible (already compressed, random): sent as it is.
+            return (data, false);
+        }
+        (compressed, true)
+    }
+}
+
+/// Moves what it can of the client's bytes (`raw`) through the inflater into `decoded`, up to
+/// about `cap` bytes waiting there. `Ok(true)` if it took any.
+pub(super) fn inflate_input(
+    inflating: &mut Inflating,
+    raw: &mut Inbox,
+    decoded: &mut Inbox,
+    cap: usize,
+) -> Result<bool, Refused> {
+    if raw.is_empty() {
+        if raw.eof() {
+            decoded.set_eof();
+        }
+        return Ok(false);
+    }
+    let mut out = Vec::new();
+    let n = inflating.decode(raw.peek(usize::MAX), &mut out, cap.saturating_sub(decoded.len()))?;
+    raw.consume(n);
+    decoded.extend(&out);
+    // After the client's end of stream, what the inflater could not take is a frame cut short:
+    // the parser sees the end where the stream ends.
+    if raw.eof() && (raw.is_empty() || n == 0) {
+        decoded.set_eof();
+    }
+    Ok(n > 0)
+}
+
+/// The close code and reply reading for a compressed message that could not be taken.
+pub(super) fn refused(why: Refused) -> (CloseCode, Reply) {
+    match why {
+        Refused::TooBig => (CloseCode::Size, Reply::Discard),
+        Refused::Corrupt => (CloseCode::Invalid, Reply::Discard),
+    }
+}
+
+impl Connection {
+    /// The bytes the client sent after its request, when permessage-deflate was agreed: the whole
+    /// frames among them are inflated for the parser; a frame cut short goes back to the inbox.
+    pub(super) fn early_input(&mut self, early: Vec<u8>) -> Vec<u8> {
+        let Some(d) = self.deflate.as_deref_mut() else {
+            return early;
+        };
+        let mut out = Vec::new();
+        match d.inflating.decode(&early, &mut out, usize::MAX) {
+            Ok(n) => self.inbox.prepend(&early[n..]),
+            // The parser will not get that far: the violation is found again on the next read.
+            Err(_) => {
+                self.inbox.prepend(&early);
+                out.clear();
+            }
+        }
+        out
+    }
+}
