@@ -322,7 +322,19 @@ fn event_backlog_stops_accepting_until_the_game_polls() {
     late.write_all(UPGRADE.as_bytes()).unwrap();
     late.set_read_timeout(Some(Duration::from_millis(500))).unwrap();
     let mut byte = [0u8; 1];
-    assert!(late.read(&mut byte).is_err(), "not accepted while the backlog is full");
+    let answer = late.read(&mut byte);
+    assert_eq!(read(&totals.accepted), 10, "not accepted while the backlog is full");
+    // (Under Wine, with this file's other tests running beside it, the client's read once returned
+    // without an error (seen in the test command, not reproduced alone; what it returned was not
+    // logged): there the server's own count above is the check, and data from the server still
+    // fails.)
+    #[cfg(not(windows))]
+    assert!(answer.is_err(), "no answer while the backlog is full: {answer:?}");
+    #[cfg(windows)]
+    assert!(
+        !matches!(answer, Ok(n) if n > 0),
+        "no answer while the backlog is full: {answer:?}"
+    );
     // The game polls: every event is there, and the waiting client is served.
     let (c, _, d) = run_game(&mut server, Duration::from_secs(5), |c, _, d| c == 11 && d == 10);
     assert_eq!((c, d), (11, 10));
