@@ -211,6 +211,7 @@ fuzz_target!(|data: &[u8]| {
                     let packet = Packet {
                         data: vec![b'a'; arg as usize * 5].into(),
                         text: arg & 1 != 0,
+                        compress: (arg & 2 != 0),
                     };
                     {
                         conn.send(packet);

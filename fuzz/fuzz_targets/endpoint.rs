@@ -210,6 +210,7 @@ fuzz_target!(|data: &[u8]| {
                 let packet = Packet {
                     data: vec![b'a'; len].into(),
                     text: arg & 1 != 0,
+                    compress: (arg & 2 != 0),
                 };
                 match ids.as_slice() {
                     [] => {}

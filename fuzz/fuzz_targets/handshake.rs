@@ -8,6 +8,7 @@ use libfuzzer_sys::fuzz_target;
 use wss_core::handshake::{Decision, Offer, MAX_REQUEST_SIZE};
 use wss_core::proxy::{self, ProxyHeader, MAX_PROXY_HEADER};
 use wss_core::request::TrustedProxies;
+use wss_core::Compression;
 
 fuzz_target!(|data: &[u8]| {
     let (&selector, request) = match data.split_first() {
@@ -28,7 +29,13 @@ fuzz_target!(|data: &[u8]| {
             vec![]
         },
         plain_requests: selector & 8 != 0,
-        compression: selector & 16 != 0,
+        compression: match selector & 48 {
+            0 => Compression::Off,
+            16 => Compression::Shared,
+            _ => Compression::Dedicated {
+                window_bits: 9 + (selector >> 6) % 7,
+            },
+        },
     };
     if let ProxyHeader::Done { len, .. } = proxy::parse(request) {
         assert!(len <= request.len() && len <= MAX_PROXY_HEADER);

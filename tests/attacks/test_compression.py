@@ -1,9 +1,12 @@
-"""permessage-deflate (compression = COMPRESSION_SHARED) against headless Godot
-(tests/attack/echo_server.gd --compression): Python websockets (which offers the extension by
-default) echoes large repetitive messages both ways, fragmented too; a client that offers nothing,
-or a server with compression off, stays uncompressed; a deflate bomb is closed with 1009 while the
-server's memory stays put; compressed text that is not UTF-8 gets 1007, corrupt deflate data 1007.
-Raw frames are made here with Python's zlib. Both I/O modes (WSS_IO_MODE)."""
+"""permessage-deflate (compression = COMPRESSION_SHARED, and COMPRESSION_DEDICATED with context
+takeover) against headless Godot (tests/attack/echo_server.gd --compression / --dedicated BITS):
+Python websockets (which offers the extension by default) echoes large repetitive messages both
+ways, fragmented too; with context takeover, a stream of similar JSON states shrinks several times
+over both ways, and the client's own context-takeover messages are inflated; a message sent with
+compress = false goes uncompressed; a client that offers nothing, or a server with compression
+off, stays uncompressed; a deflate bomb is closed with 1009 while the server's memory stays put;
+compressed text that is not UTF-8 gets 1007, corrupt deflate data 1007. Raw frames are made here
+with Python's zlib. Both I/O modes (WSS_IO_MODE)."""
 
 import asyncio
 import socket
@@ -80,6 +83,76 @@ def test_compressed_frames_on_the_wire_with_a_ping_inside_a_fragmented_message(r
     assert len(data[0][2]) < len(text) / 10
     assert zlib.decompressobj(wbits=-15).decompress(data[0][2] + b"\x00\x00\xff\xff") == text
     s.close()
+
+
+def states(n):
+    """`n` JSON game states, each like the one before (what context takeover is for)."""
+    return [
+        ('{"tick": %d, "players": [{"id": 1, "x": %d.5, "y": 20.25, "hp": 100, "name": "alice"}, '
+         '{"id": 2, "x": 7.75, "y": %d.0, "hp": 85, "name": "bob"}], "events": []}' % (i, i * 3, i % 40)).encode()
+        for i in range(n)
+    ]
+
+
+def test_dedicated_context_takeover_shrinks_similar_messages_both_ways(running):
+    server = running(GodotServer("--dedicated", "12"))
+    s, head = raw(server.port)
+    ext = next(line for line in head.split("\r\n") if line.startswith("Sec-WebSocket-Extensions"))
+    assert ext == "Sec-WebSocket-Extensions: permessage-deflate; server_max_window_bits=12; client_max_window_bits=12", ext
+    # The client keeps its compressor and inflater for the whole connection (as browsers do).
+    out = zlib.compressobj(wbits=-12)
+    inflate = zlib.decompressobj(wbits=-12)
+    sizes_in = []
+    for i, state in enumerate(states(40)):
+        z = out.compress(state) + out.flush(zlib.Z_SYNC_FLUSH)
+        s.sendall(frame(0x1, z[:-4], rsv=4))
+        (op, rsv1, payload), = frames_until(s, lambda f: f)
+        assert (op, rsv1) == (1, True), f"state {i}: a compressed text message"
+        assert inflate.decompress(payload + b"\x00\x00\xff\xff") == state, f"state {i} came back whole"
+        sizes_in.append(len(payload))
+    plain = len(states(1)[0])
+    shared_size = len(deflate(states(40)[-1]))
+    assert sizes_in[-1] * 3 < shared_size, f"with the window: {sizes_in[-1]} B against {shared_size} B on its own ({plain} B plain)"
+    s.close()
+    # Python websockets (client_max_window_bits offered): the same stream round trips.
+    async def run():
+        async with websockets.connect(f"ws://127.0.0.1:{server.port}/") as ws:
+            assert "server_max_window_bits=12" in ws.response.headers["Sec-WebSocket-Extensions"]
+            for state in states(100):
+                await ws.send(state.decode())
+                assert await asyncio.wait_for(ws.recv(), 5) == state.decode()
+    asyncio.run(run())
+
+
+def test_dedicated_asks_a_client_that_cannot_be_limited_for_no_context_takeover(running):
+    server = running(GodotServer("--dedicated", "10"))
+    s, head = raw(server.port, offer="permessage-deflate")
+    assert "permessage-deflate; client_no_context_takeover; server_max_window_bits=10" in head, head
+    out = zlib.compressobj(wbits=-15)
+    inflate = zlib.decompressobj(wbits=-10)
+    for state in states(5):
+        out = zlib.compressobj(wbits=-15)  # each message on its own, as asked
+        z = out.compress(state) + out.flush(zlib.Z_SYNC_FLUSH)
+        s.sendall(frame(0x1, z[:-4], rsv=4))
+        (op, rsv1, payload), = frames_until(s, lambda f: f)
+        assert inflate.decompress(payload + b"\x00\x00\xff\xff") == state
+    s.close()
+
+
+def test_a_message_sent_with_compress_false_goes_uncompressed(running):
+    for mode in (["--compression"], ["--dedicated", "12"]):
+        server = running(GodotServer(*mode))
+        s, head = raw(server.port)
+        assert "permessage-deflate" in head, head
+        secret = b"plain: token=" + b"s3cr3t " * 100
+        s.sendall(frame(0x1, secret))
+        assert frames_until(s, lambda f: f) == [(1, False, secret)], f"{mode}: sent as it is"
+        # The next compressible message is compressed (and with a window, not from the secret).
+        other = b"hello " * 100
+        s.sendall(frame(0x1, other))
+        (op, rsv1, payload), = frames_until(s, lambda f: f)
+        assert rsv1 and zlib.decompressobj(wbits=-15).decompress(payload + b"\x00\x00\xff\xff") == other, mode
+        s.close()
 
 
 def test_no_offer_or_compression_off_means_no_extension(running):

@@ -14,7 +14,8 @@
 ## "SHUTDOWN FINISHED ..." is printed and the game quits; --shutdown-timeout S), --http
 ## (answer_http_requests: GET /healthz answers {"open", "connected", "listening"} as JSON, other
 ## paths 404; STATS counts them as http), --mount DIR (serves the files of DIR, an OS path, at /), --compression (permessage-deflate,
-## COMPRESSION_SHARED).
+## COMPRESSION_SHARED), --dedicated BITS (COMPRESSION_DEDICATED with that window). A text message starting with "plain:" is
+## echoed with compress = false.
 ## Internet-facing options: --max-connections N, --max-handshakes-per-address N (default: the
 ## property's), --trusted-proxies A,B, --proxy-protocol, --allowed-origins A,B, --authorize MODE
 ## (token: accept a request with "Authorization: Bearer good", or "token=good" in its query (what a
@@ -102,6 +103,9 @@ func _ready() -> void:
 				server.respond(id, 404, "no such page"))
 	if args.has("--compression"):
 		server.compression = WebSocketServer.COMPRESSION_SHARED
+	if args.has("--dedicated"):
+		server.compression = WebSocketServer.COMPRESSION_DEDICATED
+		server.compression_window_bits = int(_opt("--dedicated", "12"))
 	if args.has("--mount"):
 		if server.mount("/", _opt("--mount")) != OK:
 			get_tree().quit(1)
@@ -198,7 +202,8 @@ func _on_data(id: int) -> void:
 	var mode := WebSocketServerPeer.WRITE_MODE_TEXT if peer.was_string_packet() else WebSocketServerPeer.WRITE_MODE_BINARY
 	if peer.was_string_packet() and data.get_string_from_utf8() == "whoami?":
 		data = _whoami(id).to_utf8_buffer()
-	if peer.send(data, mode) != OK:
+	var compress := not (peer.was_string_packet() and data.slice(0, 6).get_string_from_ascii() == "plain:")
+	if peer.send(data, mode, compress) != OK:
 		refused += 1
 
 

@@ -54,6 +54,9 @@ func test_setters_refuse_invalid_values() -> void:
 	expect_error("WebSocketServer: busy_poll_usec must be between 0 (off) and 1000000 microseconds, not -1")
 	expect_error("WebSocketServer: busy_poll_usec must be between 0 (off) and 1000000 microseconds, not 1000001")
 	expect_error("WebSocketServer: extra header \"no colon here\" is not of the form \"Name: value\"")
+	expect_error("WebSocketServer: compression must be COMPRESSION_OFF (0), COMPRESSION_SHARED (1) or COMPRESSION_DEDICATED (2), not 3")
+	expect_error("WebSocketServer: compression_window_bits must be 9 to 15, not 8")
+	expect_error("WebSocketServer: compression_window_bits must be 9 to 15, not 16")
 	var s := new_server()
 	s.bind_ip = "not an ip"
 	check_eq(s.bind_ip, "*", "bind_ip unchanged")
@@ -80,6 +83,17 @@ func test_setters_refuse_invalid_values() -> void:
 	s.busy_poll_usec = 1000000
 	check_eq(s.busy_poll_usec, 1000000, "busy_poll_usec accepted up to a second")
 	s.set_extra_headers(PackedStringArray(["X-Ok: 1", "no colon here"]))
+	check_eq(s.compression, WebSocketServer.COMPRESSION_OFF, "compression is off by default")
+	s.compression = 3
+	check_eq(s.compression, WebSocketServer.COMPRESSION_OFF, "compression unchanged")
+	s.compression = WebSocketServer.COMPRESSION_DEDICATED
+	check_eq(s.compression, 2, "compression accepted")
+	check_eq(s.compression_window_bits, 12, "compression_window_bits defaults to 12 (4 KiB)")
+	s.compression_window_bits = 8
+	s.compression_window_bits = 16
+	check_eq(s.compression_window_bits, 12, "compression_window_bits unchanged")
+	s.compression_window_bits = 9
+	check_eq(s.compression_window_bits, 9, "compression_window_bits accepted")
 
 
 func test_setters_refuse_while_listening() -> void:

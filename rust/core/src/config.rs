@@ -57,6 +57,24 @@ impl BindIp {
 /// The default of `ServerConfig::compression_threshold`.
 pub const DEFAULT_COMPRESSION_THRESHOLD: usize = 128;
 
+/// permessage-deflate (RFC 7692, `crate::deflate`): whether the server takes a client's offer,
+/// and what it keeps per connection to do it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Compression {
+    /// Declined (as Godot's own server does).
+    #[default]
+    Off,
+    /// Each message compressed on its own both ways (no context takeover): no compression state
+    /// per connection, a message to many compressed once.
+    Shared,
+    /// Context takeover within a window of `2^window_bits` bytes (9-15) each way: each message may
+    /// refer to the ones before it, so small similar messages shrink several times over. A
+    /// connection keeps the last `2^window_bits` bytes it sent compressed and, when the client
+    /// offered `client_max_window_bits`, the last it received (a client that did not is asked for
+    /// no context takeover); the compressors themselves stay shared.
+    Dedicated { window_bits: u8 },
+}
+
 /// The default heartbeat: Python `websockets`' 20 s. Well inside nginx's default 60 s
 /// `proxy_read_timeout`, so idle clients behind it stay connected, and a frozen client is dropped
 /// within about 40 s.
@@ -105,9 +123,8 @@ pub struct ServerConfig {
     /// (`Event::Requested` with `Request::upgrade == false`) to answer (`Verdict::Answer`),
     /// instead of being refused with `400`.
     pub answer_requests: bool,
-    /// permessage-deflate (RFC 7692) with the clients that offer it (`crate::deflate`): each message
-    /// compressed on its own both ways, no compression state kept per connection.
-    pub compression: bool,
+    /// permessage-deflate (RFC 7692) with the clients that offer it (`crate::deflate`).
+    pub compression: Compression,
     /// Messages to clients shorter than this many bytes go uncompressed.
     pub compression_threshold: usize,
     /// Topics also cross to the other processes on this Valkey/Redis server (`crate::bus`).
@@ -179,7 +196,7 @@ impl Default for ServerConfig {
             answer_requests: false,
             files: None,
             bus: None,
-            compression: false,
+            compression: Compression::Off,
             compression_threshold: DEFAULT_COMPRESSION_THRESHOLD,
             trusted_proxies: Default::default(),
             proxy_protocol: false,

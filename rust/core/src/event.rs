@@ -7,7 +7,7 @@ use std::sync::Arc;
 pub use tungstenite::Bytes;
 
 pub use crate::ids::PeerId;
-pub use crate::peer::{Packet, PeerState};
+pub use crate::peer::{Kind, Packet, PeerState};
 
 use crate::peer::PeerShared;
 use crate::request::Request;

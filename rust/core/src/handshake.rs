@@ -81,8 +81,8 @@ pub struct Offer {
     /// Origins (`https://example.com`) whose pages may connect; empty: any. A request without an
     /// `Origin` header (not from a browser) is not affected.
     pub allowed_origins: Vec<String>,
-    /// permessage-deflate is taken when a client offers it.
-    pub compression: bool,
+    /// Whether and how permessage-deflate is taken when a client offers it.
+    pub compression: crate::config::Compression,
     /// Plain `GET`/`HEAD` requests are taken (`Decision::Plain`: static files are mounted, or the
     /// game answers them) instead of being refused.
     pub plain_requests: bool,
@@ -193,13 +193,10 @@ impl Offer {
             protocols: offered.iter().map(|p| p.to_string()).collect(),
             ..Request::default()
         };
-        let deflate = if self.compression {
-            crate::deflate::negotiate::choose(
-                header("Sec-WebSocket-Extensions").filter_map(|h| std::str::from_utf8(h.value).ok()),
-            )
-        } else {
-            None
-        };
+        let deflate = crate::deflate::negotiate::choose(
+            header("Sec-WebSocket-Extensions").filter_map(|h| std::str::from_utf8(h.value).ok()),
+            self.compression,
+        );
         Decision::Upgrade(Upgrade {
             request,
             protocol,

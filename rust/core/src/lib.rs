@@ -55,9 +55,9 @@ pub mod topics;
 pub mod transport;
 
 pub use config::MAX_EVENT_BACKLOG;
-pub use config::{BindIp, ConfigError, IoMode, Limits, ServerConfig};
+pub use config::{BindIp, Compression, ConfigError, IoMode, Limits, ServerConfig};
 pub use error::{BroadcastError, CloseError, DecideError, ListenError, SendError, ShutdownError, TargetError};
-pub use event::{Packet, PeerId, PeerState, Verdict};
+pub use event::{Kind, Packet, PeerId, PeerState, Verdict};
 pub use peer_handle::PeerHandle;
 pub use request::Request;
 pub use server::{is_recipient, join_stopped_io_threads, Server, Signal};

@@ -21,12 +21,36 @@ use crate::stats::{bump, shift, Totals};
 pub struct Packet {
     pub data: Bytes,
     pub text: bool,
+    /// A message to a client: it may be compressed (permessage-deflate, where agreed). `false`:
+    /// the game asked for it to go as it is (a secret beside text an attacker chose, RFC 7692 §8).
+    pub compress: bool,
+}
+
+/// How the game sends a message: text or binary, and whether it may be compressed. A `bool` is
+/// text (`true`) or binary, compressed where agreed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Kind {
+    pub text: bool,
+    pub compress: bool,
+}
+
+impl From<bool> for Kind {
+    fn from(text: bool) -> Kind {
+        Kind { text, compress: true }
+    }
 }
 
 impl Packet {
+    /// A message of that kind.
+    pub fn new(data: Bytes, kind: impl Into<Kind>) -> Packet {
+        let Kind { text, compress } = kind.into();
+        Packet { data, text, compress }
+    }
+
     /// A message the game gives: a text message must be UTF-8 (RFC 6455 §5.6). `None` if not.
-    pub fn checked(data: Bytes, text: bool) -> Option<Packet> {
-        Packet::is_valid(&data, text).then_some(Packet { data, text })
+    pub fn checked(data: Bytes, kind: impl Into<Kind>) -> Option<Packet> {
+        let packet = Packet::new(data, kind);
+        Packet::is_valid(&packet.data, packet.text).then_some(packet)
     }
 
     /// Whether `data` may be sent as it is: binary, or text in UTF-8.

@@ -8,7 +8,7 @@ use tungstenite::Bytes;
 
 use crate::channel::Channel;
 use crate::error::{CloseError, SendError};
-use crate::event::{Command, Packet, PeerId, PeerState};
+use crate::event::{Command, Kind, Packet, PeerId, PeerState};
 use crate::peer::PeerShared;
 use crate::request::Request;
 
@@ -51,7 +51,7 @@ impl PeerHandle {
 
     /// Queues one message. Fails if the connection is closing or the peer's outbound limits
     /// would be exceeded; never drops it later.
-    pub fn send(&self, data: impl Into<Bytes>, text: bool) -> Result<(), SendError> {
+    pub fn send(&self, data: impl Into<Bytes>, text: impl Into<Kind>) -> Result<(), SendError> {
         let data = data.into();
         self.admit(data.len())?;
         self.queue(data, text);
@@ -60,7 +60,7 @@ impl PeerHandle {
 
     /// `send` of bytes the caller keeps (a Godot array): copied only once the send is accepted,
     /// into the chunk that the server's small messages share (see `payload`).
-    pub fn send_copy(&self, data: &[u8], text: bool) -> Result<(), SendError> {
+    pub fn send_copy(&self, data: &[u8], text: impl Into<Kind>) -> Result<(), SendError> {
         self.admit(data.len())?;
         self.queue(self.channel.copy_payload(data), text);
         Ok(())
@@ -74,10 +74,10 @@ impl PeerHandle {
         self.shared.reserve_outbound(len).map_err(SendError::Full)
     }
 
-    fn queue(&self, data: Bytes, text: bool) {
+    fn queue(&self, data: Bytes, kind: impl Into<Kind>) {
         self.channel.command(Command::Send {
             id: self.shared.id,
-            packet: Packet { data, text },
+            packet: Packet::new(data, kind),
         });
     }
 

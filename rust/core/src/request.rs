@@ -161,7 +161,7 @@ impl TrustedProxies {
 }
 
 /// Splits a comma-separated header value, keeping commas inside quoted strings.
-fn split_list(value: &str) -> Vec<&str> {
+pub(crate) fn split_list(value: &str) -> Vec<&str> {
     let mut parts = Vec::new();
     let (mut start, mut quoted, mut escaped) = (0, false, false);
     for (i, c) in value.char_indices() {

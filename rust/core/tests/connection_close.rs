@@ -184,7 +184,8 @@ fn sends_after_close_are_discarded_and_released() {
     assert_eq!(
         h.send(wss_core::Packet {
             data: vec![0u8; 10].into(),
-            text: false
+            text: false,
+            compress: true
         },),
         Status::Alive
     );

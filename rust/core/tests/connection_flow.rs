@@ -59,7 +59,8 @@ fn outbound_bytes_count_until_written() {
         assert_eq!(
             h.send(wss_core::Packet {
                 data: vec![1u8; 1000].into(),
-                text: false
+                text: false,
+                compress: true
             },),
             Status::Alive
         );

@@ -48,7 +48,8 @@ fn upgrade_then_messages_both_ways() {
     assert_eq!(
         h.send(wss_core::Packet {
             data: "abc".into(),
-            text: true
+            text: true,
+            compress: true
         },),
         Status::Alive
     );

@@ -103,6 +103,7 @@ fn a_shutdown_closes_every_kind_of_connection_and_drops_the_rest_at_the_timeout(
         packet: wss_core::Packet {
             data: bytes::Bytes::from_static(b"last words"),
             text: true,
+            compress: true,
         },
     });
     sim.command(Command::ShutDown {

@@ -5,7 +5,7 @@ use godot::classes::{IPacketPeerExtension, PacketPeerExtension};
 use godot::global::Error;
 use godot::prelude::*;
 use godot_core::meta::RawPtr;
-use wss_core::{CloseError, Packet, PeerHandle, PeerState, SendError};
+use wss_core::{CloseError, Kind, Packet, PeerHandle, PeerState, SendError};
 
 /// One client of a [WebSocketServer], returned by [method WebSocketServer.get_peer].
 ///
@@ -97,17 +97,18 @@ impl WebSocketServerPeer {
     }
 
     /// Sends bytes the caller got from GDScript: text must be checked for UTF-8.
-    fn send_checked(&self, data: &[u8], text: bool) -> Error {
-        if !Packet::is_valid(data, text) {
+    fn send_checked(&self, data: &[u8], kind: impl Into<Kind>) -> Error {
+        let kind = kind.into();
+        if !Packet::is_valid(data, kind.text) {
             godot_error!("WebSocketServerPeer {}: a text message must be UTF-8", self.handle.id());
             return Error::ERR_INVALID_PARAMETER;
         }
-        self.outcome(self.handle.send_copy(data, text))
+        self.outcome(self.handle.send_copy(data, kind))
     }
 
     /// Queues a message whose text, if any, is known to be UTF-8.
-    fn queue(&self, data: impl Into<wss_core::event::Bytes>, text: bool) -> Error {
-        self.outcome(self.handle.send(data, text))
+    fn queue(&self, data: impl Into<wss_core::event::Bytes>, kind: Kind) -> Error {
+        self.outcome(self.handle.send(data, kind))
     }
 
     /// A send's result as Godot's `Error`, with a rate-limited warning when it failed.
@@ -182,9 +183,16 @@ impl WebSocketServerPeer {
 
     /// Sends [param message] as one message, binary or text by [param write_mode] (as
     /// [method WebSocketPeer.send]). Unlike [method PacketPeer.put_packet], which Godot skips for
-    /// an empty array, this also sends empty messages.
+    /// an empty array, this also sends empty messages. [param compress] [code]false[/code]: sent
+    /// uncompressed even where [member WebSocketServer.compression] was agreed with this client
+    /// (a secret, such as a session token, beside text an attacker chose; RFC 7692 §8).
     #[func]
-    fn send(&mut self, message: PackedByteArray, #[opt(default = 1)] write_mode: i64) -> Error {
+    fn send(
+        &mut self,
+        message: PackedByteArray,
+        #[opt(default = 1)] write_mode: i64,
+        #[opt(default = true)] compress: bool,
+    ) -> Error {
         let text = match write_mode {
             Self::WRITE_MODE_TEXT => true,
             Self::WRITE_MODE_BINARY => false,
@@ -193,14 +201,14 @@ impl WebSocketServerPeer {
                 return Error::ERR_INVALID_PARAMETER;
             }
         };
-        self.send_checked(message.as_slice(), text)
+        self.send_checked(message.as_slice(), Kind { text, compress })
     }
 
-    /// Sends [param text] as one text message.
+    /// Sends [param text] as one text message ([param compress] as in [method send]).
     #[func]
-    fn send_text(&mut self, text: GString) -> Error {
+    fn send_text(&mut self, text: GString, #[opt(default = true)] compress: bool) -> Error {
         // A GString converts to valid UTF-8: no check needed.
-        self.queue(text.to_string().into_bytes(), true)
+        self.queue(text.to_string().into_bytes(), Kind { text: true, compress })
     }
 
     /// Returns [code]true[/code] if the message the last [method PacketPeer.get_packet] returned

@@ -8,14 +8,18 @@ use super::frames::Reply;
 use super::{Connection, Context};
 use crate::deflate::inbound::{Inflating, Refused};
 use crate::deflate::negotiate::Agreed;
-use crate::deflate::outbound::compress;
+use crate::deflate::outbound::{compress, compress_after};
+use crate::deflate::window::Window;
 use crate::inbox::Inbox;
 
 /// A connection's permessage-deflate state: no compressor of its own, an inflater only while a
-/// compressed message arrives.
+/// compressed message arrives, and with context takeover (the dedicated setting) the window of
+/// what it sent compressed (here) and of what it inflated (in `inflating`).
 pub(super) struct Deflating {
     pub(super) agreed: Agreed,
     pub(super) inflating: Inflating,
+    /// With server context takeover: the last bytes of the messages sent compressed.
+    sent: Option<Window>,
     /// The input as tungstenite reads it (what `inflating` made of the client's bytes).
     pub(super) decoded: Inbox,
     /// Messages shorter than this go uncompressed.
@@ -26,21 +30,35 @@ impl Deflating {
     pub(super) fn new(agreed: Agreed, cx: &Context) -> Deflating {
         Deflating {
             agreed,
-            inflating: Inflating::new(cx.settings.config.limits.inbound_buffer_size, agreed.client_window_bits),
+            inflating: Inflating::new(
+                cx.settings.config.limits.inbound_buffer_size,
+                agreed.client_window_bits,
+                !agreed.client_no_context_takeover,
+            ),
+            sent: (!agreed.server_no_context_takeover).then(|| Window::new(agreed.server_window_bits)),
             decoded: Inbox::default(),
             threshold: cx.settings.config.compression_threshold,
         }
     }
 
-    /// The payload to send for `data`, and whether it is compressed (RSV1).
-    pub(super) fn outgoing(&self, data: Bytes) -> (Bytes, bool) {
-        if data.len() < self.threshold {
+    /// The payload to send for `data`, and whether it is compressed (RSV1). `allowed`: the game
+    /// did not ask for this message to go uncompressed.
+    pub(super) fn outgoing(&mut self, data: Bytes, allowed: bool) -> (Bytes, bool) {
+        if !allowed || data.len() < self.threshold {
             return (data, false);
         }
-        let compressed = compress(&data, self.agreed.server_window_bits);
+        let bits = self.agreed.server_window_bits;
+        let compressed = match &self.sent {
+            Some(window) => compress_after(&data, bits, window.bytes()),
+            None => compress(&data, bits),
+        };
         if compressed.len() >= data.len() {
-            // Incompressible (already compressed, random): sent as it is.
+            // Incompressible (already compressed, random): sent as it is. (Not part of the
+            // client's window then: only what it inflates is.)
             return (data, false);
+        }
+        if let Some(window) = &mut self.sent {
+            window.push(&data);
         }
         (compressed, true)
     }

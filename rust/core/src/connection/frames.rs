@@ -84,14 +84,14 @@ impl Connection {
                     peer.add_inbound(data.len());
                     cx.events.push(Event::Message {
                         id: peer.id,
-                        packet: Packet { data, text: true },
+                        packet: Packet::new(data, true),
                     });
                 }
                 Ok(Message::Binary(data)) => {
                     peer.add_inbound(data.len());
                     cx.events.push(Event::Message {
                         id: peer.id,
-                        packet: Packet { data, text: false },
+                        packet: Packet::new(data, false),
                     });
                 }
                 Ok(Message::Close(frame)) => {

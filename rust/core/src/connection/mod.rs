@@ -415,8 +415,8 @@ impl Connection {
         match &mut self.phase {
             Phase::Open { ws, peer, .. } | Phase::FailPending { ws, peer, .. } if ws.can_write() => {
                 let op = OpCode::Data(if packet.text { OpData::Text } else { OpData::Binary });
-                let (data, compressed) = match &self.deflate {
-                    Some(d) => d.outgoing(packet.data),
+                let (data, compressed) = match &mut self.deflate {
+                    Some(d) => d.outgoing(packet.data, packet.compress),
                     None => (packet.data, false),
                 };
                 let mut frame = Frame::message(data, op, true);

@@ -7,7 +7,9 @@
 //! arrives, and what comes out is written as uncompressed fragments of the same message (masked
 //! with a zero key, so the bytes are as they are): tungstenite then assembles, checks the size
 //! and validates UTF-8 as for any message. The inflater exists only while a compressed message
-//! arrives (`client_no_context_takeover`: each message is inflated on its own), and stops as soon
+//! arrives: with `client_no_context_takeover` each message is inflated on its own; with context
+//! takeover (the dedicated setting) the connection keeps the window of what it inflated
+//! (`super::window`), given to each message's inflater as its dictionary. It stops as soon
 //! as the message passes the inbound limit: a few KiB that would inflate to gigabytes cost no more
 //! than the limit. Anything this layer does not understand (a malformed header) is passed on for
 //! tungstenite to refuse.
@@ -15,11 +17,15 @@
 use std::io::Cursor;
 
 use flate2::{Decompress, FlushDecompress, Status};
+
+use super::window::Window;
 use tungstenite::protocol::frame::coding::{Data as OpData, OpCode};
 use tungstenite::protocol::frame::FrameHeader;
 
 /// Inflated bytes written per fragment at most (and the inflater's output step).
 const STEP: usize = 16 * 1024;
+/// Compressed bytes unmasked at a time.
+const UNMASK: usize = 4096;
 /// The tail RFC 7692 §7.2.2 removes from each compressed message, given back before inflating.
 const TAIL: [u8; 4] = [0x00, 0x00, 0xff, 0xff];
 
@@ -58,23 +64,34 @@ pub struct Inflating {
     produced: usize,
     limit: usize,
     window_bits: u8,
+    /// With context takeover: what the messages before inflated to (the client's window).
+    history: Option<Window>,
 }
 
 impl Inflating {
-    /// `limit`: the inbound limit (largest message); `window_bits`: the client's (9-15).
-    pub fn new(limit: usize, window_bits: u8) -> Inflating {
+    /// `limit`: the inbound limit (largest message); `window_bits`: the client's (8-15, inflated
+    /// with at least 9); `context_takeover`: the client's messages may refer to the ones before.
+    pub fn new(limit: usize, window_bits: u8, context_takeover: bool) -> Inflating {
+        let window_bits = window_bits.clamp(9, 15);
         Inflating {
             part: Part::Header,
             message: None,
             produced: 0,
             limit,
             window_bits,
+            history: context_takeover.then(|| Window::new(window_bits)),
         }
     }
 
     /// Memory held now beyond this struct (an inflater while a compressed message arrives).
     pub fn holds_inflater(&self) -> bool {
         self.message.is_some()
+    }
+
+    /// The bytes of history kept for context takeover (0 without it, or before the first
+    /// compressed message).
+    pub fn history_held(&self) -> usize {
+        self.history.as_ref().map_or(0, Window::held)
     }
 
     /// Takes what it can of `raw` (consumed from the front: returns how many bytes) and appends
@@ -129,10 +146,11 @@ impl Inflating {
                         let OpCode::Data(op) = header.opcode else {
                             unreachable!()
                         };
-                        self.message = Some((
-                            Box::new(Decompress::new_with_window_bits(false, self.window_bits)),
-                            Some(op),
-                        ));
+                        let mut inflater = Box::new(Decompress::new_with_window_bits(false, self.window_bits));
+                        if let Some(history) = self.history.as_ref().filter(|h| !h.bytes().is_empty()) {
+                            inflater.set_dictionary(history.bytes()).map_err(|_| Refused::Corrupt)?;
+                        }
+                        self.message = Some((inflater, Some(op)));
                         self.produced = 0;
                     }
                     self.part = Part::Inflate {
@@ -159,15 +177,20 @@ impl Inflating {
                     fin,
                 } => {
                     let n = rest.len().min(usize::try_from(*left).unwrap_or(usize::MAX));
-                    let mut chunk = rest[..n].to_vec();
-                    for (i, b) in chunk.iter_mut().enumerate() {
-                        *b ^= mask[(*offset + i) % 4];
-                    }
+                    let (mask, start) = (*mask, *offset);
                     *offset += n;
                     *left -= n as u64;
                     used += n;
                     let (done, last) = (*left == 0, *fin);
-                    self.inflate(&chunk, out)?;
+                    // Unmasked a piece at a time on the stack (no allocation per read).
+                    let mut chunk = [0u8; UNMASK];
+                    for (k, piece) in rest[..n].chunks(UNMASK).enumerate() {
+                        let at = start + k * UNMASK;
+                        for (i, (b, m)) in chunk.iter_mut().zip(piece).enumerate() {
+                            *b = m ^ mask[(at + i) % 4];
+                        }
+                        self.inflate(&chunk[..piece.len()], out)?;
+                    }
                     if !done {
                         return Ok(used);
                     }
@@ -184,7 +207,7 @@ impl Inflating {
 
     /// Inflates `input` into fragments of the message in progress.
     fn inflate(&mut self, mut input: &[u8], out: &mut Vec<u8>) -> Result<(), Refused> {
-        let mut buf = vec![0u8; STEP];
+        let mut buf = [0u8; STEP];
         loop {
             let Some((inflater, _)) = self.message.as_mut() else {
                 return Ok(());
@@ -203,6 +226,9 @@ impl Inflating {
                 return Err(Refused::TooBig);
             }
             if made > 0 {
+                if let Some(history) = &mut self.history {
+                    history.push(&buf[..made]);
+                }
                 self.fragment(&buf[..made], false, out);
             }
             // More output may wait inside the inflater while the buffer came back full.
@@ -270,7 +296,7 @@ mod tests {
 
     /// What tungstenite makes of `bytes` after the layer, fed `step` bytes at a time.
     fn read_all(bytes: &[u8], step: usize, limit: usize) -> (Vec<Message>, Option<Refused>) {
-        let mut layer = Inflating::new(limit, 15);
+        let mut layer = Inflating::new(limit, 15, false);
         let mut pending = Vec::new();
         let mut decoded = Vec::new();
         for piece in bytes.chunks(step) {
@@ -346,7 +372,7 @@ mod tests {
         let big = vec![0u8; 50 << 20];
         let z = deflate(&big);
         assert!(z.len() < 100 << 10, "{} bytes inflate to 50 MiB", z.len());
-        let mut layer = Inflating::new(65_535, 15);
+        let mut layer = Inflating::new(65_535, 15, false);
         let mut out = Vec::new();
         let wire = frame(true, true, OpCode::Data(OpData::Binary), &z);
         assert_eq!(layer.decode(&wire, &mut out, usize::MAX), Err(Refused::TooBig));
@@ -355,8 +381,45 @@ mod tests {
             "no more than the limit came out: {}",
             out.len()
         );
-        let mut layer = Inflating::new(65_535, 15);
+        let mut layer = Inflating::new(65_535, 15, false);
         let wire = frame(true, true, OpCode::Data(OpData::Binary), &[0xff; 40]);
         assert_eq!(layer.decode(&wire, &mut Vec::new(), usize::MAX), Err(Refused::Corrupt));
+    }
+
+    #[test]
+    fn with_context_takeover_messages_that_refer_to_the_ones_before_are_inflated() {
+        // A client keeping its compressor across messages (no context takeover asked of it).
+        let mut c = Compress::new_with_window_bits(Compression::default(), false, 12);
+        let texts: Vec<String> = (0..10)
+            .map(|i| format!("{{\"type\": \"input\", \"seq\": {i}, \"keys\": [\"left\", \"jump\"]}}"))
+            .collect();
+        let mut wire = Vec::new();
+        for t in &texts {
+            let mut out = Vec::with_capacity(t.len() + 64);
+            c.compress_vec(t.as_bytes(), &mut out, FlushCompress::Sync).unwrap();
+            out.truncate(out.len() - 4);
+            wire.extend(frame(true, true, OpCode::Data(OpData::Text), &out));
+        }
+        let decode = |takeover: bool, step: usize| {
+            let mut layer = Inflating::new(1 << 20, 12, takeover);
+            let mut decoded = Vec::new();
+            let mut pending = Vec::new();
+            for piece in wire.chunks(step) {
+                pending.extend_from_slice(piece);
+                let n = layer.decode(&pending, &mut decoded, usize::MAX)?;
+                pending.drain(..n);
+            }
+            assert_eq!(layer.history_held(), if takeover { 4096 } else { 0 });
+            Ok::<_, Refused>(decoded)
+        };
+        for step in [1, 5, wire.len()] {
+            let decoded = decode(true, step).unwrap();
+            // The layer's output is plain frames: read_all's own layer passes them through.
+            let (msgs, _) = read_all(&decoded, decoded.len().max(1), 1 << 20);
+            let want: Vec<Message> = texts.iter().map(|t| Message::text(t.clone())).collect();
+            assert_eq!(msgs, want, "step {step}");
+        }
+        // Without the window the second message refers to bytes the inflater never saw.
+        assert_eq!(decode(false, wire.len()).unwrap_err(), Refused::Corrupt);
     }
 }

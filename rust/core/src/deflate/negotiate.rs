@@ -1,23 +1,35 @@
 //! permessage-deflate's negotiation (RFC 7692 §5, §7): the client's offers in
 //! `Sec-WebSocket-Extensions`, the server's choice, and the header line that answers it.
 //!
-//! The server keeps no compression state between messages unless a dedicated setting asks for it:
-//! it always answers `server_no_context_takeover` in the shared setting (each message it sends is
-//! compressed on its own, so one compressor per window size serves every connection) and
+//! The server keeps no compression state between messages unless the dedicated setting asks for
+//! it: in the shared setting it always answers `server_no_context_takeover` (each message it sends
+//! is compressed on its own, so one compressor per window size serves every connection) and
 //! `client_no_context_takeover` (each message a client sends can be inflated with a fresh state,
-//! held only while that message arrives). An offer the server cannot honour is declined and the
-//! next one considered; none acceptable: no extension, the connection goes on uncompressed.
+//! held only while that message arrives). In the dedicated setting (`window_bits` W) it takes
+//! context takeover within a window of at most W bits each way, which costs the connection that
+//! window's bytes of history per direction (`super::window`): it answers
+//! `server_max_window_bits=W` (when W < 15 or the client asked for less), and limits the client to
+//! W with `client_max_window_bits` if the client offered that parameter; a client that did not
+//! (it may use a 32 KiB window) is asked for `client_no_context_takeover`. A context takeover the
+//! client itself turns down (`*_no_context_takeover` in its offer) is honoured. An offer the
+//! server cannot honour is declined and the next one considered; none acceptable: no extension,
+//! the connection goes on uncompressed.
+
+use crate::config::Compression;
 
 /// What the server agreed to for one connection.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Agreed {
     /// Window bits of the server's compression (9-15).
     pub server_window_bits: u8,
-    /// Window bits the client compresses with (9-15; 15 unless it offered a limit).
+    /// Window bits the client compresses with (8-15; 15 unless it offered a limit). The server
+    /// inflates with at least 9 (zlib's least), which reads a smaller window's data too.
     pub client_window_bits: u8,
-    /// The server compresses each message on its own (always, in the shared setting).
+    /// The server compresses each message on its own (always, in the shared setting); else it
+    /// keeps the last `2^server_window_bits` bytes it sent compressed.
     pub server_no_context_takeover: bool,
-    /// The client compresses each message on its own.
+    /// The client compresses each message on its own; else the server keeps the last
+    /// `2^client_window_bits` bytes it inflated.
     pub client_no_context_takeover: bool,
 }
 
@@ -53,13 +65,18 @@ struct Offer {
 }
 
 /// The server's choice among the offers in the `Sec-WebSocket-Extensions` values `headers`: the
-/// first `permessage-deflate` offer it can honour, if any.
-pub fn choose<'a>(headers: impl IntoIterator<Item = &'a str>) -> Option<Agreed> {
+/// first `permessage-deflate` offer it can honour in the `setting`, if any.
+pub fn choose<'a>(headers: impl IntoIterator<Item = &'a str>, setting: Compression) -> Option<Agreed> {
+    let dedicated = match setting {
+        Compression::Off => return None,
+        Compression::Shared => None,
+        Compression::Dedicated { window_bits } => Some(window_bits.clamp(9, 15)),
+    };
     headers
         .into_iter()
-        .flat_map(split_outside_quotes)
+        .flat_map(crate::request::split_list)
         .filter_map(parse_offer)
-        .find_map(accept)
+        .find_map(|offer| accept(offer, dedicated))
 }
 
 /// A permessage-deflate offer's parameters; `None` for another extension or a malformed offer
@@ -100,51 +117,53 @@ fn parse_offer(ext: &str) -> Option<Offer> {
     Some(offer)
 }
 
-/// The server's answer to one offer, or `None` to decline it.
-fn accept(offer: Offer) -> Option<Agreed> {
+/// The server's answer to one offer, or `None` to decline it. `dedicated`: the dedicated
+/// setting's window bits (context takeover), `None` in the shared setting.
+fn accept(offer: Offer, dedicated: Option<u8>) -> Option<Agreed> {
     // zlib cannot compress with a 256-byte window (it uses 512): an offer that asks the server
     // for 8 window bits is declined.
-    let server_window_bits = match offer.server_max_window_bits {
+    let asked = match offer.server_max_window_bits {
         Some(8) => return None,
         Some(bits) => bits,
         None => 15,
     };
-    // The client may only be limited if it said it can be; inflating with a 32 KiB window reads
-    // any smaller one too, so the server never asks for less.
-    let client_window_bits = match offer.client_max_window_bits {
-        Some(Some(bits)) => bits.max(9),
-        _ => 15,
-    };
-    Some(Agreed {
-        server_window_bits,
-        client_window_bits,
-        server_no_context_takeover: true,
-        client_no_context_takeover: true,
-    })
-}
-
-/// Splits a header value at the commas outside quoted strings.
-fn split_outside_quotes(value: &str) -> Vec<&str> {
-    let mut parts = Vec::new();
-    let (mut start, mut quoted) = (0, false);
-    for (i, c) in value.char_indices() {
-        match c {
-            '"' => quoted = !quoted,
-            ',' if !quoted => {
-                parts.push(value[start..i].trim());
-                start = i + 1;
-            }
-            _ => {}
+    match dedicated {
+        None => Some(Agreed {
+            server_window_bits: asked,
+            // The client may only be limited if it said it can be; inflating with a 32 KiB
+            // window reads any smaller one too, so the server never asks for less.
+            // (An offer of 8 is answered 8: the server inflates with 9, which reads it too.)
+            client_window_bits: match offer.client_max_window_bits {
+                Some(Some(bits)) => bits,
+                _ => 15,
+            },
+            server_no_context_takeover: true,
+            client_no_context_takeover: true,
+        }),
+        Some(window) => {
+            // The client's messages refer back at most to its window: limited to the setting's
+            // if it accepts a limit, else it compresses each message on its own.
+            let (client_window_bits, client_no_context_takeover) = match offer.client_max_window_bits {
+                Some(limit) => (limit.unwrap_or(15).min(window), offer.client_no_context_takeover),
+                None => (15, true),
+            };
+            Some(Agreed {
+                server_window_bits: asked.min(window),
+                client_window_bits,
+                server_no_context_takeover: offer.server_no_context_takeover,
+                client_no_context_takeover,
+            })
         }
     }
-    parts.push(value[start..].trim());
-    parts.retain(|p| !p.is_empty());
-    parts
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn choose_shared<'a>(headers: impl IntoIterator<Item = &'a str>) -> Option<Agreed> {
+        choose(headers, Compression::Shared)
+    }
 
     fn agreed(server_window_bits: u8, client_window_bits: u8) -> Option<Agreed> {
         Some(Agreed {
@@ -158,10 +177,13 @@ mod tests {
     #[test]
     fn what_browsers_and_python_websockets_offer_is_accepted() {
         // Chromium, Firefox:
-        assert_eq!(choose(["permessage-deflate; client_max_window_bits"]), agreed(15, 15));
+        assert_eq!(
+            choose_shared(["permessage-deflate; client_max_window_bits"]),
+            agreed(15, 15)
+        );
         // Python websockets (default):
         assert_eq!(
-            choose(["permessage-deflate; server_max_window_bits=12; client_max_window_bits=12"]),
+            choose_shared(["permessage-deflate; server_max_window_bits=12; client_max_window_bits=12"]),
             agreed(12, 12)
         );
         let line = agreed(12, 12).unwrap().response_line();
@@ -178,8 +200,8 @@ mod tests {
 
     #[test]
     fn nothing_without_an_offer_and_bad_offers_are_declined_for_the_next() {
-        assert_eq!(choose([]), None);
-        assert_eq!(choose(["x-webkit-deflate-frame"]), None);
+        assert_eq!(choose_shared([]), None);
+        assert_eq!(choose_shared(["x-webkit-deflate-frame"]), None);
         for bad in [
             "permessage-deflate; server_max_window_bits",
             "permessage-deflate; server_max_window_bits=16",
@@ -190,22 +212,84 @@ mod tests {
             "permessage-deflate; server_no_context_takeover=1",
             "permessage-deflate; server_max_window_bits=8",
         ] {
-            assert_eq!(choose([bad]), None, "{bad}");
+            assert_eq!(choose_shared([bad]), None, "{bad}");
             // A later acceptable offer is taken instead.
             let both = format!("{bad}, permessage-deflate");
-            assert_eq!(choose([both.as_str()]), agreed(15, 15), "{bad}");
+            assert_eq!(choose_shared([both.as_str()]), agreed(15, 15), "{bad}");
         }
         assert_eq!(
-            choose(["foo, permessage-deflate; server_max_window_bits=\"10\""]),
+            choose_shared(["foo, permessage-deflate; server_max_window_bits=\"10\""]),
             agreed(10, 15)
         );
         // Over several header lines, the first acceptable offer wins.
         assert_eq!(
-            choose([
+            choose_shared([
                 "permessage-deflate; server_max_window_bits=8",
                 "permessage-deflate; server_max_window_bits=9"
             ]),
             agreed(9, 15)
+        );
+    }
+
+    #[test]
+    fn nothing_is_taken_when_compression_is_off() {
+        assert_eq!(choose(["permessage-deflate"], Compression::Off), None);
+    }
+
+    #[test]
+    fn the_dedicated_setting_takes_context_takeover_within_its_window() {
+        let dedicated = |offer: &str| choose([offer], Compression::Dedicated { window_bits: 12 }).unwrap();
+        // Chromium: client context takeover limited to 12 bits, ours within 12.
+        let a = dedicated("permessage-deflate; client_max_window_bits");
+        assert_eq!(
+            (
+                a.server_window_bits,
+                a.client_window_bits,
+                a.server_no_context_takeover,
+                a.client_no_context_takeover
+            ),
+            (12, 12, false, false)
+        );
+        assert_eq!(
+            a.response_line(),
+            "Sec-WebSocket-Extensions: permessage-deflate; server_max_window_bits=12; client_max_window_bits=12"
+        );
+        // A client that cannot be limited compresses each message on its own.
+        let b = dedicated("permessage-deflate");
+        assert_eq!((b.client_window_bits, b.client_no_context_takeover), (15, true));
+        assert_eq!(
+            b.response_line(),
+            "Sec-WebSocket-Extensions: permessage-deflate; client_no_context_takeover; server_max_window_bits=12"
+        );
+        // Smaller windows and no context takeover asked by the client are honoured.
+        let c = dedicated(
+            "permessage-deflate; server_max_window_bits=10; client_max_window_bits=9; \
+             server_no_context_takeover; client_no_context_takeover",
+        );
+        assert_eq!(
+            (
+                c.server_window_bits,
+                c.client_window_bits,
+                c.server_no_context_takeover,
+                c.client_no_context_takeover
+            ),
+            (10, 9, true, true)
+        );
+        // An offer of 8 for the client is answered 8, never more than offered.
+        let d = dedicated("permessage-deflate; client_max_window_bits=8");
+        assert_eq!(d.client_window_bits, 8);
+        assert!(d.response_line().ends_with("client_max_window_bits=8"));
+        assert_eq!(
+            choose_shared(["permessage-deflate; client_max_window_bits=8"]),
+            agreed(15, 8)
+        );
+        // 8 for the server stays declined.
+        assert_eq!(
+            choose(
+                ["permessage-deflate; server_max_window_bits=8"],
+                Compression::Dedicated { window_bits: 12 }
+            ),
+            None
         );
     }
 }

@@ -2,6 +2,8 @@
 //! own, so one compressor per window size serves every connection of a thread (the I/O thread, or
 //! the game's with inline I/O), kept in a thread-local. The last message compressed is remembered
 //! with its result, so a broadcast (the same shared bytes to many recipients) is compressed once.
+//! With context takeover (the dedicated setting) the same compressor is given the connection's
+//! window of history as its dictionary before each message (`compress_after`).
 
 use std::cell::RefCell;
 
@@ -23,7 +25,8 @@ thread_local! {
     static COMPRESSORS: RefCell<Compressors> = RefCell::new(Compressors::default());
 }
 
-/// `data` compressed with a window of `window_bits` (9-15), the trailing `00 00 ff ff` removed.
+/// `data` compressed with a window of `window_bits` (9-15), the trailing `00 00 ff ff` removed:
+/// on its own (no context takeover).
 pub fn compress(data: &Bytes, window_bits: u8) -> Bytes {
     COMPRESSORS.with(|c| {
         let mut c = c.borrow_mut();
@@ -32,11 +35,31 @@ pub fn compress(data: &Bytes, window_bits: u8) -> Bytes {
                 return compressed.clone();
             }
         }
+        let compressed = Bytes::from(c.deflate(data, window_bits, &[]));
+        c.last = Some((window_bits, data.clone(), compressed.clone()));
+        compressed
+    })
+}
+
+/// `data` compressed as the next message of a connection that keeps context takeover: `history`
+/// (the connection's `super::window::Window`, at most `2^window_bits` bytes) is what the client's
+/// inflater holds from the messages before, and the compressed message may refer back into it.
+pub fn compress_after(data: &[u8], window_bits: u8, history: &[u8]) -> Bytes {
+    COMPRESSORS.with(|c| Bytes::from(c.borrow_mut().deflate(data, window_bits, history)))
+}
+
+impl Compressors {
+    fn deflate(&mut self, data: &[u8], window_bits: u8, dictionary: &[u8]) -> Vec<u8> {
         let bits = window_bits.clamp(9, 15);
-        let slot = &mut c.by_bits[usize::from(bits - 9)];
+        let slot = &mut self.by_bits[usize::from(bits - 9)];
         let compressor =
             slot.get_or_insert_with(|| Box::new(Compress::new_with_window_bits(Compression::fast(), false, bits)));
         compressor.reset();
+        if !dictionary.is_empty() {
+            compressor
+                .set_dictionary(dictionary)
+                .expect("a raw deflate stream takes a dictionary after a reset");
+        }
         let mut out = Vec::with_capacity(data.len() / 2 + 64);
         loop {
             let before = compressor.total_in() as usize;
@@ -52,10 +75,8 @@ pub fn compress(data: &Bytes, window_bits: u8) -> Bytes {
         if out.ends_with(&TAIL) {
             out.truncate(out.len() - TAIL.len());
         }
-        let compressed = Bytes::from(out);
-        c.last = Some((window_bits, data.clone(), compressed.clone()));
-        compressed
-    })
+        out
+    }
 }
 
 #[cfg(test)]
@@ -93,5 +114,28 @@ mod tests {
         for m in [Bytes::new(), Bytes::from_static(b"a"), Bytes::from(vec![7u8; 100_000])] {
             assert_eq!(inflate(&compress(&m, 12), 12), m.as_ref());
         }
+    }
+
+    #[test]
+    fn with_context_takeover_a_message_refers_back_to_the_ones_before() {
+        // The client's side: one inflater for the whole connection.
+        let mut client = Decompress::new_with_window_bits(false, 12);
+        let mut window = crate::deflate::window::Window::new(12);
+        let mut sizes = Vec::new();
+        for i in 0..20 {
+            let msg = format!("{{\"tick\": {i}, \"players\": [{{\"id\": 1, \"x\": 10.5, \"y\": 3.25, \"hp\": 100}}]}}");
+            let z = compress_after(msg.as_bytes(), 12, window.bytes());
+            window.push(msg.as_bytes());
+            let mut input = z.to_vec();
+            input.extend_from_slice(&TAIL);
+            let mut out = Vec::with_capacity(4096);
+            client.decompress_vec(&input, &mut out, FlushDecompress::Sync).unwrap();
+            assert_eq!(out, msg.as_bytes(), "message {i}");
+            sizes.push(z.len());
+        }
+        assert!(
+            sizes[19] * 3 < sizes[0],
+            "later messages shrink several times over: {sizes:?}"
+        );
     }
 }

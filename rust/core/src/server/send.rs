@@ -5,7 +5,7 @@ use tungstenite::Bytes;
 
 use super::Server;
 use crate::error::{BroadcastError, SendError, TargetError};
-use crate::event::{Command, Packet, PeerId, PeerState};
+use crate::event::{Command, Kind, Packet, PeerId, PeerState};
 use crate::peer_handle::PeerHandle;
 
 impl Server {
@@ -19,7 +19,7 @@ impl Server {
     /// but `-target`. A broadcast shares one copy of the bytes among all recipients. Peers that
     /// are closing are skipped; peers whose queue is full are reported (the others still get it).
     pub fn send_to(&self, target: PeerId, data: Bytes, text: bool) -> Result<(), TargetError> {
-        let packet = Packet { data, text };
+        let packet = Packet::new(data, text);
         if target > 0 {
             let peer = self.peers.get(&target).ok_or(TargetError::UnknownPeer(target))?;
             return peer
@@ -54,7 +54,7 @@ impl Server {
     pub fn broadcast(
         &self,
         data: Bytes,
-        text: bool,
+        kind: impl Into<Kind>,
         to: Option<&[PeerId]>,
         exclude: &[PeerId],
     ) -> Vec<(PeerId, BroadcastError)> {
@@ -85,7 +85,7 @@ impl Server {
         if !ids.is_empty() {
             self.channel.command(Command::SendMany {
                 ids,
-                packet: Packet { data, text },
+                packet: Packet::new(data, kind),
             });
         }
         failed
@@ -93,17 +93,20 @@ impl Server {
 
     /// Sends each message to its own peer, in order, with one wake of the I/O thread for all of
     /// them (a game server's per-client states; `queue_messages`' echo). Each item is a peer, the
-    /// bytes, and whether it is a text message; each is checked as `PeerHandle::send` checks it.
+    /// bytes, and its kind (a `bool`: text or binary); each is checked as `PeerHandle::send` checks it.
     /// Returns the position in `messages` and the reason of each one that was not queued; every
     /// other one is.
-    pub fn send_each(&self, messages: impl IntoIterator<Item = (PeerId, Bytes, bool)>) -> Vec<(usize, BroadcastError)> {
+    pub fn send_each<K: Into<Kind>>(
+        &self,
+        messages: impl IntoIterator<Item = (PeerId, Bytes, K)>,
+    ) -> Vec<(usize, BroadcastError)> {
         let mut failed = Vec::new();
         let mut cmds = Vec::new();
         for (i, (id, data, text)) in messages.into_iter().enumerate() {
             match reserve(self.peers.get(&id), data.len()) {
                 Ok(()) => cmds.push(Command::Send {
                     id,
-                    packet: Packet { data, text },
+                    packet: Packet::new(data, text),
                 }),
                 Err(why) => failed.push((i, why)),
             }

@@ -8,7 +8,7 @@ use tungstenite::Bytes;
 use super::{Server, Signal};
 use crate::bus::{BusChange, BusMessage, BusStats};
 use crate::error::BroadcastError;
-use crate::event::PeerId;
+use crate::event::{Kind, PeerId};
 use crate::topics::{check_name, TopicError};
 
 /// What a publish did.
@@ -53,14 +53,21 @@ impl Server {
 
     /// `data` to every local subscriber of `topic` but those in `exclude` (one shared copy, as
     /// `broadcast`), and to the other processes' subscribers through the bus.
-    pub fn publish(&self, topic: &str, data: Bytes, text: bool, exclude: &[PeerId]) -> Result<Published, TopicError> {
+    pub fn publish(
+        &self,
+        topic: &str,
+        data: Bytes,
+        kind: impl Into<Kind>,
+        exclude: &[PeerId],
+    ) -> Result<Published, TopicError> {
         check_name(topic)?;
+        let kind = kind.into();
         let ids: Vec<PeerId> = self.topics.subscribers(topic).collect();
-        let bus = self.bus.as_ref().map(|b| b.publish(topic, text, &data));
+        let bus = self.bus.as_ref().map(|b| b.publish(topic, kind.text, &data));
         let failed = if ids.is_empty() {
             Vec::new()
         } else {
-            self.broadcast(data, text, Some(&ids), exclude)
+            self.broadcast(data, kind, Some(&ids), exclude)
         };
         let excluded = ids.iter().filter(|id| exclude.contains(id)).count();
         Ok(Published {

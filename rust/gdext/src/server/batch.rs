@@ -20,17 +20,21 @@ impl WebSocketServer {
     /// messages are sent too. Returns the clients that did not get it, as
     /// [code]{id: error}[/code]: [constant @GlobalScope.FAILED] (closing),
     /// [constant @GlobalScope.ERR_OUT_OF_MEMORY] (its queue is full; see
-    /// [member outbound_buffer_size]); an empty [Dictionary] when everyone has it queued. Raw mode
-    /// only (in multiplayer mode use [method MultiplayerPeer.set_target_peer] and
-    /// [method PacketPeer.put_packet]). [i]Not in Godot.[/i]
+    /// [member outbound_buffer_size]); an empty [Dictionary] when everyone has it queued. With
+    /// [member compression], [param compress] [code]false[/code] sends it uncompressed (see
+    /// [method WebSocketServerPeer.send]); else it is compressed once for every recipient in the
+    /// shared setting. Raw mode only (in multiplayer mode use
+    /// [method MultiplayerPeer.set_target_peer] and [method PacketPeer.put_packet]).
+    /// [i]Not in Godot.[/i]
     #[func]
     fn broadcast(
         &mut self,
         message: PackedByteArray,
         #[opt(default = 1)] write_mode: i64,
         #[opt(default = &PackedInt32Array::new())] exclude: PackedInt32Array,
+        #[opt(default = true)] compress: bool,
     ) -> VarDictionary {
-        self.send_many("broadcast", message, write_mode, None, exclude.as_slice())
+        self.send_many("broadcast", message, (write_mode, compress), None, exclude.as_slice())
     }
 
     /// Sends [param message] to the clients in [param ids], in one call, as [method broadcast]
@@ -42,8 +46,15 @@ impl WebSocketServer {
         ids: PackedInt32Array,
         message: PackedByteArray,
         #[opt(default = 1)] write_mode: i64,
+        #[opt(default = true)] compress: bool,
     ) -> VarDictionary {
-        self.send_many("send_to_peers", message, write_mode, Some(ids.as_slice()), &[])
+        self.send_many(
+            "send_to_peers",
+            message,
+            (write_mode, compress),
+            Some(ids.as_slice()),
+            &[],
+        )
     }
 
     /// Takes the waiting messages of all clients, oldest first: all of them, or at most
@@ -136,6 +147,7 @@ impl WebSocketServer {
         messages: Array<PackedByteArray>,
         #[opt(default = 1)] write_mode: i64,
         #[opt(default = &PackedByteArray::new())] text: PackedByteArray,
+        #[opt(default = true)] compress: bool,
     ) -> VarDictionary {
         let mut failures = VarDictionary::new();
         let what = "send_messages";
@@ -166,7 +178,14 @@ impl WebSocketServer {
                 );
                 return failures;
             };
-            batch.push((id, packet.data, packet.text));
+            batch.push((
+                id,
+                packet.data,
+                Kind {
+                    text: packet.text,
+                    compress,
+                },
+            ));
         }
         let failed: Vec<(i64, BroadcastError)> = server
             .send_each(batch)
@@ -180,12 +199,13 @@ impl WebSocketServer {
 }
 
 impl WebSocketServer {
-    /// `broadcast` and `send_to_peers`: checks, one copy, failures as `{id: Error}`.
+    /// `broadcast` and `send_to_peers`: checks, one copy, failures as `{id: Error}`. `how`: the
+    /// write mode, and whether it may be compressed.
     pub(super) fn send_many(
         &mut self,
         what: &str,
         message: PackedByteArray,
-        write_mode: i64,
+        (write_mode, compress): (i64, bool),
         to: Option<&[i32]>,
         exclude: &[i32],
     ) -> VarDictionary {
@@ -193,11 +213,11 @@ impl WebSocketServer {
         let Some((server, text)) = self.raw_sender(what, write_mode) else {
             return failures;
         };
-        let Some(packet) = Packet::checked(server.copy_payload(message.as_slice()), text) else {
+        let Some(packet) = Packet::checked(server.copy_payload(message.as_slice()), Kind { text, compress }) else {
             godot_error!("WebSocketServer.{what}: a text message must be UTF-8");
             return failures;
         };
-        let failed = server.broadcast(packet.data, text, to, exclude);
+        let failed = server.broadcast(packet.data, Kind { text, compress }, to, exclude);
         report_failures(what, "client", self.base().instance_id(), &failed, &mut failures);
         self.flush_inline();
         failures

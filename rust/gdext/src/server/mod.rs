@@ -13,8 +13,8 @@ use wss_core::request::TrustedProxies;
 use wss_core::stats::Stats;
 use wss_core::tls::{server_config, TlsPem};
 use wss_core::{
-    BindIp, BroadcastError, ConfigError, DecideError, IoMode, Limits, ListenError, Packet, SendError, Server,
-    ServerConfig, Signal, TargetError, Verdict,
+    BindIp, BroadcastError, Compression, ConfigError, DecideError, IoMode, Kind, Limits, ListenError, Packet,
+    SendError, Server, ServerConfig, Signal, TargetError, Verdict,
 };
 
 use crate::messages::WebSocketServerMessages;
@@ -221,19 +221,36 @@ pub struct WebSocketServer {
     #[var(set = set_queue_messages)]
     queue_messages: bool,
     /// permessage-deflate (RFC 7692), which every browser and Python's [code]websockets[/code]
-    /// offer (Godot's [WebSocketPeer] offers nothing and is not affected).
+    /// offer (Godot's [WebSocketPeer] offers nothing and is not affected; a Web export's client is
+    /// the browser's WebSocket, which does).
     /// [constant COMPRESSION_OFF] (the default): declined, as in Godot.
-    /// [constant COMPRESSION_SHARED]: accepted from clients that offer it; every message is
-    /// compressed on its own both ways (no context takeover), so no compression state is kept per
-    /// connection: one compressor per I/O thread serves them all, a message to many clients
-    /// ([method broadcast], [method publish]) is compressed once, and a client's message is
-    /// inflated with state held only while it arrives (stopped, and the client closed with 1009,
-    /// as soon as it passes [member inbound_buffer_size]). Messages shorter than
-    /// [member compression_threshold] go uncompressed. Do not send secrets together with text an
-    /// attacker chooses in one compressed message over [code]wss://[/code] (CRIME, RFC 7692 §8).
-    /// Cannot change while listening. [i]Not in Godot.[/i]
+    /// [constant COMPRESSION_SHARED]: every message is compressed on its own both ways (no context
+    /// takeover), so no compression state is kept per connection (about 150 bytes of
+    /// bookkeeping): one compressor per I/O thread serves them all, and a message to many clients
+    /// ([method broadcast], [method publish]) is compressed once. Large or repetitive messages
+    /// shrink several times over; small ones (a 200-byte JSON state) by about a fifth.
+    /// [constant COMPRESSION_DEDICATED]: context takeover within [member compression_window_bits]
+    /// each way: a message may refer back to the ones before it, so small similar messages (game
+    /// state, chat) shrink several times over. Each connection keeps that window of history each
+    /// way (2 × 4 KiB at the default 12 bits), and a message to many is compressed per recipient;
+    /// the compressor itself stays shared.
+    /// In every setting a client's compressed message is inflated with state held only while it
+    /// arrives, and the client is closed with 1009 as soon as it passes
+    /// [member inbound_buffer_size]. Messages shorter than [member compression_threshold] go
+    /// uncompressed, as do those sent with [code]compress = false[/code] (see
+    /// [method WebSocketServerPeer.send]). In multiplayer mode this setting applies to every
+    /// packet. Do not send secrets together with text an attacker chooses in one compressed
+    /// connection over [code]wss://[/code] (CRIME, RFC 7692 §8): send them with
+    /// [code]compress = false[/code]. Cannot change while listening. [i]Not in Godot.[/i]
     #[var(set = set_compression)]
     compression: i64,
+    /// With [constant COMPRESSION_DEDICATED]: the history each connection keeps each way, as a
+    /// power of two: 9 (512 bytes) to 15 (32 KiB); default 12 (4 KiB). A larger window finds more
+    /// to refer to in larger messages; small messages gain little past 12. A client that cannot be
+    /// limited to it (it does not offer [code]client_max_window_bits[/code]) is asked to compress
+    /// each message on its own instead. [i]Not in Godot.[/i]
+    #[var(set = set_compression_window_bits)]
+    compression_window_bits: i64,
     /// With [member compression]: messages to clients shorter than this many bytes are sent
     /// uncompressed (compressing a few bytes on their own gains nothing). Default 128.
     /// [i]Not in Godot.[/i]
@@ -593,7 +610,6 @@ impl WebSocketServer {
             .map_or(0, |s| s.local_addr().port() as i64)
     }
 
-    /// [member io_mode]: the server's own I/O thread does the socket work (the default).
     /// [member compression]: permessage-deflate is declined (the default).
     #[constant]
     pub const COMPRESSION_OFF: i64 = 0;
@@ -601,6 +617,11 @@ impl WebSocketServer {
     /// compressed on its own.
     #[constant]
     pub const COMPRESSION_SHARED: i64 = 1;
+    /// [member compression]: permessage-deflate with context takeover within
+    /// [member compression_window_bits], a window of history kept per connection.
+    #[constant]
+    pub const COMPRESSION_DEDICATED: i64 = 2;
+    /// [member io_mode]: the server's own I/O thread does the socket work (the default).
     #[constant]
     pub const IO_MODE_THREAD: i64 = 0;
 
@@ -711,12 +732,21 @@ impl WebSocketServer {
     #[func]
     fn set_compression(&mut self, value: i64) {
         let check = || match value {
-            Self::COMPRESSION_OFF | Self::COMPRESSION_SHARED => Ok(()),
+            Self::COMPRESSION_OFF | Self::COMPRESSION_SHARED | Self::COMPRESSION_DEDICATED => Ok(()),
             v => Err(ConfigError(format!(
-                "compression must be COMPRESSION_OFF (0) or COMPRESSION_SHARED (1), not {v}"
+                "compression must be COMPRESSION_OFF (0), COMPRESSION_SHARED (1) or COMPRESSION_DEDICATED (2), not {v}"
             ))),
         };
         self.set_checked("compression", check, |s| s.compression = value);
+    }
+
+    #[func]
+    fn set_compression_window_bits(&mut self, value: i64) {
+        let check = || match value {
+            9..=15 => Ok(()),
+            v => Err(ConfigError(format!("compression_window_bits must be 9 to 15, not {v}"))),
+        };
+        self.set_checked("compression_window_bits", check, |s| s.compression_window_bits = value);
     }
 
     #[func]

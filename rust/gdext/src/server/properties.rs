@@ -134,6 +134,7 @@ impl WebSocketServer {
             shutdown_timeout: 5.0,
             shutdown_on_sigterm: false,
             compression: Self::COMPRESSION_OFF,
+            compression_window_bits: 12,
             compression_threshold: d.compression_threshold as i64,
             bus_url: GString::new(),
             bus_channel_prefix: "wss:".into(),
@@ -187,7 +188,13 @@ impl WebSocketServer {
             authorize: self.authorize_upgrades,
             answer_requests: self.answer_http_requests,
             files: (!self.files.is_empty()).then(|| Arc::new(self.files.clone())),
-            compression: self.compression == Self::COMPRESSION_SHARED,
+            compression: match self.compression {
+                Self::COMPRESSION_SHARED => Compression::Shared,
+                Self::COMPRESSION_DEDICATED => Compression::Dedicated {
+                    window_bits: self.compression_window_bits as u8,
+                },
+                _ => Compression::Off,
+            },
             compression_threshold: self.compression_threshold as usize,
             bus: (!self.bus_url.is_empty()).then(|| wss_core::bus::BusConfig {
                 url: self.bus_url.to_string(),

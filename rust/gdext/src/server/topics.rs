@@ -41,7 +41,8 @@ impl WebSocketServer {
     /// frames are made on the I/O thread), and returns the local subscribers that did not get it
     /// as [method broadcast] does ([code]{id: error}[/code]; [code]{}[/code] when all have it
     /// queued). [param write_mode] is [constant WebSocketServerPeer.WRITE_MODE_BINARY] (default)
-    /// or [constant WebSocketServerPeer.WRITE_MODE_TEXT] (UTF-8).
+    /// or [constant WebSocketServerPeer.WRITE_MODE_TEXT] (UTF-8); [param compress] as in
+    /// [method broadcast].
     ///
     /// With [member bus_url], the message also goes to the topic's subscribers connected to every
     /// other process on the same bus: exactly once each while the bus is up, in the order
@@ -57,6 +58,7 @@ impl WebSocketServer {
         message: PackedByteArray,
         #[opt(default = 1)] write_mode: i64,
         #[opt(default = &PackedInt32Array::new())] exclude: PackedInt32Array,
+        #[opt(default = true)] compress: bool,
     ) -> VarDictionary {
         let mut failures = VarDictionary::new();
         let Some((server, text)) = self.raw_sender("publish", write_mode) else {
@@ -67,7 +69,7 @@ impl WebSocketServer {
             return failures;
         };
         let topic = topic.to_string();
-        match server.publish(&topic, packet.data, text, exclude.as_slice()) {
+        match server.publish(&topic, packet.data, Kind { text, compress }, exclude.as_slice()) {
             Ok(published) => {
                 if published.bus.is_none() && published.subscribers == 0 {
                     crate::ratelimit::error(
