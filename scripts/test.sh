@@ -53,6 +53,8 @@ WSS_IO_MODE=inline .venv/bin/python -m pytest -q tests/python tests/attacks test
 
 echo "== Autobahn|Testsuite, the original, over ws:// and wss://, with the I/O thread and inline"
 scripts/autobahn.sh
+echo "== Autobahn's compression sample with context takeover (COMPRESSION_DEDICATED, 12 bits)"
+scripts/autobahn.sh --dedicated 12 --deflate-only ws
 
 echo "== Soak, 60 s (scripts/soak.sh for the 10-minute run)"
 .venv/bin/python tests/soak/soak.py --clients 1000 --seconds 60

@@ -18,7 +18,8 @@
 ## bytes to it each frame (as broadcast mode, through publish()); --mode relay subscribes every
 ## client and publishes each message a client sends to the topic, the sender excluded; --bus URL
 ## (bus_url: the topic spans every process on that Redis); --no-publish (publish mode: subscribe,
-## but let other processes publish). --compression: permessage-deflate (COMPRESSION_SHARED).
+## but let other processes publish). --compression: permessage-deflate (COMPRESSION_SHARED; with --dedicated BITS,
+## COMPRESSION_DEDICATED in that window).
 ## --mode json: 20 times a second, a ~200-byte JSON game state (positions that change) to every
 ## client as text, one broadcast(); --mode chat: 20 times a second, a line of chat text (varied
 ## sentences, 60-160 bytes) to every client.
@@ -110,6 +111,9 @@ func _ready() -> void:
 		per_peer = OS.get_cmdline_user_args().has("--per-peer")
 		if OS.get_cmdline_user_args().has("--compression"):
 			ours.compression = WebSocketServer.COMPRESSION_SHARED
+			if ProcStats.opt("--dedicated") != "":
+				ours.compression = WebSocketServer.COMPRESSION_DEDICATED
+				ours.compression_window_bits = int(ProcStats.opt("--dedicated"))
 			if ProcStats.opt("--compression-threshold") != "":
 				ours.compression_threshold = int(ProcStats.opt("--compression-threshold"))
 		if ProcStats.opt("--bus") != "":
