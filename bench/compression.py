@@ -1,10 +1,14 @@
 """permessage-deflate (issue 20), used by bench/run.py through .venv's Python (websockets clients,
 which offer the extension by default): a browser game's JSON state (~200 bytes, 20 Hz) and chat
-lines (60-160 bytes, 20 Hz) broadcast to N clients (godot-project/bench/bench_server.gd --mode
-json|chat), with compression off and COMPRESSION_SHARED (threshold 128 and 0). For each: bytes
-on the wire per message (TCP's own bytes_sent of the server's sockets, `ss -ti`, over the messages
-the clients got), the I/O thread's CPU per message, the main thread's CPU (share of a core: compression must not add to it), and resident
-memory per connection. Prints one `ROW <json>` line per setting.
+lines (40-160 bytes of words drawn from a few sentences, 20 Hz) broadcast to N clients (godot-project/bench/bench_server.gd --mode
+json|chat), with compression off, COMPRESSION_SHARED and COMPRESSION_DEDICATED (12 bits, context
+takeover: websockets offers client_max_window_bits), each with threshold 128 and 0. For each:
+bytes on the wire per message (TCP's own bytes_sent of the server's sockets, `ss -ti`, over the
+messages the server queued in the same window, from its STAT lines: what the clients have read
+lags behind when Python is busy), the I/O thread's CPU per message, the main thread's CPU (share of a
+core: compression must not add to it), and resident memory per connection, once connected and
+once the messages flowed (the dedicated windows are allocated at the first compressed message).
+Prints one `ROW <json>` line per setting.
 Usage: compression.py GODOT CLIENTS SECONDS"""
 
 import asyncio
@@ -13,6 +17,7 @@ import os
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -49,16 +54,27 @@ def bytes_sent(port):
     return sum(int(x) for x in __import__("re").findall(r"bytes_sent:(\d+)", out))
 
 
+def queued_at(stats, t):
+    """Messages the server had queued at unix time `t`, between its STAT lines."""
+    for (ta, a), (tb, b) in zip(stats, stats[1:]):
+        if ta <= t <= tb:
+            return a + (b - a) * (t - ta) / max(tb - ta, 1e-9)
+    raise RuntimeError(f"no STAT lines around {t} ({len(stats)} lines)")
+
+
 def rss(pid):
     return int(next(l.split()[1] for l in Path(f"/proc/{pid}/status").read_text().splitlines() if l.startswith("VmRSS")))
 
 
-async def measure(godot, mode, compression, threshold, clients, seconds):
+async def measure(godot, mode, setting, threshold, clients, seconds):
+    compression = setting != "off"
     port = free_port()
     args = [godot, "--headless", "--path", str(ROOT / "godot-project"), "res://bench/bench_server.tscn", "--",
             "--impl", "ours", "--mode", mode, "--port", str(port)]
     if compression:
         args += ["--compression", "--compression-threshold", str(threshold)]
+    if setting == "dedicated":
+        args += ["--dedicated", "12"]
     p = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         for line in p.stdout:
@@ -66,6 +82,15 @@ async def measure(godot, mode, compression, threshold, clients, seconds):
                 break
             if "SCRIPT ERROR" in line:
                 raise RuntimeError(line)
+        stats = []  # (unix time, messages queued so far)
+
+        def read_stats():
+            for line in p.stdout:
+                if line.startswith("STAT "):
+                    f = line.split()
+                    stats.append((float(f[1]), int(f[2])))
+
+        threading.Thread(target=read_stats, daemon=True).start()
         rss0 = rss(p.pid)
         conns = [await websockets.connect(f"ws://127.0.0.1:{port}/", max_queue=None) for _ in range(clients)]
         negotiated = "permessage-deflate" in (conns[0].response.headers.get("Sec-WebSocket-Extensions") or "")
@@ -83,18 +108,22 @@ async def measure(godot, mode, compression, threshold, clients, seconds):
 
         tasks = [asyncio.create_task(read(ws)) for ws in conns]
         await asyncio.sleep(0.5)
-        t0, g0, w0 = time.monotonic(), got[0], bytes_sent(port)
+        t0, g0, w0, u0 = time.monotonic(), got[0], bytes_sent(port), time.time()
         io0, main0 = thread_ticks(p.pid, "websocket-server-io"), thread_ticks(p.pid, None)
         await asyncio.sleep(seconds)
-        t1, g1, w1 = time.monotonic(), got[0], bytes_sent(port)
+        t1, g1, w1, u1 = time.monotonic(), got[0], bytes_sent(port), time.time()
+        await asyncio.sleep(0.6)  # the STAT line after the window
         io1, main1 = thread_ticks(p.pid, "websocket-server-io"), thread_ticks(p.pid, None)
+        rss2 = rss(p.pid)
         for t in tasks:
             t.cancel()
         for ws in conns:
             await ws.close()
         n = max(1, g1 - g0)
-        return {"mode": mode, "compression": compression, "threshold": threshold, "negotiated": negotiated,
-                "messages": g1 - g0, "bytes_per_msg": (w1 - w0) / n,
+        queued = max(1.0, queued_at(stats, u1) - queued_at(stats, u0))
+        return {"mode": mode, "setting": setting, "compression": compression, "threshold": threshold,
+                "negotiated": negotiated, "kib_per_conn_after": (rss2 - rss0) / clients,
+                "messages": g1 - g0, "bytes_per_msg": (w1 - w0) / queued,
                 "io_us_per_msg": (io1 - io0) * 1e6 / TICK / n,
                 "main_cpu_percent": (main1 - main0) * 100 / TICK / (t1 - t0),
                 "kib_per_conn": (rss1 - rss0) / clients}
@@ -106,8 +135,8 @@ async def measure(godot, mode, compression, threshold, clients, seconds):
 def main():
     godot, clients, seconds = sys.argv[1], int(sys.argv[2]), float(sys.argv[3])
     for mode in ("json", "chat"):
-        for compression, threshold in ((False, 0), (True, 128), (True, 0)):
-            row = asyncio.run(measure(godot, mode, compression, threshold, clients, seconds))
+        for setting, threshold in (("off", 0), ("shared", 128), ("shared", 0), ("dedicated", 128), ("dedicated", 0)):
+            row = asyncio.run(measure(godot, mode, setting, threshold, clients, seconds))
             print("ROW " + json.dumps(row), flush=True)
 
 

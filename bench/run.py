@@ -359,16 +359,17 @@ class Bench:
         out = subprocess.run([str(ROOT / ".venv/bin/python"), str(ROOT / "bench/compression.py"), self.godot,
                               str(clients), str(secs)], capture_output=True, text=True, timeout=600)
         rows = [json.loads(l[4:]) for l in out.stdout.splitlines() if l.startswith("ROW ")]
-        if out.returncode != 0 or len(rows) != 6:
+        if out.returncode != 0 or len(rows) != 10:
             raise RuntimeError("bench/compression.py failed:\n" + out.stdout + out.stderr)
         for r in rows:
-            what = {"json": "JSON game state (~200 B text, 20 Hz)", "chat": "chat lines (60-160 B text, 20 Hz)"}[r["mode"]]
-            setting = "compression off" if not r["compression"] else f"COMPRESSION_SHARED, threshold {r['threshold']}"
+            what = {"json": "JSON game state (~200 B text, 20 Hz)", "chat": "chat lines (40-160 B text, 20 Hz)"}[r["mode"]]
+            setting = {"off": "compression off", "shared": f"COMPRESSION_SHARED, threshold {r['threshold']}",
+                       "dedicated": f"COMPRESSION_DEDICATED 12 bits, threshold {r['threshold']}"}[r["setting"]]
             assert r["negotiated"] == r["compression"], r
             self.row(f"{what} to {clients} clients, {setting}: bytes on the wire per message / I/O thread µs per "
-                     f"message / main thread CPU % / KiB per connection",
+                     f"message / main thread CPU % / KiB per connection (connected, after the messages)",
                      f"{r['bytes_per_msg']:.0f} / {r['io_us_per_msg']:.1f} / {r['main_cpu_percent']:.1f} / "
-                     f"{r['kib_per_conn']:.1f}", None, None, None)
+                     f"{r['kib_per_conn']:.1f}, {r['kib_per_conn_after']:.1f}", None, None, None)
 
     def run_topics(self):
         import topics

@@ -29,6 +29,10 @@ SERVERS = {
     "ours_mp": ("ours_mp", [], True),
     "ours_mp_inline": ("ours_mp", ["--inline"], True),
     "stock_mp": ("stock_mp", [], True),
+    # permessage-deflate (issue 20): the clients offer it (wsload --deflate), the states (128 B,
+    # over the default threshold) go compressed.
+    "ours_deflate": ("ours", ["--compression"], False),
+    "ours_dedicated": ("ours", ["--compression", "--dedicated", "12"], False),
 }
 
 
@@ -69,6 +73,8 @@ def trial(bench, name, n, secs, free_port):
     port = free_port()
     server = start(bench.godot, bench.bindir, name, port)
     skip = ["--skip-first"] if name in SERVERS and SERVERS[name][2] else []
+    if "--compression" in SERVERS.get(name, ("", [], False))[1]:
+        skip.append("--deflate")
     procs = []
     samples = []  # (unix time, CPU ticks of every load process)
     stop = threading.Event()
@@ -108,6 +114,8 @@ def trial(bench, name, n, secs, free_port):
         server.stop()
     if not final or any(r is None for r in results):
         return {"n": n, "ok": False, "why": "no result"}
+    if "--deflate" in skip and sum(r.get("deflate", 0) for r in results) != n:
+        return {"n": n, "ok": False, "why": "permessage-deflate not agreed with every client"}
     t0, t1 = max(r["t0"] for r in results), min(r["t1"] for r in results)
     window = [t for t in server.stats if t0 <= t["time"] <= t1 + 0.25] or server.stats[-2:]
     connected = sum(r["connected"] for r in results)
@@ -219,6 +227,28 @@ def run(bench, free_port, fmt, ratio):
         bench.row(f"tick benchmark, {variant}: the first N that failed, and why",
                   *(none if f is None else f"{f['n']}: {f.get('why', '')}" for f in fails), None)
         fixed_loads(bench, variant, names, free_port, secs)
+        if variant == "raw mode":
+            compressed(bench, found["ours"], free_port, secs)
+
+
+def compressed(bench, plain, free_port, secs):
+    """The raw-mode tick benchmark with permessage-deflate (issue 20): players held, and process CPU
+    per player at a load all three hold, beside ours without it (same run)."""
+    names = ("ours_deflate", "ours_dedicated")
+    if bench.smoke:
+        found = {k: (lambda f: (f if f["ok"] else None, None if f["ok"] else f))(trial(bench, k, 20, secs, free_port))
+                 for k in names}
+    else:
+        found = {k: search(bench, k, free_port, 400, 25600, secs, 3) for k in names}
+    n = 20 if bench.smoke else 800
+    for name, setting, held in (("ours", "compression off", plain[0]),
+                                *((k, k.replace("ours_deflate", "COMPRESSION_SHARED")
+                                   .replace("ours_dedicated", "COMPRESSION_DEDICATED 12 bits"), found[k][0]) for k in names)):
+        f = trial(bench, name, n, secs, free_port)
+        cpu = f["server_cpu"] * 1e6 / n if f.get("server_cpu") is not None else None
+        bench.row(f"tick benchmark, raw mode, clients offering permessage-deflate, {setting}: players held; process CPU "
+                  f"per player at N = {n} (states of 128 B)",
+                  f"{held['n'] if held else 0}; {'–' if cpu is None else f'{cpu:.0f} µs'}", None, None, None)
 
 
 def fixed_loads(bench, variant, names, free_port, secs):

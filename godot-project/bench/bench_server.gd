@@ -21,8 +21,8 @@
 ## but let other processes publish). --compression: permessage-deflate (COMPRESSION_SHARED; with --dedicated BITS,
 ## COMPRESSION_DEDICATED in that window).
 ## --mode json: 20 times a second, a ~200-byte JSON game state (positions that change) to every
-## client as text, one broadcast(); --mode chat: 20 times a second, a line of chat text (varied
-## sentences, 60-160 bytes) to every client.
+## client as text, one broadcast(); --mode chat: 20 times a second, a line of chat text (a name and
+## 6-24 words drawn from a few sentences', 40-160 bytes, never a whole line again) to every client.
 ## Prints a STAT line every 0.25 s: unix time, messages sent, µs spent in the networking part of the
 ## frame (work) and in poll() alone, frames, main-thread CPU ticks, process CPU ticks, RSS KiB, peers.
 extends Node
@@ -51,6 +51,24 @@ const CHAT := [
 	"who wants to trade: I have two rare swords and need a shield, message me",
 ]
 var _next_state := 0
+## Chat lines sent so far, and the generator of their words (seeded: every run sends the same lines).
+var _chat_lines := 0
+var _chat_rng := RandomNumberGenerator.new()
+var _chat_words := PackedStringArray()
+
+
+## A chat line: 6 to 24 words drawn from the CHAT lines' words, after a player's name (lines share
+## words, as a chat's do, but a line is never repeated whole).
+func _chat_line() -> String:
+	if _chat_words.is_empty():
+		_chat_rng.seed = 7
+		for line in CHAT:
+			_chat_words.append_array(line.split(" "))
+	var words := PackedStringArray(["player%d:" % _chat_rng.randi_range(1, 40)])
+	for i in _chat_rng.randi_range(6, 24):
+		words.append(_chat_words[_chat_rng.randi_range(0, _chat_words.size() - 1)])
+	_chat_lines += 1
+	return " ".join(words)
 
 
 ## A game state as a browser game sends it: entities with positions that change every tick.
@@ -150,7 +168,9 @@ func _process(_delta: float) -> void:
 				msgs += clients - failed.size()
 		if (mode == "json" or mode == "chat") and Time.get_ticks_msec() >= _next_state:
 			_next_state = Time.get_ticks_msec() + 50
-			var text: String = _state_json() if mode == "json" else CHAT[frames % CHAT.size()] + " (%d)" % frames
+			var text: String = _state_json()
+			if mode == "chat":
+				text = _chat_line()
 			var failed := ours.broadcast(text.to_utf8_buffer(), WebSocketServerPeer.WRITE_MODE_TEXT)
 			msgs += ours.get_peer_ids().size() - failed.size()
 		if mode == "broadcast":

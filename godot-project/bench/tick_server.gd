@@ -12,7 +12,8 @@
 ##   --impl stock_mp  Godot's WebSocketMultiplayerPeer through the same MultiplayerPeer API
 ## Options after `--`: --impl, --port N, --signals, --inline (our io_mode IO_MODE_INLINE; the tick
 ## then polls a second time after sending the states one by one, so that writing them is inside
-## the measured tick; send_messages writes them itself).
+## the measured tick; send_messages writes them itself), --compression (ours: COMPRESSION_SHARED;
+## with --dedicated BITS, COMPRESSION_DEDICATED in that window; the clients must offer it).
 ## Prints "LISTENING <port>", then a TICK line every second:
 ##   unix time, ticks, networking µs per tick p50, p99, max, ticks over budget (networking work
 ##   over 16.6 ms, or a tick that started more than one period late), inputs received (total),
@@ -61,6 +62,11 @@ func _ready() -> void:
 			inline = OS.get_cmdline_user_args().has("--inline")
 			if inline:
 				ours.io_mode = WebSocketServer.IO_MODE_INLINE
+			if OS.get_cmdline_user_args().has("--compression"):
+				ours.compression = WebSocketServer.COMPRESSION_SHARED
+				if ProcStats.opt("--dedicated") != "":
+					ours.compression = WebSocketServer.COMPRESSION_DEDICATED
+					ours.compression_window_bits = int(ProcStats.opt("--dedicated"))
 			signals = OS.get_cmdline_user_args().has("--signals")
 			if impl == "ours" and signals:
 				ours.data_received.connect(_on_data)

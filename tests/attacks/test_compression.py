@@ -9,6 +9,7 @@ compressed text that is not UTF-8 gets 1007, corrupt deflate data 1007. Raw fram
 with Python's zlib. Both I/O modes (WSS_IO_MODE)."""
 
 import asyncio
+import os
 import socket
 import zlib
 
@@ -122,6 +123,23 @@ def test_dedicated_context_takeover_shrinks_similar_messages_both_ways(running):
                 await ws.send(state.decode())
                 assert await asyncio.wait_for(ws.recv(), 5) == state.decode()
     asyncio.run(run())
+
+
+def test_dedicated_compresses_a_message_that_does_not_shrink_alone_so_the_next_can_refer_to_it(running):
+    server = running(GodotServer("--dedicated", "12"))
+    s, head = raw(server.port)
+    inflate = zlib.decompressobj(wbits=-12)
+    line = os.urandom(200)
+    assert len(deflate(line)) >= len(line), "on its own it does not shrink"
+    sizes = []
+    for _ in range(3):
+        s.sendall(frame(0x2, line))
+        (op, rsv1, payload), = frames_until(s, lambda f: f)
+        assert rsv1, "compressed even so: it enters the client's window"
+        assert inflate.decompress(payload + b"\x00\x00\xff\xff") == line
+        sizes.append(len(payload))
+    assert sizes[1] < len(line) // 2, f"the same line again refers back: {sizes}"
+    s.close()
 
 
 def test_dedicated_asks_a_client_that_cannot_be_limited_for_no_context_takeover(running):

@@ -12,6 +12,9 @@
 //!                    input-to-state latency is measured from them. After the window, inputs stop and
 //!                    states are still read for 0.5 s; RESULT adds inputs (sent) and states (received).
 //!
+//! --deflate: offer permessage-deflate (client_max_window_bits, as browsers do) and inflate what
+//! the server compresses (wss_core's inbound layer in its client form; the clients' own messages go
+//! uncompressed); RESULT adds `deflate`, the clients that agreed.
 //! URLs may be wss:// with --ca PEM (the certificate to trust; the name checked is "localhost").
 //! Common options: --threads T (default 4), --connect-concurrency C (default 64; `connect` uses N),
 //! --setup-timeout S (default 60), --warmup S (default 0.5), --skip-first (ignore each client's first
@@ -29,6 +32,7 @@ use mio::{Events, Interest, Poll, Token};
 use rustls_pki_types::ServerName;
 use tungstenite::protocol::{Role, WebSocketContext};
 use tungstenite::{Bytes, Message};
+use wss_core::deflate::inbound::Inflating;
 use wss_core::tls::TlsStream;
 
 const SETUP: u8 = 0;
@@ -51,6 +55,7 @@ struct Config {
     threads: usize,
     concurrency: usize,
     skip_first: bool,
+    deflate: bool,
     tls: Option<Arc<rustls::ClientConfig>>,
 }
 
@@ -112,6 +117,8 @@ struct Shared {
     burst: std::sync::atomic::AtomicBool,
     /// Echoes of the burst received.
     echoed: AtomicUsize,
+    /// Clients with which permessage-deflate was agreed (--deflate).
+    deflated: AtomicUsize,
 }
 
 #[derive(Default)]
@@ -139,6 +146,100 @@ struct Client {
     /// acknowledged by a state message (sequence, sent at).
     seq: u32,
     unacked: std::collections::VecDeque<(u32, Instant)>,
+    /// permessage-deflate, when the server agreed to it.
+    inflate: Option<Box<Inflate>>,
+}
+
+/// A client's compressed input: the socket's bytes (`raw`) through the inflating layer into
+/// `decoded`, which tungstenite reads from `pos` on.
+struct Inflate {
+    layer: Inflating,
+    raw: Vec<u8>,
+    decoded: Vec<u8>,
+    pos: usize,
+}
+
+impl Inflate {
+    /// The layer the `101` response's `Sec-WebSocket-Extensions` asks for, if it took the offer.
+    fn agreed(head: &str) -> Option<Box<Inflate>> {
+        let line = head
+            .lines()
+            .find(|l| l.to_ascii_lowercase().starts_with("sec-websocket-extensions:"))?
+            .to_ascii_lowercase();
+        if !line.contains("permessage-deflate") {
+            return None;
+        }
+        let bits = line
+            .split(';')
+            .find_map(|p| {
+                p.trim()
+                    .strip_prefix("server_max_window_bits=")?
+                    .trim()
+                    .parse::<u8>()
+                    .ok()
+            })
+            .unwrap_or(15);
+        let takeover = !line.contains("server_no_context_takeover");
+        Some(Box::new(Inflate {
+            layer: Inflating::client(1 << 24, bits, takeover),
+            raw: Vec::new(),
+            decoded: Vec::new(),
+            pos: 0,
+        }))
+    }
+}
+
+/// The socket as tungstenite reads it through `Inflate`.
+struct Inflated<'a> {
+    sock: &'a mut Transport,
+    z: &'a mut Inflate,
+}
+
+impl Read for Inflated<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        loop {
+            let z = &mut *self.z;
+            if z.pos < z.decoded.len() {
+                let n = buf.len().min(z.decoded.len() - z.pos);
+                buf[..n].copy_from_slice(&z.decoded[z.pos..z.pos + n]);
+                z.pos += n;
+                return Ok(n);
+            }
+            z.decoded.clear();
+            z.pos = 0;
+            if z.raw.is_empty() {
+                let mut chunk = [0u8; READ_BUFFER];
+                let n = self.sock.read(&mut chunk)?;
+                if n == 0 {
+                    return Ok(0);
+                }
+                z.raw.extend_from_slice(&chunk[..n]);
+            }
+            let used = z
+                .layer
+                .decode(&z.raw, &mut z.decoded, usize::MAX)
+                .map_err(|e| std::io::Error::other(format!("inflate: {e:?}")))?;
+            z.raw.drain(..used);
+            if z.decoded.is_empty() && used == 0 {
+                // A frame cut short: more bytes needed.
+                let mut chunk = [0u8; READ_BUFFER];
+                let n = self.sock.read(&mut chunk)?;
+                if n == 0 {
+                    return Ok(0);
+                }
+                z.raw.extend_from_slice(&chunk[..n]);
+            }
+        }
+    }
+}
+
+impl Write for Inflated<'_> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.sock.write(buf)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.sock.flush()
+    }
 }
 
 fn arg(args: &[String], name: &str, default: &str) -> String {
@@ -193,6 +294,7 @@ fn main() {
             .clamp(1, clients.max(1)),
         concurrency: concurrency.max(1),
         skip_first: args.iter().any(|a| a == "--skip-first"),
+        deflate: args.iter().any(|a| a == "--deflate"),
         tls,
     };
     let secs: f64 = arg(&args, "--secs", "3").parse().unwrap();
@@ -206,6 +308,7 @@ fn main() {
         failed: AtomicUsize::new(0),
         burst: Default::default(),
         echoed: AtomicUsize::new(0),
+        deflated: AtomicUsize::new(0),
     });
     let started = Instant::now();
     let workers: Vec<_> = (0..config.threads)
@@ -279,14 +382,15 @@ fn main() {
     };
     let window = (t1 - t0).max(1e-9);
     println!(
-        "RESULT {{\"mode\":\"{mode}\",\"clients\":{clients},\"connected\":{connected},\"failed\":{},\"setup_secs\":{setup_secs:.4},\"msgs\":{},\"inputs\":{},\"states\":{},\"rate\":{:.1},\"p50_us\":{},\"p99_us\":{},\"t0\":{t0:.6},\"t1\":{t1:.6}}}",
+        "RESULT {{\"mode\":\"{mode}\",\"clients\":{clients},\"connected\":{connected},\"failed\":{},\"setup_secs\":{setup_secs:.4},\"msgs\":{},\"inputs\":{},\"states\":{},\"rate\":{:.1},\"p50_us\":{},\"p99_us\":{},\"deflate\":{},\"t0\":{t0:.6},\"t1\":{t1:.6}}}",
         shared.failed.load(Acquire),
         all.msgs,
         all.inputs,
         all.states,
         all.msgs as f64 / window,
         pct(0.5),
-        pct(0.99)
+        pct(0.99),
+        shared.deflated.load(Acquire)
     );
 }
 
@@ -297,8 +401,14 @@ fn worker(config: &Config, n: usize, shared: &Shared) -> Outcome {
     let mut outcome = Outcome::default();
     let payload = Bytes::from((0..config.size).map(|i| (i % 251) as u8).collect::<Vec<u8>>());
     let request = format!(
-        "GET {} HTTP/1.1\r\nHost: {}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
-        config.path, config.host
+        "GET {} HTTP/1.1\r\nHost: {}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n{}\r\n",
+        config.path,
+        config.host,
+        if config.deflate {
+            "Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits\r\n"
+        } else {
+            ""
+        }
     );
     let per_thread = (config.concurrency / config.threads).max(1);
     let (mut started, mut pending) = (0usize, 0usize);
@@ -338,6 +448,7 @@ fn worker(config: &Config, n: usize, shared: &Shared) -> Outcome {
                         skip: config.skip_first,
                         seq: 0,
                         unacked: Default::default(),
+                        inflate: None,
                     });
                     pending += 1;
                 }
@@ -480,7 +591,15 @@ fn step(
         if !buf.starts_with(b"HTTP/1.1 101") {
             return fail(c, shared);
         }
-        let rest = buf.split_off(end + 4);
+        let mut rest = buf.split_off(end + 4);
+        if config.deflate {
+            c.inflate = Inflate::agreed(&String::from_utf8_lossy(buf));
+            if let Some(z) = &mut c.inflate {
+                // Frames that came with the response go through the layer too.
+                z.raw = std::mem::take(&mut rest);
+                shared.deflated.fetch_add(1, AcqRel);
+            }
+        }
         // tungstenite zeroes `read_buffer_size` bytes (128 KiB by default) before every read: most
         // of this process's time went to that memset. 4 KiB holds any message the benchmarks
         // send in one piece but the largest, which takes a few reads.
@@ -506,7 +625,11 @@ fn step(
 fn read_messages(c: &mut Client, config: &Config, shared: &Shared, payload: &Bytes, outcome: &mut Outcome) {
     loop {
         let State::Open(ws) = &mut c.state else { return };
-        match ws.read(&mut c.sock) {
+        let read = match &mut c.inflate {
+            Some(z) => ws.read(&mut Inflated { sock: &mut c.sock, z }),
+            None => ws.read(&mut c.sock),
+        };
+        match read {
             Ok(Message::Binary(data)) if config.mode == "game" => {
                 if c.skip {
                     c.skip = false;

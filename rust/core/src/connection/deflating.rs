@@ -48,19 +48,25 @@ impl Deflating {
             return (data, false);
         }
         let bits = self.agreed.server_window_bits;
-        let compressed = match &self.sent {
-            Some(window) => compress_after(&data, bits, window.bytes()),
-            None => compress(&data, bits),
-        };
-        if compressed.len() >= data.len() {
-            // Incompressible (already compressed, random): sent as it is. (Not part of the
-            // client's window then: only what it inflates is.)
-            return (data, false);
+        match &mut self.sent {
+            // Without context takeover: a message that does not shrink (already compressed,
+            // random, a short line) is sent as it is.
+            None => {
+                let compressed = compress(&data, bits);
+                if compressed.len() >= data.len() {
+                    return (data, false);
+                }
+                (compressed, true)
+            }
+            // With it, always compressed: only what the client inflates enters its window, and a
+            // short line that does not shrink on its own (a few bytes more, once) is what the
+            // next similar line refers to.
+            Some(window) => {
+                let compressed = compress_after(&data, bits, window.bytes());
+                window.push(&data);
+                (compressed, true)
+            }
         }
-        if let Some(window) = &mut self.sent {
-            window.push(&data);
-        }
-        (compressed, true)
     }
 }
 

@@ -66,6 +66,9 @@ pub struct Inflating {
     window_bits: u8,
     /// With context takeover: what the messages before inflated to (the client's window).
     history: Option<Window>,
+    /// The other side is a server (a client's own use, as in the load generator): its frames
+    /// are not masked, nor are the ones written for the parser.
+    from_server: bool,
 }
 
 impl Inflating {
@@ -80,6 +83,15 @@ impl Inflating {
             limit,
             window_bits,
             history: context_takeover.then(|| Window::new(window_bits)),
+            from_server: false,
+        }
+    }
+
+    /// The same layer on a client, for a server's compressed messages (unmasked frames).
+    pub fn client(limit: usize, window_bits: u8, context_takeover: bool) -> Inflating {
+        Inflating {
+            from_server: true,
+            ..Inflating::new(limit, window_bits, context_takeover)
         }
     }
 
@@ -136,11 +148,16 @@ impl Inflating {
                         self.part = Part::Pass { left: len };
                         continue;
                     }
-                    let Some(mask) = header.mask else {
-                        // An unmasked frame from a client: tungstenite refuses it.
-                        out.extend_from_slice(&rest[..n]);
-                        self.part = Part::Opaque;
-                        continue;
+                    let mask = match header.mask {
+                        Some(mask) if !self.from_server => mask,
+                        None if self.from_server => [0; 4],
+                        // An unmasked frame from a client (or a masked one from a server):
+                        // tungstenite refuses it.
+                        _ => {
+                            out.extend_from_slice(&rest[..n]);
+                            self.part = Part::Opaque;
+                            continue;
+                        }
                     };
                     if self.message.is_none() {
                         let OpCode::Data(op) = header.opcode else {
@@ -250,7 +267,7 @@ impl Inflating {
             rsv2: false,
             rsv3: false,
             opcode: OpCode::Data(op),
-            mask: Some([0; 4]),
+            mask: (!self.from_server).then_some([0; 4]),
         };
         let _ = header.format(payload.len() as u64, out);
         out.extend_from_slice(payload);
