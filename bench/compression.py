@@ -1,7 +1,7 @@
 """permessage-deflate (issue 20), used by bench/run.py through .venv's Python (websockets clients,
 which offer the extension by default): a browser game's JSON state (~200 bytes, 20 Hz) and chat
 lines (40-160 bytes of words drawn from a few sentences, 20 Hz) broadcast to N clients (godot-project/bench/bench_server.gd --mode
-json|chat), with compression off, COMPRESSION_SHARED and COMPRESSION_DEDICATED (12 bits, context
+json|chat), with compression off, COMPRESSION_SHARED and COMPRESSION_DEDICATED (11 bits, the default: context
 takeover: websockets offers client_max_window_bits), each with threshold 128 and 0. For each:
 bytes on the wire per message (TCP's own bytes_sent of the server's sockets, `ss -ti`, over the
 messages the server queued in the same window, from its STAT lines: what the clients have read
@@ -74,7 +74,7 @@ async def measure(godot, mode, setting, threshold, clients, seconds):
     if compression:
         args += ["--compression", "--compression-threshold", str(threshold)]
     if setting == "dedicated":
-        args += ["--dedicated", "12"]
+        args += ["--dedicated", "11"]
     p = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         for line in p.stdout:

@@ -32,7 +32,7 @@ SERVERS = {
     # permessage-deflate (issue 20): the clients offer it (wsload --deflate), the states (128 B,
     # over the default threshold) go compressed.
     "ours_deflate": ("ours", ["--compression"], False),
-    "ours_dedicated": ("ours", ["--compression", "--dedicated", "12"], False),
+    "ours_dedicated": ("ours", ["--compression", "--dedicated", "11"], False),
 }
 
 
@@ -243,7 +243,7 @@ def compressed(bench, plain, free_port, secs):
     n = 20 if bench.smoke else 800
     for name, setting, held in (("ours", "compression off", plain[0]),
                                 *((k, k.replace("ours_deflate", "COMPRESSION_SHARED")
-                                   .replace("ours_dedicated", "COMPRESSION_DEDICATED 12 bits"), found[k][0]) for k in names)):
+                                   .replace("ours_dedicated", "COMPRESSION_DEDICATED 11 bits"), found[k][0]) for k in names)):
         f = trial(bench, name, n, secs, free_port)
         cpu = f["server_cpu"] * 1e6 / n if f.get("server_cpu") is not None else None
         bench.row(f"tick benchmark, raw mode, clients offering permessage-deflate, {setting}: players held; process CPU "

@@ -180,19 +180,26 @@ def test_the_page_comes_from_the_chat_server_and_chats_on_the_same_port(browser,
     browser.switch_to.window(ann)
 
 
-def test_browsers_negotiate_compression_and_godot_clients_stay_uncompressed(browser, running):
-    """With compression = COMPRESSION_SHARED: Chromium negotiates permessage-deflate (the page's
-    WebSocket.extensions says so), 60 KB of repetitive text arrives intact both ways between two
-    tabs, and a Godot WebSocketPeer client in the same room (which offers no extension) gets it
-    too, uncompressed."""
+@pytest.mark.parametrize("setting", ["shared", "dedicated"])
+def test_browsers_negotiate_compression_and_godot_clients_stay_uncompressed(browser, running, setting):
+    """With compression = COMPRESSION_SHARED, and COMPRESSION_DEDICATED (context takeover both ways:
+    Chromium keeps its compressor across messages, limited to the server's 11-bit window):
+    Chromium negotiates permessage-deflate (the page's WebSocket.extensions says so), 60 KB of
+    repetitive text arrives intact both ways between two tabs, and a Godot WebSocketPeer client in
+    the same room (which offers no extension) gets it too, uncompressed; with context takeover,
+    a run of similar lines (each referring to the ones before) arrives intact both ways."""
     port = free_port()
-    running(ChatServer("deflate", port=port, args=("--compression",)))
+    running(ChatServer("deflate", port=port, args=("--compression", setting)))
     origin = f"http://127.0.0.1:{port}"
     browser.get(f"{origin}/chat.html?name=Ann")
     ann = browser.current_window_handle
     wait_js(browser, "chat.status === 'connected'", what="Ann connected")
-    assert browser.execute_script("return chat.socket.extensions").startswith("permessage-deflate"), \
-        browser.execute_script("return chat.socket.extensions")
+    extensions = browser.execute_script("return chat.socket.extensions")
+    assert extensions.startswith("permessage-deflate"), extensions
+    if setting == "dedicated":
+        assert extensions == "permessage-deflate; server_max_window_bits=11; client_max_window_bits=11", extensions
+    else:
+        assert "server_no_context_takeover" in extensions, extensions
     browser.switch_to.new_window("tab")
     browser.get(f"{origin}/chat.html?name=Bob")
     bob = browser.current_window_handle
@@ -210,6 +217,19 @@ def test_browsers_negotiate_compression_and_godot_clients_stay_uncompressed(brow
     browser.switch_to.window(ann)
     wait_js(browser, f"chat.messages.some(m => m.name === 'Bob' && m.text.length === {len(text)})", what="Ann got it back")
     assert browser.execute_script("return chat.messages.find(m => m.name === 'Bob').text") == text[::-1]
+    lines = [f"line {i}: the blue team holds the north arena, {i * 7} points, player{i % 5} scores" for i in range(30)]
+    for line in lines:
+        assert browser.execute_script("return chat.send(arguments[0])", line)
+    browser.switch_to.window(bob)
+    wait_js(browser, f"chat.messages.filter(m => m.name === 'Ann' && m.text.startsWith('line ')).length === {len(lines)}",
+            what="Bob got every line")
+    got = browser.execute_script("return chat.messages.filter(m => m.name === 'Ann' && m.text.startsWith('line ')).map(m => m.text)")
+    assert got == lines
+    for line in lines:
+        assert browser.execute_script("return chat.send(arguments[0])", line.upper())
+    browser.switch_to.window(ann)
+    wait_js(browser, f"chat.messages.filter(m => m.name === 'Bob' && m.text.startsWith('LINE ')).length === {len(lines)}",
+            what="Ann got every line back")
     browser.switch_to.window(bob)
     browser.close()
     browser.switch_to.window(ann)

@@ -88,10 +88,10 @@ func test_setters_refuse_invalid_values() -> void:
 	check_eq(s.compression, WebSocketServer.COMPRESSION_OFF, "compression unchanged")
 	s.compression = WebSocketServer.COMPRESSION_DEDICATED
 	check_eq(s.compression, 2, "compression accepted")
-	check_eq(s.compression_window_bits, 12, "compression_window_bits defaults to 12 (4 KiB)")
+	check_eq(s.compression_window_bits, 11, "compression_window_bits defaults to 11 (2 KiB)")
 	s.compression_window_bits = 8
 	s.compression_window_bits = 16
-	check_eq(s.compression_window_bits, 12, "compression_window_bits unchanged")
+	check_eq(s.compression_window_bits, 11, "compression_window_bits unchanged")
 	s.compression_window_bits = 9
 	check_eq(s.compression_window_bits, 9, "compression_window_bits accepted")
 

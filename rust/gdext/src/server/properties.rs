@@ -134,7 +134,7 @@ impl WebSocketServer {
             shutdown_timeout: 5.0,
             shutdown_on_sigterm: false,
             compression: Self::COMPRESSION_OFF,
-            compression_window_bits: 12,
+            compression_window_bits: 11,
             compression_threshold: d.compression_threshold as i64,
             bus_url: GString::new(),
             bus_channel_prefix: "wss:".into(),
