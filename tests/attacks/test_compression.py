@@ -13,6 +13,7 @@ import os
 import socket
 import zlib
 
+import pytest
 import websockets
 
 from godot_server import GodotServer, UPGRADE, close_code, frame, read_frames, read_head
@@ -189,8 +190,9 @@ def test_no_offer_or_compression_off_means_no_extension(running):
     s.close()
 
 
-def test_a_bomb_is_closed_with_1009_and_costs_no_memory(running):
-    server = running(GodotServer("--compression"))
+@pytest.mark.parametrize("setting", [("--compression",), ("--dedicated", "15")])
+def test_a_bomb_is_closed_with_1009_and_costs_no_memory(running, setting):
+    server = running(GodotServer(*setting))
     bomb = deflate(b"\0" * (200 << 20))
     assert len(bomb) < 300_000
     rss_before, _, _ = server.proc_status()
@@ -203,8 +205,9 @@ def test_a_bomb_is_closed_with_1009_and_costs_no_memory(running):
     assert rss < rss_before + 16 * 1024, f"RSS {rss_before} -> {rss} KiB"
 
 
-def test_invalid_utf8_and_corrupt_data_get_1007(running):
-    server = running(GodotServer("--compression"))
+@pytest.mark.parametrize("setting", [("--compression",), ("--dedicated", "12")])
+def test_invalid_utf8_and_corrupt_data_get_1007(running, setting):
+    server = running(GodotServer(*setting))
     s, _ = raw(server.port)
     s.sendall(frame(0x1, deflate(b"ok \xff\xfe not utf-8"), rsv=4))
     assert close_code(read_frames(s)) == 1007
