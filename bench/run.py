@@ -391,6 +391,14 @@ class Bench:
         import tick
         tick.run(self, free_port, fmt, ratio)
 
+    def run_tick_compression(self):
+        """Only the tick benchmark's rows with permessage-deflate (part of `tick`; alone, for a
+        results file of its own: `--only tick_compression`)."""
+        import tick
+        plain = tick.search(self, "ours", free_port, 400, 25600, 4, 3) if not self.smoke else (
+            (lambda f: (f if f["ok"] else None, None))(tick.trial(self, "ours", 20, 1, free_port)))
+        tick.compressed(self, plain, free_port, 1 if self.smoke else 4)
+
     def run_connect(self):
         n = 50 if self.smoke else 1000
         res = {}
@@ -466,7 +474,8 @@ def main():
     ap.add_argument("--out", default=str(ROOT / "BENCHMARKS.md"))
     ap.add_argument("--bindir", default=str(ROOT / "target/release"))
     ap.add_argument("--command", default="scripts/bench.sh")
-    ap.add_argument("--only", default="", help="comma-separated parts (tick,echo,idle,memory,broadcast,topics,compression,connect,tls)")
+    ap.add_argument("--only", default="", help="comma-separated parts (tick,echo,idle,memory,broadcast,topics,compression,connect,tls; "
+                    "tick_compression: only the tick part's rows with compression)")
     args = ap.parse_args()
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
@@ -475,8 +484,9 @@ def main():
     bench = Bench(args.smoke, godot, Path(args.bindir))
     started = time.time()
     parts = {p.__name__: p for p in (bench.run_tick, bench.run_echo, bench.run_idle, bench.run_memory, bench.run_broadcast,
-                                     bench.run_topics, bench.run_compression, bench.run_connect, bench.run_tls)}
-    chosen = args.only.split(",") if args.only else list(parts)
+                                     bench.run_topics, bench.run_compression, bench.run_connect, bench.run_tls,
+                                     bench.run_tick_compression)}
+    chosen = args.only.split(",") if args.only else [p for p in parts if p != "run_tick_compression"]
     for part in (parts[f"run_{c}"] if not c.startswith("run_") else parts[c] for c in chosen):
         print(f"== {part.__name__}", flush=True)
         part()

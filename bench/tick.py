@@ -246,8 +246,8 @@ def compressed(bench, plain, free_port, secs):
                                    .replace("ours_dedicated", "COMPRESSION_DEDICATED 11 bits"), found[k][0]) for k in names)):
         f = trial(bench, name, n, secs, free_port)
         cpu = f["server_cpu"] * 1e6 / n if f.get("server_cpu") is not None else None
-        bench.row(f"tick benchmark, raw mode, clients offering permessage-deflate, {setting}: players held; process CPU "
-                  f"per player at N = {n} (states of 128 B)",
+        bench.row(f"tick benchmark, raw mode, {setting}: players held; process CPU per player at N = {n} (states of "
+                  f"128 B; with compression the clients offer permessage-deflate)",
                   f"{held['n'] if held else 0}; {'–' if cpu is None else f'{cpu:.0f} µs'}", None, None, None)
 
 
