@@ -248,8 +248,8 @@ pub struct WebSocketServer {
     /// With [constant COMPRESSION_DEDICATED]: the history each connection keeps each way, as a
     /// power of two: 9 (512 bytes) to 15 (32 KiB); default 11 (2 KiB). A larger window finds more
     /// to refer to, and costs more: each message's compression first reads the window (measured:
-    /// chat lines of ~80 bytes shrink to 55, 42, 39, 38 bytes with 9, 10, 11, 12 bits, at 5.5, 6,
-    /// 7, 9 µs a message, and 45 µs at 15 bits for nothing more). A client that cannot be
+    /// chat lines of ~80 bytes shrink to 55, 42, 39, 38 bytes with 9, 10, 11, 12 bits, at 5, 6,
+    /// 7, 9.5 µs a message, and 40 µs at 15 bits for nothing more). A client that cannot be
     /// limited to it (it does not offer [code]client_max_window_bits[/code]) is asked to compress
     /// each message on its own instead. [i]Not in Godot.[/i]
     #[var(set = set_compression_window_bits)]
