@@ -172,3 +172,40 @@ func test_echo_with_busy_polling() -> void:
 	await pump_for([c], 0.05)
 	var ok: bool = await pump([h, c], func() -> bool: return peer.get_available_packet_count() > 0)
 	check(ok and peer.get_packet().get_string_from_utf8() == "late", "a message after an unanswered window")
+
+
+
+func test_data_received_handler_connected_in_the_same_poll_gets_the_message() -> void:
+	# poll() asks whether data_received has a handler once, not per message, and again after any
+	# other signal's handler ran. Here one poll() has: a message from A while nothing handles
+	# data_received, then B's connection, whose handler connects one, then B's message, which it
+	# must get. Without a handler a message just waits for get_packet.
+	if inline_io():
+		skip("inline I/O does the handshake inside poll(): a connection and its message never share one")
+		return
+	var h := start_server()
+	h.server.data_received.disconnect(h._on_data)
+	var got: Array[int] = []
+	var on_data := func(id: int) -> void: got.append(id)
+	var r := await connected_client(h)
+	var a: WebSocketPeer = r[0]
+	var a_id: int = r[1]
+	h.server.client_connected.connect(func(_id: int, _p: String, _r: String) -> void:
+		if not h.server.data_received.is_connected(on_data):
+			h.server.data_received.connect(on_data))
+	# The I/O thread reads A's message, completes B's handshake and reads B's message while the
+	# game does not poll.
+	a.send_text("from a")
+	await pump_for([a], 0.2)
+	var b := client(h)
+	var ok: bool = await pump([b], func() -> bool: return b.get_ready_state() == WebSocketPeer.STATE_OPEN)
+	check(ok, "B connects")
+	b.send_text("from b")
+	await pump_for([a, b], 0.3)
+	check_eq(h.count("connected"), 1, "B not yet signalled")
+	h.poll()
+	check_eq(h.count("connected"), 2, "one poll(): B's client_connected")
+	var b_id: int = h.ids("connected")[1]
+	check_eq(got, [b_id] as Array[int], "and data_received for B's message (none for A's, before any handler)")
+	check_eq(h.server.get_peer(a_id).get_packet().get_string_from_utf8(), "from a", "A's message waits for get_packet")
+	check_eq(h.server.get_peer(b_id).get_packet().get_string_from_utf8(), "from b", "B's message")

@@ -29,7 +29,7 @@ pub struct WebSocketServerPeer {
     write_mode: i64,
     /// The message the last `get_packet` returned; Godot copies it out of this buffer. Let go at
     /// the server's next `poll()` (`PeerLink::held`), so that a large message does not stay in memory.
-    last: Option<Packet>,
+    last: LastPacket,
     link: Link,
     base: Base<PacketPeerExtension>,
 }
@@ -38,8 +38,9 @@ pub struct WebSocketServerPeer {
 /// object alive, nor a peer the server).
 #[derive(Default)]
 pub struct PeerLink {
-    /// The peer objects whose `last` holds a message, emptied by the server's next `poll()`.
-    pub held: RefCell<Vec<InstanceId>>,
+    /// The peer objects' `last` slots that hold a message, emptied by the server's next `poll()`
+    /// (shared slots, not the objects: letting go costs no call into Godot per message).
+    held: RefCell<Vec<LastPacket>>,
     /// Inline I/O: the server, which writes what is sent outside `poll()` at the end of the frame.
     inline_server: Cell<Option<InstanceId>>,
     /// A deferred `_flush_sends` is queued for this frame.
@@ -47,6 +48,9 @@ pub struct PeerLink {
 }
 
 pub type Link = Rc<PeerLink>;
+
+/// A peer's last packet, shared with the server's `PeerLink::held` list.
+type LastPacket = Rc<RefCell<Option<Packet>>>;
 
 impl PeerLink {
     /// Inline I/O's server (from `listen`), or none (the I/O thread, or stopped).
@@ -78,6 +82,15 @@ impl PeerLink {
     pub fn flushed(&self) {
         self.flush_due.set(false);
     }
+
+    /// `poll()`: every peer lets go of the packet Godot copied out long ago.
+    pub fn let_go(&self) {
+        // (Dropping a packet runs no code that could reach this list: drained in place, the
+        // list keeps its capacity.)
+        for slot in self.held.borrow_mut().drain(..) {
+            slot.borrow_mut().take();
+        }
+    }
 }
 
 impl WebSocketServerPeer {
@@ -85,15 +98,10 @@ impl WebSocketServerPeer {
         Gd::from_init_fn(|base| WebSocketServerPeer {
             handle,
             write_mode: Self::WRITE_MODE_BINARY,
-            last: None,
+            last: LastPacket::default(),
             link,
             base,
         })
-    }
-
-    /// Godot has long copied the last packet out (see `PeerLink::held`).
-    pub fn let_go(&mut self) {
-        self.last = None;
     }
 
     /// Sends bytes the caller got from GDScript: text must be checked for UTF-8.
@@ -215,7 +223,7 @@ impl WebSocketServerPeer {
     /// was a text message.
     #[func]
     fn was_string_packet(&self) -> bool {
-        self.last.as_ref().is_some_and(|p| p.text)
+        self.last.borrow().as_ref().is_some_and(|p| p.text)
     }
 
     /// Starts the close handshake with [param code] (1000-1003, 1007-1014 or 3000-4999) and
@@ -381,12 +389,13 @@ impl IPacketPeerExtension for WebSocketServerPeer {
             );
             return Error::ERR_UNAVAILABLE;
         };
-        if self.last.is_none() {
-            let me = self.base().instance_id();
-            self.link.held.borrow_mut().push(me);
+        let mut slot = self.last.borrow_mut();
+        if slot.is_none() {
+            self.link.held.borrow_mut().push(self.last.clone());
         }
-        // SAFETY: Godot passes valid out-pointers.
-        unsafe { lend_packet(&mut self.last, packet, r_buffer, r_buffer_size) }
+        // SAFETY: Godot passes valid out-pointers. (The bytes stay where they are, in the slot,
+        // after this borrow ends.)
+        unsafe { lend_packet(&mut slot, packet, r_buffer, r_buffer_size) }
     }
 
     unsafe fn put_packet_rawptr(&mut self, p_buffer: RawPtr<*const u8>, p_buffer_size: i32) -> Error {

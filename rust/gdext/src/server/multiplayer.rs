@@ -11,12 +11,7 @@ impl WebSocketServer {
         // Godot copied each message out of the buffer `get_packet` lent it long ago: a large one
         // must not stay in memory until the same peer's next message.
         self.last_packet = None;
-        // (`let_go` does not touch the list, so it stays borrowed; drained in place, no allocation.)
-        for id in self.link.held.borrow_mut().drain(..) {
-            if let Ok(mut peer) = Gd::<WebSocketServerPeer>::try_from_instance_id(id) {
-                peer.bind_mut().let_go();
-            }
-        }
+        self.link.let_go();
         self.check_termination();
         let Some(server) = self.server.as_mut() else {
             return;
@@ -40,9 +35,21 @@ impl WebSocketServer {
         // `multiplayer.multiplayer_peer = null`). Godot would then destroy it while this method
         // runs; holding a reference of our own keeps it alive until we are done.
         let keep = self.to_gd();
+        // Whether `data_received` has a handler, asked once per poll (not per message) and again
+        // after any other signal's handler ran (it may have connected one). Without a handler the
+        // message just stays queued for `get_packet` (the per-peer pattern): emitting it anyway
+        // cost about half of that pattern's game-thread time (bench/profile-process.md).
+        let mut data_handled: Option<bool> = None;
         // A handler may call back into this object (even stop() or listen()), so nothing is
         // borrowed across an emit: take one signal, emit it, repeat.
         while let Some(signal) = self.server.as_mut().and_then(Server::next_signal) {
+            if matches!(signal, Signal::DataReceived { .. }) {
+                if !*data_handled.get_or_insert_with(|| self.has_handlers("data_received")) {
+                    continue;
+                }
+            } else {
+                data_handled = None;
+            }
             if is_last_reference(&keep) {
                 // Nobody can reach this server any more: stop it, and emit nothing else.
                 self.stop();
@@ -107,6 +114,11 @@ impl WebSocketServer {
             self.stop();
             release_later(keep);
         }
+    }
+
+    /// Whether anything is connected to this object's [param signal].
+    fn has_handlers(&self, signal: &str) -> bool {
+        !self.base().get_signal_connection_list(signal).is_empty()
     }
 
     /// `get_packet_rawptr`: the next packet of the one queue, lent to Godot until the next call.
