@@ -23,7 +23,9 @@
 # bench/autobahn-deflate.md. `--dedicated BITS` runs the server with COMPRESSION_DEDICATED (context
 # takeover in a window of BITS) instead, reports in target/autobahn/<run>-dedicated/;
 # `--deflate-only` runs only the compression cases (the others never negotiate it).
-# Usage: scripts/autobahn.sh [--deflate-all] [--dedicated BITS] [--deflate-only]
+# The server runs unpaced (its frames spin, a core of its own); `--sleep-usec USEC` sleeps that
+# long between frames instead, leaving the core to other work (the long runs beside fuzzing).
+# Usage: scripts/autobahn.sh [--deflate-all] [--dedicated BITS] [--deflate-only] [--sleep-usec USEC]
 #                            [ws|wss|ws-inline|wss-inline]...   (default: all four)
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -42,6 +44,7 @@ godot=$(scripts/godot.sh)
 deflate='"12.[1-5].1$*", "13.[1-7].[1-3]$*"'
 basic='"1.*", "2.*", "3.*", "4.*", "5.*", "6.*", "7.*", "9.*", "10.*", '
 compression=(--compression)
+pacing=(--unpaced)
 suffix=
 schemes=()
 while [ $# -gt 0 ]; do
@@ -49,6 +52,7 @@ while [ $# -gt 0 ]; do
     --deflate-all) deflate='"12.*", "13.*"'; shift ;;
     --dedicated) compression=(--compression --dedicated "$2"); suffix=-dedicated; shift 2 ;;
     --deflate-only) basic=; shift ;;
+    --sleep-usec) pacing=(--sleep-usec "$2"); shift 2 ;;
     *) schemes+=("$1"); shift ;;
   esac
 done
@@ -62,7 +66,7 @@ for run in "${schemes[@]}"; do
   port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
   tls=(--per-peer); [ "$scheme" = wss ] && tls=(--tls)
   "$godot" --headless --path godot-project res://bench/bench_server.tscn -- --impl ours --port "$port" \
-    --limit 20000000 --unpaced "${compression[@]}" "${tls[@]}" "${inline[@]}" > "$out/server.log" 2>&1 &
+    --limit 20000000 "${pacing[@]}" "${compression[@]}" "${tls[@]}" "${inline[@]}" > "$out/server.log" 2>&1 &
   server=$!
   for _ in $(seq 100); do grep -q LISTENING "$out/server.log" && break; sleep 0.2; done
   cat > "$out/spec.json" <<SPEC

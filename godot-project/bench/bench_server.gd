@@ -3,7 +3,8 @@
 ##   --impl ours      this addon's WebSocketServer (raw mode; broadcast with one broadcast() call)
 ##   --impl ours_mp   this addon in multiplayer mode (broadcast with put_packet to target 0)
 ##   --impl stock     Godot's TCPServer + one WebSocketPeer per client, as Godot 4 games do today
-## Options after `--`: --impl, --mode echo|broadcast|publish|relay|idle, --port N, --unpaced, --tls (wss:// with
+## Options after `--`: --impl, --mode echo|broadcast|publish|relay|idle, --port N, --unpaced (no sleep
+## between frames), --sleep-usec USEC (that sleep between frames instead of Godot's ~6.9 ms), --tls (wss:// with
 ## the ECDSA test certificate in tests/data, for both servers), --limit BYTES (our inbound and
 ## outbound buffer sizes, for the stock server's peers too; tests/python/test_autobahn.py raises
 ## them for Autobahn's 16 MiB cases),
@@ -96,6 +97,8 @@ func _ready() -> void:
 	var port := int(ProcStats.opt("--port", "9090"))
 	if OS.get_cmdline_user_args().has("--unpaced"):
 		OS.low_processor_usage_mode_sleep_usec = 0
+	elif ProcStats.opt("--sleep-usec") != "":
+		OS.low_processor_usage_mode_sleep_usec = int(ProcStats.opt("--sleep-usec"))
 	main_stat = "/proc/self/task/%d/stat" % OS.get_process_id()
 	broadcast.resize(64)
 	broadcast.fill(7)
