@@ -524,7 +524,8 @@ connected and nothing lost (inputs sent but never received, state sends refused)
 only if two trials in a row fail (a single latency spike on this shared machine would otherwise
 end the search, for any server). Networking time
 is `Time.get_ticks_usec()` around the tick's `poll()`, input handling and state sends (ours, raw:
-every input in one `take_messages()` call, every state in one `send_messages()` call); the load
+every input in one `take_messages()` call, read from the batch's one buffer `data` at its
+`offsets`, every state in one `send_messages()` call); the load
 generator runs in processes of 1,500 clients, and its CPU in the measuring window is shown (it
 shares the 2 cores with the server, so at the limit both are busy). Multiplayer mode goes through
 the `MultiplayerPeer` API (`get_packet_peer`, `get_packet`, `set_target_peer`, `put_packet`) of

@@ -4,8 +4,9 @@
 ## sequence number of the newest input it has from that client (the client measures input-to-state
 ## latency from it). Two variants on three servers, all in this one script:
 ##   --impl ours      this addon's WebSocketServer, raw mode with queue_messages: the tick takes
-##                    every input in one take_messages() call and sends the states in one
-##                    send_messages() call (--signals: data_received, get_peer, put_packet)
+##                    every input in one take_messages() call (reading them from its one buffer,
+##                    data and offsets) and sends the states in one send_messages() call
+##                    (--signals: data_received, get_peer, put_packet)
 ##   --impl ours_mp   this addon in multiplayer mode, through the MultiplayerPeer API only
 ##                    (poll, get_packet_peer, get_packet, set_target_peer, put_packet)
 ##   --impl stock     raw: Godot's TCPServer + one WebSocketPeer per client
@@ -127,9 +128,11 @@ func _batch_tick(send_states: bool) -> void:
 	ours.poll()
 	var batch := ours.take_messages()
 	var ids := batch.ids
-	var packets := batch.packets
+	# Every input in one buffer: no array per message (batch.packets would make one each).
+	var data := batch.data
+	var offsets := batch.offsets
 	for i in batch.size():
-		last_seq[ids[i]] = packets[i].decode_u32(0)
+		last_seq[ids[i]] = data.decode_u32(offsets[i])
 	inputs += batch.size()
 	if send_states:
 		var to := ours.get_peer_ids()

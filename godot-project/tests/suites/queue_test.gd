@@ -51,6 +51,49 @@ func test_the_empty_result_cannot_be_filled() -> void:
 	check(h.server.take_messages().packets.is_empty(), "the next empty result is still empty")
 
 
+
+func test_the_batch_as_one_buffer_with_offsets() -> void:
+	# data + offsets hold the same messages as packets, whichever is read first: empty ones,
+	# text and binary, a large one.
+	var h := start_server(PackedStringArray(), _queued)
+	var a := await connected_client(h)
+	var big := PackedByteArray()
+	big.resize(60000)  # (under the Godot client's 64 KiB outbound buffer)
+	for i in big.size():
+		big[i] = i % 251
+	var sent: Array[PackedByteArray] = [PackedByteArray([1, 2, 3]), PackedByteArray(), "héllo".to_utf8_buffer(), big,
+		PackedByteArray([9])]
+	a[0].put_packet(sent[0])
+	a[0].send(sent[1])
+	a[0].send_text("héllo")
+	a[0].put_packet(sent[3])
+	a[0].put_packet(sent[4])
+	var ok: bool = await pump([h, a[0]], func() -> bool: return h.server.get_available_packet_count() == 5)
+	check(ok, "5 wait")
+	var batch := h.server.take_messages()
+	var data := batch.data
+	var offsets := batch.offsets
+	check_eq(offsets.size(), 6, "one offset per message and one for the end")
+	check_eq(offsets[0], 0, "the first starts at 0")
+	check_eq(offsets[5], data.size(), "the last ends at the end of data")
+	for i in 5:
+		check_eq(data.slice(offsets[i], offsets[i + 1]), sent[i], "message %d from data" % i)
+		check_eq(batch.packets[i], sent[i], "message %d from packets" % i)
+	check_eq(batch.text, PackedByteArray([0, 0, 1, 0, 0]), "text flags")
+	check_eq(data.decode_u16(offsets[4] - 2), big[59998] | (big[59999] << 8), "decode at an offset")
+	# packets read first, then data: the same.
+	a[0].put_packet(PackedByteArray([7, 7]))
+	a[0].send_text("x")
+	ok = await pump([h, a[0]], func() -> bool: return h.server.get_available_packet_count() == 2)
+	check(ok, "2 wait")
+	batch = h.server.take_messages()
+	check_eq(batch.packets, [PackedByteArray([7, 7]), "x".to_utf8_buffer()], "packets first")
+	check_eq(batch.data, PackedByteArray([7, 7, 120]), "then data")
+	check_eq(batch.offsets, PackedInt32Array([0, 2, 3]), "and offsets")
+	var empty := h.server.take_messages()
+	check_eq(empty.data, PackedByteArray(), "empty: no data")
+	check_eq(empty.offsets, PackedInt32Array([0]), "empty: one offset")
+
 func test_max_messages_leaves_the_rest_for_the_next_call() -> void:
 	var h := start_server(PackedStringArray(), _queued)
 	var a := await connected_client(h)

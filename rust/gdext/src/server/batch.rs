@@ -102,30 +102,25 @@ impl WebSocketServer {
             waiting
         };
         let Some(server) = self.server.as_mut().filter(|_| n > 0) else {
-            // Most frames: one shared empty result (its array is read-only), nothing made.
+            // Most frames: one shared empty result, nothing made.
             return self
                 .no_messages
-                .get_or_insert_with(|| {
-                    let none = Array::new().into_read_only();
-                    WebSocketServerMessages::create(PackedInt32Array::new(), none, PackedByteArray::new())
-                })
+                .get_or_insert_with(|| WebSocketServerMessages::create(PackedInt32Array::new(), Vec::new()))
                 .clone();
         };
         let mut ids = PackedInt32Array::new();
-        let mut text = PackedByteArray::new();
-        let mut packets = Array::<PackedByteArray>::new();
         ids.resize(n);
-        text.resize(n);
-        for (id_slot, text_slot) in ids.as_mut_slice().iter_mut().zip(text.as_mut_slice()) {
+        let mut taken = Vec::with_capacity(n);
+        for id_slot in ids.as_mut_slice() {
             // `n` are waiting: every pop succeeds.
             let Some((id, packet)) = server.pop_packet() else {
                 break;
             };
             *id_slot = id;
-            *text_slot = packet.text as u8;
-            packets.push(&PackedByteArray::from(&packet.data[..]));
+            taken.push(packet);
         }
-        WebSocketServerMessages::create(ids, packets, text)
+        // The bytes are copied into Godot's arrays only when the game reads `packets` or `data`.
+        WebSocketServerMessages::create(ids, taken)
     }
 
     /// Sends [code]messages[i][/code] to client [code]ids[i][/code], for every [code]i[/code], in
