@@ -508,7 +508,7 @@ Targets are issue 10's; "best" is the best of (a), (i) and, in the unpaced plain
 that long; shown in a row of its own under each). Paced: headless Godot's default frame pacing (~145 frames/s);
 unpaced: `OS.low_processor_usage_mode_sleep_usec = 0`. Closed-loop echo: every client keeps one
 message in flight. Our echo takes every waiting message in one `take_messages()` call and answers
-them in one `send_messages()` call (`queue_messages = true`); the rows marked "signal API" use
+them in one `send_buffer()` call, from the batch's one buffer (`queue_messages = true`); the rows marked "signal API" use
 `data_received` and `get_peer(id)` (a signal and four calls per message) instead. "Game-thread
 work" is `Time.get_ticks_usec()` around the networking part of each frame (our `poll()` and the
 echo; the stock per-peer loop); the CPU figures come from `/proc/self/task/<main thread>/stat` and
@@ -525,7 +525,7 @@ only if two trials in a row fail (a single latency spike on this shared machine 
 end the search, for any server). Networking time
 is `Time.get_ticks_usec()` around the tick's `poll()`, input handling and state sends (ours, raw:
 every input in one `take_messages()` call, read from the batch's one buffer `data` at its
-`offsets`, every state in one `send_messages()` call); the load
+`offsets`, every state appended to one buffer sent in one `send_buffer()` call); the load
 generator runs in processes of 1,500 clients, and its CPU in the measuring window is shown (it
 shares the 2 cores with the server, so at the limit both are busy). Multiplayer mode goes through
 the `MultiplayerPeer` API (`get_packet_peer`, `get_packet`, `set_target_peer`, `put_packet`) of

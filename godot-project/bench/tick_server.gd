@@ -5,7 +5,7 @@
 ## latency from it). Two variants on three servers, all in this one script:
 ##   --impl ours      this addon's WebSocketServer, raw mode with queue_messages: the tick takes
 ##                    every input in one take_messages() call (reading them from its one buffer,
-##                    data and offsets) and sends the states in one send_messages() call
+##                    data and offsets) and sends the states in one send_buffer() call (one buffer)
 ##                    (--signals: data_received, get_peer, put_packet)
 ##   --impl ours_mp   this addon in multiplayer mode, through the MultiplayerPeer API only
 ##                    (poll, get_packet_peer, get_packet, set_target_peer, put_packet)
@@ -136,12 +136,16 @@ func _batch_tick(send_states: bool) -> void:
 	inputs += batch.size()
 	if send_states:
 		var to := ours.get_peer_ids()
-		var out: Array[PackedByteArray] = []
-		out.resize(to.size())
+		# Every state into one buffer (no array per message), sent in one call.
+		var out := PackedByteArray()
+		var starts := PackedInt32Array()
+		starts.resize(to.size() + 1)
 		for i in to.size():
 			_stamp(last_seq.get(to[i], 0))
-			out[i] = state.duplicate()
-		var failed := ours.send_messages(to, out)
+			starts[i] = out.size()
+			out.append_array(state)
+		starts[to.size()] = out.size()
+		var failed := ours.send_buffer(to, out, starts)
 		states += to.size() - failed.size()
 		refused += failed.size()
 

@@ -247,7 +247,7 @@ func test_multiplayer_mode_queue_can_be_taken_in_one_call() -> void:
 ## An echo or relay passes a batch on as it came: send_messages with the batch's text flags keeps
 ## each message text or binary.
 func test_send_messages_keeps_each_messages_kind_with_the_text_flags() -> void:
-	expect_error("WebSocketServer.send_messages: 1 ids but 1 messages and 2 text flags")
+	expect_error("WebSocketServer.send_messages: 1 ids but 2 text flags")
 	var h := start_server(PackedStringArray(), _queued)
 	var a := await connected_client(h)
 	a[0].send_text("text")
@@ -270,6 +270,66 @@ func test_send_messages_keeps_each_messages_kind_with_the_text_flags() -> void:
 	check_eq(kinds, [["text".to_utf8_buffer(), true], [PackedByteArray([1, 2]), false], ["more text".to_utf8_buffer(), true]],
 		"each as it was sent")
 
+
+
+func test_send_buffer_sends_each_slice_of_one_buffer() -> void:
+	var h := start_server(PackedStringArray(), _queued)
+	var a := await connected_client(h)
+	var b := await connected_client(h)
+	a[0].send_text("ping")
+	a[0].put_packet(PackedByteArray([5, 6]))
+	var ok: bool = await pump([h, a[0]], func() -> bool: return h.server.get_available_packet_count() == 2)
+	check(ok, "2 wait")
+	# A batch passed on as it came, kinds kept.
+	var batch := h.server.take_messages()
+	check_eq(h.server.send_buffer(batch.ids, batch.data, batch.offsets, WebSocketServerPeer.WRITE_MODE_BINARY, batch.text),
+		{}, "echoed from the batch's buffer")
+	# One buffer built with append_array: an empty message, text to both, an id twice.
+	var data := PackedByteArray()
+	var offsets := PackedInt32Array([0])
+	for part: PackedByteArray in [PackedByteArray(), "to b".to_utf8_buffer(), "to a".to_utf8_buffer()]:
+		data.append_array(part)
+		offsets.append(data.size())
+	check_eq(h.server.send_buffer(PackedInt32Array([a[1], b[1], a[1]]), data, offsets, WebSocketServerPeer.WRITE_MODE_TEXT),
+		{}, "three slices queued")
+	ok = await pump([h, a[0], b[0]], func() -> bool:
+		return a[0].get_available_packet_count() == 4 and b[0].get_available_packet_count() == 1)
+	check(ok, "a gets 4, b 1")
+	var got := []
+	for i in 4:
+		got.append([a[0].get_packet(), a[0].was_string_packet()])
+	check_eq(got, [["ping".to_utf8_buffer(), true], [PackedByteArray([5, 6]), false], [PackedByteArray(), true],
+		["to a".to_utf8_buffer(), true]], "a's, in order and kind")
+	check_eq(b[0].get_packet().get_string_from_utf8(), "to b", "b's")
+
+
+func test_send_buffer_refuses_bad_offsets() -> void:
+	expect_error("WebSocketServer.send_buffer: 2 ids need 3 offsets (where each message starts, and where the last ends), not 2; nothing was sent")
+	expect_error("WebSocketServer.send_buffer: offsets[2] = 1 is below offsets[1] = 3; nothing was sent")
+	expect_error("WebSocketServer.send_buffer: offsets[0] = -1 is negative; nothing was sent")
+	expect_error("WebSocketServer.send_buffer: offsets[2] = 5 is past the end of data (4 bytes); nothing was sent")
+	expect_error("WebSocketServer.send_buffer: 2 ids but 1 text flags; nothing was sent")
+	expect_error("WebSocketServer.send_buffer: message 1 is not UTF-8; nothing was sent")
+	expect_error("WebSocketServer.send_buffer: not queued for 1 message(s)")
+	var h := start_server(PackedStringArray(), _queued)
+	var a := await connected_client(h)
+	var ids := PackedInt32Array([a[1], a[1]])
+	var data := PackedByteArray([104, 105, 0xff, 33])
+	check_eq(h.server.send_buffer(ids, data, PackedInt32Array([0, 2])), {}, "too few offsets")
+	check_eq(h.server.send_buffer(ids, data, PackedInt32Array([0, 3, 1])), {}, "decreasing")
+	check_eq(h.server.send_buffer(ids, data, PackedInt32Array([-1, 0, 2])), {}, "negative")
+	check_eq(h.server.send_buffer(ids, data, PackedInt32Array([0, 2, 5])), {}, "past the end")
+	check_eq(h.server.send_buffer(ids, data, PackedInt32Array([0, 2, 4]), WebSocketServerPeer.WRITE_MODE_BINARY,
+		PackedByteArray([1])), {}, "text flags of another size")
+	check_eq(h.server.send_buffer(ids, data, PackedInt32Array([0, 2, 4]), WebSocketServerPeer.WRITE_MODE_TEXT), {},
+		"the second is not UTF-8")
+	check_eq(h.server.send_buffer(PackedInt32Array([a[1], 12345]), data, PackedInt32Array([0, 2, 4])),
+		{1: ERR_DOES_NOT_EXIST}, "an unknown id, by position")
+	var ok: bool = await pump([h, a[0]], func() -> bool: return a[0].get_available_packet_count() >= 1)
+	await pump_for([h, a[0]], 0.1)
+	check(ok, "a got what was queued")
+	check_eq(a[0].get_available_packet_count(), 1, "only the last call's first message")
+	check_eq(a[0].get_packet(), PackedByteArray([104, 105]), "which is data[0 .. 2]")
 
 ## A client that breaks the protocol right after a message still gets the game's reply to that
 ## message, and then the Close (1002): with one queue, its Close waits until the game has taken

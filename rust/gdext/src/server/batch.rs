@@ -144,52 +144,89 @@ impl WebSocketServer {
         #[opt(default = &PackedByteArray::new())] text: PackedByteArray,
         #[opt(default = true)] compress: bool,
     ) -> VarDictionary {
-        let mut failures = VarDictionary::new();
         let what = "send_messages";
-        let Some((server, all_text)) = self.raw_sender(what, write_mode) else {
-            return failures;
-        };
-        if ids.len() != messages.len() || (!text.is_empty() && text.len() != ids.len()) {
+        if ids.len() != messages.len() {
             godot_error!(
-                "WebSocketServer.{what}: {} ids but {} messages{}; nothing was sent",
+                "WebSocketServer.{what}: {} ids but {} messages; nothing was sent",
                 ids.len(),
-                messages.len(),
-                if text.is_empty() {
-                    String::new()
-                } else {
-                    format!(" and {} text flags", text.len())
-                }
+                messages.len()
             );
-            return failures;
+            return VarDictionary::new();
         }
-        let flags = text.as_slice();
-        let mut batch = Vec::with_capacity(ids.len());
-        for (&id, message) in ids.as_slice().iter().zip(messages.iter_shared()) {
-            let is_text = flags.get(batch.len()).map_or(all_text, |&f| f != 0);
-            let Some(packet) = Packet::checked(server.copy_payload(message.as_slice()), is_text) else {
-                godot_error!(
-                    "WebSocketServer.{what}: message {} is not UTF-8; nothing was sent",
-                    batch.len()
-                );
-                return failures;
-            };
-            batch.push((
-                id,
-                packet.data,
-                Kind {
-                    text: packet.text,
-                    compress,
-                },
-            ));
+        let each = messages.iter_shared();
+        self.send_each(
+            what,
+            ids.as_slice(),
+            each,
+            |m| m.as_slice(),
+            (write_mode, text, compress),
+        )
+    }
+
+    /// Sends message [code]i[/code], the bytes [code]data[offsets[i] .. offsets[i + 1]][/code],
+    /// to client [code]ids[i][/code], for every [code]i[/code], in one call: [method send_messages]
+    /// with every message in one buffer, as [member WebSocketServerMessages.data] and
+    /// [member WebSocketServerMessages.offsets] hold a batch ([code]send_buffer(batch.ids,
+    /// batch.data, batch.offsets, WebSocketServerPeer.WRITE_MODE_BINARY, batch.text)[/code] passes
+    /// one on as it came). Building one buffer ([method PackedByteArray.append_array] per message)
+    /// makes no array per message. [param offsets] has one more entry than [param ids]: where each
+    /// message starts, and where the last one ends; they may not decrease, nor point outside
+    /// [param data]. [param write_mode], [param text], [param compress] and the result as in
+    /// [method send_messages]; bad offsets: nothing is sent, and an error says why. Raw mode only.
+    /// [i]Not in Godot.[/i]
+    /// [codeblock]
+    /// var data := PackedByteArray()
+    /// var offsets := PackedInt32Array([0])
+    /// for id in ids:
+    ///     data.append_array(state_for(id))
+    ///     offsets.append(data.size())
+    /// server.send_buffer(ids, data, offsets)
+    /// [/codeblock]
+    #[func]
+    fn send_buffer(
+        &mut self,
+        ids: PackedInt32Array,
+        data: PackedByteArray,
+        offsets: PackedInt32Array,
+        #[opt(default = 1)] write_mode: i64,
+        #[opt(default = &PackedByteArray::new())] text: PackedByteArray,
+        #[opt(default = true)] compress: bool,
+    ) -> VarDictionary {
+        let what = "send_buffer";
+        let (bytes, starts) = (data.as_slice(), offsets.as_slice());
+        if let Err(why) = check_offsets(starts, ids.len(), bytes.len()) {
+            godot_error!("WebSocketServer.{what}: {why}; nothing was sent");
+            return VarDictionary::new();
         }
-        let failed: Vec<(i64, BroadcastError)> = server
-            .send_each(batch)
-            .into_iter()
-            .map(|(i, why)| (i as i64, why))
-            .collect();
-        report_failures(what, "message", self.base().instance_id(), &failed, &mut failures);
-        self.flush_inline();
-        failures
+        let each = starts.windows(2).map(|w| &bytes[w[0] as usize..w[1] as usize]);
+        self.send_each(what, ids.as_slice(), each, |m| m, (write_mode, text, compress))
+    }
+}
+
+/// Whether `offsets` cut `len` bytes into `n` messages: `n + 1` offsets, from 0 or more, never
+/// decreasing, the last within the bytes.
+fn check_offsets(offsets: &[i32], n: usize, len: usize) -> Result<(), String> {
+    if offsets.len() != n + 1 {
+        return Err(format!(
+            "{n} ids need {} offsets (where each message starts, and where the last ends), not {}",
+            n + 1,
+            offsets.len()
+        ));
+    }
+    if let Some(i) = offsets.windows(2).position(|w| w[1] < w[0]) {
+        return Err(format!(
+            "offsets[{}] = {} is below offsets[{i}] = {}",
+            i + 1,
+            offsets[i + 1],
+            offsets[i]
+        ));
+    }
+    match (offsets.first(), offsets.last()) {
+        (Some(&first), _) if first < 0 => Err(format!("offsets[0] = {first} is negative")),
+        (_, Some(&last)) if last as usize > len => {
+            Err(format!("offsets[{n}] = {last} is past the end of data ({len} bytes)"))
+        }
+        _ => Ok(()),
     }
 }
 
@@ -214,6 +251,55 @@ impl WebSocketServer {
         };
         let failed = server.broadcast(packet.data, Kind { text, compress }, to, exclude);
         report_failures(what, "client", self.base().instance_id(), &failed, &mut failures);
+        self.flush_inline();
+        failures
+    }
+
+    /// `send_messages` and `send_buffer`: message `i` (`bytes_of(item i)`) to `ids[i]`, each
+    /// checked (UTF-8 for text) before any is queued; failures as `{index: Error}`.
+    fn send_each<T>(
+        &mut self,
+        what: &str,
+        ids: &[i32],
+        messages: impl Iterator<Item = T>,
+        bytes_of: impl Fn(&T) -> &[u8],
+        (write_mode, text, compress): (i64, PackedByteArray, bool),
+    ) -> VarDictionary {
+        let mut failures = VarDictionary::new();
+        let Some((server, all_text)) = self.raw_sender(what, write_mode) else {
+            return failures;
+        };
+        if !text.is_empty() && text.len() != ids.len() {
+            godot_error!(
+                "WebSocketServer.{what}: {} ids but {} text flags; nothing was sent",
+                ids.len(),
+                text.len()
+            );
+            return failures;
+        }
+        let flags = text.as_slice();
+        let mut batch = Vec::with_capacity(ids.len());
+        for (&id, message) in ids.iter().zip(messages) {
+            let is_text = flags.get(batch.len()).map_or(all_text, |&f| f != 0);
+            let Some(packet) = Packet::checked(server.copy_payload(bytes_of(&message)), is_text) else {
+                godot_error!(
+                    "WebSocketServer.{what}: message {} is not UTF-8; nothing was sent",
+                    batch.len()
+                );
+                return failures;
+            };
+            let kind = Kind {
+                text: packet.text,
+                compress,
+            };
+            batch.push((id, packet.data, kind));
+        }
+        let failed: Vec<(i64, BroadcastError)> = server
+            .send_each(batch)
+            .into_iter()
+            .map(|(i, why)| (i as i64, why))
+            .collect();
+        report_failures(what, "message", self.base().instance_id(), &failed, &mut failures);
         self.flush_inline();
         failures
     }
