@@ -3,7 +3,7 @@
 # Godot (godot-project/bench/bench_server.gd echoing with our WebSocketServer), over ws:// and
 # wss:// (the ECDSA test certificate). Over ws:// the echo is written in the stock Godot pattern
 # (after poll(), each peer's get_packet() and send(): --per-peer), over wss:// with the batch API
-# (take_messages/send_messages): with either, the Close for a violation must follow the echoes of
+# (take_messages, answered with send_buffer from the batch's one buffer): with either, the Close for a violation must follow the echoes of
 # the messages before it (3.2, 3.3, 4.1.3-4.1.5, 4.2.3-4.2.5 are STRICT OK only then). Fails
 # unless every case is OK or INFORMATIONAL, but for 6.4.3 and 6.4.4, which must be NON-STRICT (tungstenite checks UTF-8 when a fragment ends, not at the byte).
 # Over ws:// every closing behaviour must be OK too. Over wss:// the cases where the client breaks

@@ -12,7 +12,7 @@
 ## --busy-poll USEC (our busy_poll_usec: the I/O thread's busy-poll window; default 0),
 ## --signals (ours, raw echo: data_received per message, read and answered through get_peer, as
 ## in Godot 4.0-alpha; without it the echo takes every message in one take_messages() call and
-## answers them in one send_messages() call, with queue_messages on),
+## answers them in one send_buffer() call from the batch's one buffer, with queue_messages on),
 ## --per-peer (ours, raw echo in the stock Godot pattern: after poll(), each peer's packets read
 ## with get_packet() and answered with send(), one peer at a time).
 ## Topics (ours, raw): --mode publish subscribes every client to one topic and publishes the 64
@@ -85,7 +85,7 @@ func _state_json() -> String:
 ## The 64 bytes the broadcast mode sends to every client each frame.
 var broadcast := PackedByteArray()
 ## Ours, raw echo: one data_received signal and four calls per message (--signals), or one
-## take_messages() and one send_messages() per frame.
+## take_messages() and one send_buffer() per frame.
 var signals := false
 ## Ours, raw echo: get_packet() and send() per peer after poll() (--per-peer).
 var per_peer := false
@@ -195,8 +195,8 @@ func _echo_batch() -> void:
 	if batch.is_empty():
 		return
 	# Each message goes back as it came, text or binary.
-	var failed := ours.send_messages(batch.ids, batch.packets, WebSocketServerPeer.WRITE_MODE_BINARY, batch.text)
-	msgs += batch.size() - failed.size()  # with inline I/O, written before send_messages returns
+	var failed := ours.send_buffer(batch.ids, batch.data, batch.offsets, WebSocketServerPeer.WRITE_MODE_BINARY, batch.text)
+	msgs += batch.size() - failed.size()  # with inline I/O, written before send_buffer returns
 
 
 ## Relay: each message to every other subscriber of the topic (and, with --bus, every process's).
