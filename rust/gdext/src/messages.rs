@@ -39,7 +39,9 @@ pub struct WebSocketServerMessages {
     #[var(get = get_packets, no_set)]
     packets: Array<PackedByteArray>,
     /// Every message's bytes one after another, in the order of [member ids]: message
-    /// [code]i[/code] is [code]data.slice(offsets[i], offsets[i + 1])[/code].
+    /// [code]i[/code] is [code]data.slice(offsets[i], offsets[i + 1])[/code]. At most 2 GiB
+    /// (the offsets are 32-bit): a larger batch reports an error and leaves [member data] empty,
+    /// [member packets] still holds it.
     #[var(get = get_data, no_set)]
     data: PackedByteArray,
     /// Where each message starts in [member data], and where the last one ends: one more entry
@@ -76,6 +78,14 @@ impl WebSocketServerMessages {
     fn flat(&self) -> &(PackedByteArray, PackedInt32Array) {
         self.made_data.get_or_init(|| {
             let total: usize = self.taken.iter().map(|p| p.data.len()).sum();
+            if total > i32::MAX as usize {
+                // Offsets are 32-bit (a PackedInt32Array): a batch of many clients' large
+                // messages may not fit. The same messages are still in `packets`.
+                godot_error!(
+                    "WebSocketServerMessages.data: this batch holds {total} bytes, more than one buffer with 32-bit offsets can (2 GiB); read packets instead, or take fewer with take_messages(max_messages)"
+                );
+                return (PackedByteArray::new(), PackedInt32Array::from(&[0][..]));
+            }
             let mut data = PackedByteArray::new();
             data.resize(total);
             let mut offsets = PackedInt32Array::new();
@@ -87,7 +97,6 @@ impl WebSocketServerMessages {
                 bytes[at..at + packet.data.len()].copy_from_slice(&packet.data);
                 at += packet.data.len();
             }
-            // (A batch holds at most what the inbound limits let queue: far below 2 GiB.)
             starts[self.taken.len()] = at as i32;
             (data, offsets)
         })
