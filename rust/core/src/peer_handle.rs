@@ -114,12 +114,7 @@ impl PeerHandle {
     /// will be freed soon (the game copies it out at once): the I/O side hands that memory back to
     /// the system once it is idle.
     pub(crate) fn taken(&self, packet: &Packet) {
-        if self.shared.sub_inbound(packet.data.len()) && self.shared.state() != PeerState::Closed {
-            self.channel.command(Command::Resume { id: self.shared.id });
-        }
-        if packet.data.len() > LARGE_MESSAGE {
-            self.channel.command(Command::Released);
-        }
+        taken(&self.shared, &self.channel, packet);
     }
 
     pub fn available(&self) -> usize {
@@ -151,5 +146,16 @@ impl PeerHandle {
 
     pub fn max_packet_size(&self) -> usize {
         self.shared.limits.outbound_buffer_size
+    }
+}
+
+/// [`PeerHandle::taken`] for a peer known by its shared state alone (the server's message queue
+/// holds no handle per message: two reference counts fewer to move per message).
+pub(crate) fn taken(shared: &PeerShared, channel: &Channel, packet: &Packet) {
+    if shared.sub_inbound(packet.data.len()) && shared.state() != PeerState::Closed {
+        channel.command(Command::Resume { id: shared.id });
+    }
+    if packet.data.len() > LARGE_MESSAGE {
+        channel.command(Command::Released);
     }
 }

@@ -51,7 +51,9 @@ pub struct WebSocketServerMessages {
     /// [code]1[/code] where the message was a text message, [code]0[/code] where it was binary.
     #[var(no_set)]
     text: PackedByteArray,
-    /// The messages as taken (shared bytes, no copy), until both forms are made.
+    /// The messages as taken (shared bytes, no copy), for the batch's whole life: `packets` and
+    /// `data` are made from them on first access (getters take `&self`, so they cannot let go
+    /// after), and the game drops the batch, usually by the end of its tick.
     taken: Vec<Packet>,
     made_packets: OnceCell<Array<PackedByteArray>>,
     made_data: OnceCell<(PackedByteArray, PackedInt32Array)>,

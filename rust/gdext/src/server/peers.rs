@@ -27,6 +27,11 @@ impl WebSocketServer {
             godot_error!("WebSocketServer: get_peer() is for raw mode; in multiplayer mode SceneMultiplayer owns the peers' messages");
             return None;
         }
+        // The seed's pattern calls this once per message: an object made earlier is returned
+        // without a lookup in the core's table (it is dropped there and here at the same signal).
+        if let Some(peer) = i32::try_from(id).ok().and_then(|id| self.peer_objects.get(&id)) {
+            return Some(peer.clone());
+        }
         let handle = self.require(id)?.clone();
         let peer = self
             .peer_objects
