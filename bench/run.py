@@ -46,6 +46,10 @@ def free_port():
 # answers within microseconds when unpaced, so any window past that gives the same result.
 BUSY_POLL_USEC = 50
 
+# Headless Godot's sleep between frames (OS.low_processor_usage_mode_sleep_usec, 6,900 by
+# default): the paced floor's frame (core-echo --frame-usec).
+GODOT_FRAME_USEC = 6900
+
 
 class Server(Proc):
     """A bench server process; collects its STAT lines."""
@@ -185,7 +189,15 @@ class Bench:
                     if size == 64 and n == counts[-2 if len(counts) > 2 else -1]:
                         cpu[pacing] = (a, i, b, core)
         n = counts[-2 if len(counts) > 2 else -1]
+        # The paced rows' floor: core-echo paced as headless Godot is (a frame, then ~6.9 ms of
+        # sleep), so that it batches what arrives per frame as the Godot servers do; unpaced it
+        # answers each message at once, another (costlier per message at low rates) pattern.
+        paced_floor = {impl: self.echo(impl, n, 64, False, extra=("--frame-usec", str(GODOT_FRAME_USEC)))
+                       for impl in ("core", "core_inline")}
         for pacing, (a, i, b, core) in cpu.items():
+            inline_floor = None
+            if pacing == "paced":
+                core, inline_floor = paced_floor["core"], paced_floor["core_inline"]
             target, met = (("≤ 0.10× stock (I/O thread)", (ratio(a.get("work_us"), b.get("work_us")) or 9) <= 0.10)
                            if pacing == "paced" else (None, None))
             self.row(f"game-thread work per echoed message ({pacing}; µs around poll and echo)", a.get("work_us"),
@@ -206,8 +218,16 @@ class Bench:
                      ppi.get("proc_us"), b.get("proc_us"), core.get("proc_us"), " µs")
             self.row(f"main-thread CPU per echoed message ({pacing}; /proc, includes the engine's frame)", a.get("main_us"),
                      i.get("main_us"), b.get("main_us"), core.get("main_us"), " µs")
-            self.row(f"whole-process CPU per echoed message ({pacing})", a.get("proc_us"), i.get("proc_us"), b.get("proc_us"),
-                     core.get("proc_us"), " µs")
+            target = met = None
+            if inline_floor is not None:
+                ok = lambda x, share, floor: (x is not None and b.get("proc_us") and floor is not None
+                                              and (x <= share * b["proc_us"] or x <= 1.3 * floor))
+                target = "≤ 0.4× stock or ≤ 1.3× core (I/O thread); ≤ 0.6× stock or ≤ 1.3× the inline floor (inline)"
+                met = bool(ok(a.get("proc_us"), 0.4, core.get("proc_us")) and ok(i.get("proc_us"), 0.6, inline_floor.get("proc_us")))
+            floors = "" if inline_floor is None else (f"; core: core-echo paced as Godot, I/O thread; inline floor "
+                                                      f"{fmt(inline_floor.get('proc_us'), ' µs')}")
+            self.row(f"whole-process CPU per echoed message ({pacing}{floors})", a.get("proc_us"), i.get("proc_us"),
+                     b.get("proc_us"), core.get("proc_us"), " µs", target, met)
 
     @staticmethod
     def echo_target(size, n, unpaced, a, i, b, core):
@@ -492,6 +512,7 @@ def main():
         part()
     cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), platform.processor())
     mem = next((l.split(":", 1)[1].strip() for l in open("/proc/meminfo") if l.startswith("MemTotal")), "?")
+    import tick
     header = f"""# Benchmarks
 
 Command: `{args.command}` ({'smoke run: tiny scale, figures not meaningful' if args.smoke else 'full run'}),
@@ -502,7 +523,9 @@ The load generator (`wsload`) and the servers share these cores.
 (a) this addon with its I/O thread (the default `io_mode`), (i) this addon with inline I/O
 (`io_mode = IO_MODE_INLINE`: `poll()` does the socket work), (b) Godot's stock `TCPServer` +
 `WebSocketPeer` server, all running `godot-project/bench/bench_server.gd` in the same Godot binary;
-(c) `core-echo`, the same logic on the Rust core without Godot (the better of its two I/O modes).
+(c) `core-echo`, the same logic on the Rust core without Godot (the better of its two I/O modes;
+in the paced CPU rows, paced as headless Godot: `--frame-usec {GODOT_FRAME_USEC}`, the I/O-thread run
+in the column and the inline run in the label).
 Targets are issue 10's; "best" is the best of (a), (i) and, in the unpaced plain echo rows, (a) with
 `busy_poll_usec = {BUSY_POLL_USEC}` (the I/O thread polls without sleeping until the game answers, up to
 that long; shown in a row of its own under each). Paced: headless Godot's default frame pacing (~145 frames/s);
@@ -532,7 +555,10 @@ the `MultiplayerPeer` API (`get_packet_peer`, `get_packet`, `set_target_peer`, `
 our server and of Godot's `WebSocketMultiplayerPeer`; it does not use RPCs (the load generator
 speaks WebSocket, not SceneMultiplayer's protocol). In multiplayer mode inline I/O polls a second
 time after sending the states, so that writing them is inside the measured tick (otherwise the
-server's deferred flush writes them after it; `send_messages` writes its own).
+server's deferred flush writes them after it; `send_messages` writes its own). Process CPU per
+player at the fixed loads ({', '.join(f'{n:,}' for n in tick.FIXED_LOADS)}) is the median of {tick.ROUNDS} rounds in which every
+server runs once in turn (one trial moved ±20-40 % between runs), beside the floor (`core-echo
+--mode tick`) and what the Godot servers take with no client at all (the engine's frames).
 
 """
     profile = (ROOT / "bench/profile.md").read_text()

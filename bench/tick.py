@@ -40,6 +40,8 @@ SERVERS = {
 CORE = {"core": [], "core_inline": ["--inline"]}
 # Loads every server holds (stock held 650-1,000 over our runs), at which each one's CPU per player is compared in the same run.
 FIXED_LOADS = (500, 800, 1000)
+# Rounds of every server at each of those loads (the rows show medians).
+ROUNDS = 3
 
 
 class TickServer(Proc):
@@ -254,18 +256,69 @@ def compressed(bench, plain, free_port, secs):
 def fixed_loads(bench, variant, names, free_port, secs):
     """Process CPU per player at loads every server holds, side by side in this run, beside the
     floor (core-echo's tick loop: the same socket work without Godot). CPU per player does not
-    depend on the load generator's share of the machine, as the number of players held does."""
+    depend on the load generator's share of the machine, as the number of players held does.
+    One trial of each server moved ±20-40 % between runs on this shared machine, so each N runs
+    `ROUNDS` rounds of every server in turn (alternating, so that a slow minute hits all of them)
+    and the row shows each one's median, with the spread of ours and stock in its label."""
+    rounds = 1 if bench.smoke else ROUNDS
+    every = (*names, "core", "core_inline")
+    idle = {k: idle_cpu(bench, k, free_port, secs) for k in (names[0], names[2])}
     for n in ((20,) if bench.smoke else FIXED_LOADS):
-        figs = {name: trial(bench, name, n, secs, free_port) for name in (*names, "core", "core_inline")}
-        per = {k: (f["server_cpu"] * 1e6 / n if f.get("server_cpu") is not None else None) for k, f in figs.items()}
-        a, i, b, c, ci = (per[k] for k in (*names, "core", "core_inline"))
+        runs = {name: [] for name in every}
+        for _ in range(rounds):
+            for name in every:
+                runs[name].append(trial(bench, name, n, secs, free_port))
+        per = {k: median([f["server_cpu"] * 1e6 / n for f in figs if f.get("server_cpu") is not None])
+               for k, figs in runs.items()}
+        a, i, b, c, ci = (per[k] for k in every)
         ok = lambda x, share, floor: x is not None and b and floor and (x <= share * b or x <= 1.3 * floor)
-        held = ", ".join(f"{k}" for k in (*names, "core", "core_inline") if not figs[k].get("ok"))
-        bench.row(f"tick benchmark, {variant}: process CPU per player at N = {n} (µs per second; core: the "
-                  f"threaded floor, inline floor {fmt_us(ci)})" + (f" (not held: {held})" if held else ""),
+        held = ", ".join(k for k in every if not all(f.get("ok") for f in runs[k]))
+        spread = "; ".join(f"{k} {spread_us(runs[k], n)}" for k in (names[0], names[2])) if rounds > 1 else ""
+        bench.row(f"tick benchmark, {variant}: process CPU per player at N = {n} (µs per second"
+                  + (f", median of {rounds} rounds ({spread})" if spread else "")
+                  + f"; core: the threaded floor, inline floor {fmt_us(ci)}{idle_note(idle, names, n)})"
+                  + (f" (not held: {held})" if held else ""),
                   a, i, b, c, " µs",
                   None if bench.smoke else "≤ 0.4× stock or ≤ 1.3× core (I/O thread); ≤ 0.6× stock or ≤ 1.3× the inline floor (inline)",
                   None if bench.smoke else bool(ok(a, 0.4, c) and ok(i, 0.6, ci)))
+
+
+def idle_cpu(bench, name, free_port, secs):
+    """Process CPU (ms per second) of server `name` with no client: for the Godot servers, the
+    engine's own frames, which every Godot server pays and the core's floor does not."""
+    server = start(bench.godot, bench.bindir, name, free_port())
+    try:
+        time.sleep(secs + 1.5)
+        lines = list(server.stats)
+    finally:
+        server.stop()
+    if len(lines) < 2:
+        return None
+    first, last = lines[1 if len(lines) > 2 else 0], lines[-1]  # (the first line may include the start-up)
+    return (last["cpu"] - first["cpu"]) * 10 / max(last["time"] - first["time"], 1e-9)
+
+
+def idle_note(idle, names, n):
+    """What the Godot servers cost with no client, beside the CPU per player of a row."""
+    ours, stock = idle[names[0]], idle[names[2]]
+    if ours is None or stock is None:
+        return ""
+    return (f"; with no client, {names[0]} takes {ours:.0f} ms/s and {names[2]} {stock:.0f} ms/s (Godot's frames), "
+            f"{ours * 1000 / n:.0f} µs per player at this N")
+
+
+def median(xs):
+    xs = sorted(xs)
+    if not xs:
+        return None
+    mid = len(xs) // 2
+    return xs[mid] if len(xs) % 2 else (xs[mid - 1] + xs[mid]) / 2
+
+
+def spread_us(figs, n):
+    """The lowest and highest process CPU per player of a server's rounds, e.g. "200-254 µs"."""
+    xs = [f["server_cpu"] * 1e6 / n for f in figs if f.get("server_cpu") is not None]
+    return f"{min(xs):.0f}-{max(xs):.0f} µs" if xs else "–"
 
 
 def fmt_us(x):
