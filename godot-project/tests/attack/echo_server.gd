@@ -21,6 +21,8 @@
 ## (token: accept a request with "Authorization: Bearer good", or "token=good" in its query (what a
 ## browser can send), adding a Set-Cookie header; refuse others with 401; late: the same, decided 0.5 s later; never: no decision). A text message
 ## "whoami?" is answered with a JSON description of the client's request as the server sees it.
+## --batch: the batch API instead of data_received (queue_messages; take_messages, then
+## send_buffer), as a busy game would.
 ## STATS also has: requested, cancelled (upgrade_cancelled), accept_errors, refused_conns.
 extends Node
 
@@ -35,6 +37,7 @@ var refused := 0
 var no_read := false
 var no_reply := false
 var mp := false
+var batch := false
 var authorize := ""
 var requested := 0
 var cancelled := 0
@@ -88,7 +91,11 @@ func _ready() -> void:
 		server.ssl_certificate = load("res://tests/data/ecdsa.crt")
 	server.client_connected.connect(_on_connected)
 	server.client_disconnected.connect(_on_disconnected)
-	server.data_received.connect(_on_data)
+	batch = args.has("--batch")
+	if batch:
+		server.queue_messages = true
+	else:
+		server.data_received.connect(_on_data)
 	server.peer_connected.connect(func(id: int) -> void: _on_connected(id, "", ""))
 	server.peer_disconnected.connect(func(id: int) -> void: _on_disconnected(id, false))
 	if args.has("--http"):
@@ -160,6 +167,8 @@ func _process(_delta: float) -> void:
 	while not _decisions.is_empty() and _decisions[0][0] <= Time.get_ticks_msec():
 		var d: Array = _decisions.pop_front()
 		_decide(d[1], d[2])
+	if batch:
+		_echo_batch()
 	if mp:
 		while server.get_available_packet_count() > 0:
 			var from := server.get_packet_peer()
@@ -173,6 +182,16 @@ func _process(_delta: float) -> void:
 	if now >= _next_stats:
 		_next_stats = now + 200
 		_print_stats()
+
+
+func _echo_batch() -> void:
+	var taken := server.take_messages()
+	if taken.is_empty():
+		return
+	messages += taken.size()
+	bytes += taken.data.size()
+	var failed := server.send_buffer(taken.ids, taken.data, taken.offsets, WebSocketServerPeer.WRITE_MODE_BINARY, taken.text)
+	refused += failed.size()
 
 
 func _on_connected(id: int, _protocol: String, _resource: String) -> void:

@@ -22,6 +22,7 @@
 //! The game thread's side: [`server`] (`Server::listen`, `poll`/`next_signal` in Godot's order),
 //! [`peer_handle`] (send, read, close one peer), [`config`], [`error`].
 
+pub mod alloc;
 pub mod bus;
 pub mod channel;
 pub mod config;

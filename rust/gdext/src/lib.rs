@@ -21,3 +21,8 @@ unsafe impl ExtensionLibrary for WebSocketServerExtension {
         }
     }
 }
+
+/// Large buffers get pages of their own, handed back the moment they are freed (see
+/// `wss_core::alloc`); only this library's allocations, not the game's.
+#[global_allocator]
+static ALLOCATOR: wss_core::alloc::Allocator = wss_core::alloc::Allocator;

@@ -27,6 +27,10 @@ fn arg(name: &str, default: &str) -> String {
         .unwrap_or_else(|| default.to_string())
 }
 
+/// The addon's allocator, so that the floor allocates as the addon does.
+#[global_allocator]
+static ALLOCATOR: wss_core::alloc::Allocator = wss_core::alloc::Allocator;
+
 fn main() {
     let port: u16 = arg("--port", "0").parse().expect("--port");
     let mode = arg("--mode", "echo");
