@@ -19,6 +19,9 @@
 //! queues and wakes), [`io_state`] (stopping, failure, notices), [`peer`] (one peer's counters
 //! and pausing), [`stats`] (the server's statistics).
 //!
+//! The process: [`alloc`] (the global allocator the addon installs: large buffers mapped on
+//! their own, so that freed memory goes back to the system).
+//!
 //! The game thread's side: [`server`] (`Server::listen`, `poll`/`next_signal` in Godot's order),
 //! [`peer_handle`] (send, read, close one peer), [`config`], [`error`].
 
