@@ -92,7 +92,7 @@ def main():
                 root = roots.get(label, next(iter(roots.values())))
                 impl = "stock" if label == "stock" else "ours"
                 if args.kind == "tick":
-                    figs = tick_figures(godot, bindir, root, impl if impl == "stock" else "ours", args.players)
+                    figs = tick_figures(godot, bindir, root, impl, args.players)
                 else:
                     extra = ("--per-peer",) if args.kind == "perpeer" and impl == "ours" else ()
                     figs = echo_figures(godot, bindir, root, impl, extra)
