@@ -4,7 +4,7 @@
 //! with glibc. Elsewhere, and below the line, it is [`std::alloc::System`].
 //!
 //! Why: a burst of large messages (a thousand clients sending 1 MiB each) used to leave the
-//! process 16-40 MiB larger for good in about half of the runs, although every buffer had been
+//! process 7-42 MiB larger for good in 7 of 9 runs on one machine, although every buffer had been
 //! freed and `malloc_trim` had run (`bench/run.py --only memory`). glibc maps an allocation of
 //! 128 KiB or more on its own, but when such a mapping is freed it raises that line to the freed
 //! size (up to 32 MiB) and keeps twice as much free at the top of each thread's arena; from then
